@@ -1,0 +1,73 @@
+"""Every Prometheus metric of the pipeline, defined once here.
+
+Dashboards and alert rules in ``deploy/`` query these names; ``tests/deploy`` checks that every
+name they use is defined in this module.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+E2E_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+# front ---------------------------------------------------------------------------------
+HTTP_REQUESTS = Counter(
+    "ingest_http_requests_total", "HTTP requests answered, by route and status", ["route", "status"]
+)
+HTTP_REQUEST_SECONDS = Histogram(
+    "ingest_http_request_seconds", "Time to answer an HTTP request", ["route"],
+    buckets=LATENCY_BUCKETS,
+)
+ITEMS_ACKNOWLEDGED = Counter(
+    "ingest_items_acknowledged_total", "Items answered with 202 (durably queued)", ["kind"]
+)
+ITEMS_INVALID = Counter(
+    "ingest_items_invalid_total", "Items refused by the front's synchronous checks", ["code"]
+)
+BACKPRESSURE_RESPONSES = Counter(
+    "ingest_backpressure_responses_total", "503 answers because the broker could not confirm"
+)
+
+# publisher -----------------------------------------------------------------------------
+PUBLISH_SECONDS = Histogram(
+    "ingest_publish_seconds", "Time from publish to broker confirm, per message",
+    buckets=LATENCY_BUCKETS,
+)
+ITEMS_PER_MESSAGE = Histogram(
+    "ingest_items_per_message", "Items carried by one published message", ["kind"],
+    buckets=BATCH_BUCKETS,
+)
+PUBLISH_FAILURES = Counter(
+    "ingest_publish_failures_total", "Publishes that were not confirmed", ["reason"]
+)
+
+# workers -------------------------------------------------------------------------------
+MESSAGES_HANDLED = Counter(
+    "ingest_worker_messages_total", "Messages settled by workers, by how", ["result"]
+)
+ITEMS_PROCESSED = Counter(
+    "ingest_worker_items_total", "Items that reached an outcome, by kind, outcome and reason",
+    ["kind", "outcome", "reason"],
+)
+WORKER_BATCH_ITEMS = Histogram(
+    "ingest_worker_batch_items", "Items handled together in one message", buckets=BATCH_BUCKETS
+)
+STORE_WRITE_SECONDS = Histogram(
+    "ingest_store_write_seconds", "Time of one batch write to the store", buckets=LATENCY_BUCKETS
+)
+END_TO_END_SECONDS = Histogram(
+    "ingest_end_to_end_seconds", "Time from submission to outcome written", buckets=E2E_BUCKETS
+)
+ITEM_RETRIES = Counter(
+    "ingest_worker_item_retries_total", "Items sent back through a delay queue", ["reason"]
+)
+DEAD_LETTERS = Counter(
+    "ingest_worker_dead_letters_total", "Messages moved to the dead-letter queue", ["reason"]
+)
+TRANSIENT_FAILURES = Counter(
+    "ingest_worker_transient_failures_total", "Transient failures retried", ["dependency"]
+)
+WORKER_IN_FLIGHT = Gauge("ingest_worker_in_flight_messages", "Messages being handled now")
+QUEUE_DEPTH = Gauge("ingest_queue_depth_messages", "Messages waiting in ingest.jobs")

@@ -1,0 +1,100 @@
+"""Settings of every process, read once in ``main`` from the environment and passed down.
+
+Variables carry the ``INGEST_`` prefix, except the conventional ``AMQP_URL`` and ``MONGODB_URL``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from workers.queue.base import Topology
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore", frozen=True)
+
+    # backends ---------------------------------------------------------------------------
+    amqp_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AMQP_URL", "INGEST_AMQP_URL"),
+        description="RabbitMQ URL; unset in dev mode means the in-process memory queue",
+    )
+    mongodb_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MONGODB_URL", "INGEST_MONGODB_URL"),
+        description="MongoDB URL; unset means the embedded SQLite store under data_dir",
+    )
+    mongodb_database: str = Field(default="assoc_ingest", description="MongoDB database name")
+    data_dir: Path = Field(default=Path("var"), description="directory of the embedded store")
+
+    # queue topology ---------------------------------------------------------------------
+    topology_name: str = Field(default="ingest", description="base name of exchange and queues")
+    queue_type: Literal["quorum", "classic"] = Field(
+        default="quorum", description="type of the work queue"
+    )
+    queue_max_length: int = Field(
+        default=1_000_000, ge=1, description="messages in ingest.jobs before publishes are refused"
+    )
+
+    # front ------------------------------------------------------------------------------
+    host: str = Field(default="127.0.0.1", description="address the front listens on")
+    port: int = Field(default=8080, ge=0, le=65535, description="port the front listens on")
+    publish_timeout: float = Field(
+        default=5.0, gt=0, description="seconds to wait for a broker confirm before a 503"
+    )
+    publish_max_items: int = Field(
+        default=10_000, ge=1, description="items one coalesced message carries at most"
+    )
+    publish_max_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="bytes one coalesced message carries at most"
+    )
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, description="largest request body")
+    bulk_max_items: int = Field(default=10_000, description="items one bulk request may hold")
+    trust_gateway_headers: bool = Field(
+        default=False,
+        description="take user-id/groups headers from a trusted gateway instead of credentials",
+    )
+    api_key_cache_seconds: float = Field(
+        default=30.0, ge=0, description="how long a verified API key is cached in process"
+    )
+    jwt_secret: SecretStr | None = Field(default=None, description="HS256 secret for Bearer JWTs")
+    jwt_public_key: str | None = Field(
+        default=None, description="PEM public key for RS256/ES256 Bearer JWTs"
+    )
+    jwt_audience: str | None = Field(default=None, description="required JWT audience")
+    jwt_issuer: str | None = Field(default=None, description="required JWT issuer")
+
+    # workers ----------------------------------------------------------------------------
+    worker_concurrency: int = Field(default=4, ge=1, description="messages handled at once")
+    worker_prefetch: int = Field(default=16, ge=1, description="unacked messages per worker")
+    metrics_port: int = Field(default=9100, ge=0, le=65535, description="worker metrics port")
+    entity_wait: float = Field(
+        default=120.0, ge=0, description="seconds an item waits for a missing entity"
+    )
+    shutdown_timeout: float = Field(
+        default=30.0, ge=0, description="seconds to finish in-flight messages on SIGTERM"
+    )
+    entity_cache_size: int = Field(
+        default=200_000, ge=0, description="entity IDs a worker remembers as existing"
+    )
+    types_refresh_seconds: float = Field(
+        default=30.0, gt=0, description="how often custom association types are reloaded"
+    )
+    job_ttl: float = Field(default=7 * 24 * 3600.0, gt=0, description="seconds a job is kept")
+
+    # logs -------------------------------------------------------------------------------
+    log_level: str = Field(default="INFO", description="log level")
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="json, console, or auto (console on a terminal)"
+    )
+
+    def topology(self) -> Topology:
+        return Topology(
+            base=self.topology_name,
+            max_length=self.queue_max_length,
+            queue_type=self.queue_type,
+        )

@@ -1,0 +1,46 @@
+"""Time-ordered job IDs (UUIDv7, RFC 9562).
+
+Job records are keyed by these IDs; because the first 48 bits are a millisecond timestamp, new
+jobs append at the end of the store's index instead of landing at random places in it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+
+_lock = threading.Lock()
+_last_ms = 0
+_counter = 0
+
+
+def new_job_id() -> str:
+    """A new UUIDv7 as a lowercase hyphenated string; strictly increasing within a process."""
+    global _last_ms, _counter
+    with _lock:
+        now_ms = time.time_ns() // 1_000_000
+        if now_ms <= _last_ms:
+            # Same (or earlier) millisecond: keep order with the 12-bit counter in rand_a,
+            # borrowing the next millisecond when it runs out.
+            _counter += 1
+            if _counter > 0xFFF:
+                _last_ms += 1
+                _counter = 0
+            now_ms = _last_ms
+        else:
+            _last_ms = now_ms
+            _counter = int.from_bytes(os.urandom(2), "big") & 0x3FF
+        rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+        value = (now_ms & ((1 << 48) - 1)) << 80
+        value |= 0x7 << 76
+        value |= (_counter & 0xFFF) << 64
+        value |= 0b10 << 62
+        value |= rand_b
+    return str(uuid.UUID(int=value))
+
+
+def job_id_timestamp(job_id: str) -> float:
+    """The creation time (seconds since the epoch) encoded in a UUIDv7 job ID."""
+    return (uuid.UUID(job_id).int >> 80) / 1000.0

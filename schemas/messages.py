@@ -1,0 +1,111 @@
+"""The queue message envelope: what the front publishes and the workers consume.
+
+One AMQP message carries the items of many jobs from many users: the publisher packs concurrent
+requests of the same kind together. Each item therefore carries its own job ID, its index in that
+job, the job's item count, the submitting user and groups and the submission time.
+
+Wire format (JSON, UTF-8)::
+
+    {"v": 1, "kind": "association", "items": [{...}, {...}]}
+
+``encode_envelope`` joins already-encoded items without re-encoding them, so the publisher can
+bound a message by bytes cheaply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+SCHEMA_VERSION = 1
+
+
+class MessageKind(StrEnum):
+    ASSOCIATION = "association"
+    ASSOCIATION_DELETE = "association_delete"
+    ENTITY = "entity"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ItemMeta(_Frozen):
+    """Where an item comes from; the same fields on every kind of item."""
+
+    job: str = Field(description="job ID (UUIDv7) the item belongs to")
+    index: int = Field(ge=0, description="position of the item in its job")
+    total: int = Field(ge=1, description="number of items in the job")
+    user: str = Field(description="submitting user")
+    groups: tuple[str, ...] = Field(default=(), description="submitting user's groups")
+    submitted_at: float = Field(description="submission time, seconds since the epoch")
+
+
+class AssociationItem(ItemMeta):
+    """Create (kind ``association``) or remove (kind ``association_delete``) one association."""
+
+    entity_id: str
+    related_id: str
+    association_type: str | None = None
+
+
+class EntityRecord(_Frozen):
+    """An entity as stored: the ID is computed by the front from the normalised main attribute."""
+
+    id: str
+    type: str
+    attributes: dict[str, Any]
+    reputation: int | None = None
+    tags: tuple[str, ...] = ()
+    visible_by: tuple[str, ...] = ()
+
+
+class EntityLink(_Frozen):
+    """An association implied by nesting, already oriented primary -> non-primary."""
+
+    entity_id: str
+    related_id: str
+    association_type: str
+
+
+class EntityItem(ItemMeta):
+    """One submitted entity with its nested children (flattened) and the links they imply."""
+
+    entity: EntityRecord
+    children: tuple[EntityRecord, ...] = ()
+    links: tuple[EntityLink, ...] = ()
+
+
+class AssociationMessage(_Frozen):
+    v: Literal[1] = SCHEMA_VERSION
+    kind: Literal[MessageKind.ASSOCIATION, MessageKind.ASSOCIATION_DELETE]
+    items: tuple[AssociationItem, ...]
+
+
+class EntityMessage(_Frozen):
+    v: Literal[1] = SCHEMA_VERSION
+    kind: Literal[MessageKind.ENTITY]
+    items: tuple[EntityItem, ...]
+
+
+JobMessage = Annotated[AssociationMessage | EntityMessage, Field(discriminator="kind")]
+_JOB_MESSAGE: TypeAdapter[AssociationMessage | EntityMessage] = TypeAdapter(JobMessage)
+
+
+def encode_item(item: ItemMeta) -> bytes:
+    """One item as the JSON bytes the envelope carries."""
+    return item.model_dump_json(exclude_defaults=False).encode()
+
+
+def encode_envelope(kind: MessageKind, encoded_items: Sequence[bytes]) -> bytes:
+    """An envelope around items already encoded with ``encode_item``."""
+    head = b'{"v":%d,"kind":"%s","items":[' % (SCHEMA_VERSION, kind.value.encode())
+    return head + b",".join(encoded_items) + b"]}"
+
+
+def decode_message(body: bytes) -> AssociationMessage | EntityMessage:
+    """Parse and validate a message body; raises ``pydantic.ValidationError`` when it is not one."""
+    return _JOB_MESSAGE.validate_json(body)

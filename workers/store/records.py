@@ -1,0 +1,213 @@
+"""Plain records that cross the ``Store`` interface (no driver types leak through it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from schemas.messages import EntityRecord
+
+__all__ = [
+    "ApiKeyRecord",
+    "AssociationRecord",
+    "BatchResult",
+    "CustomTypeRecord",
+    "Direction",
+    "EdgeDelete",
+    "EdgeWrite",
+    "EntityRecord",
+    "EntityWrite",
+    "ItemError",
+    "ItemKey",
+    "JobHeader",
+    "JobStatus",
+    "Outcome",
+    "PresetOutcome",
+    "StoredEntity",
+    "WriteBatch",
+]
+
+
+class Outcome(StrEnum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    DELETED = "deleted"
+    NOT_FOUND = "not_found"
+    REJECTED = "rejected"
+
+
+class Direction(StrEnum):
+    OUT = "out"
+    IN = "in"
+    BOTH = "both"
+
+
+ItemKey = tuple[str, int]
+"""(job ID, index of the item in its job): the identity of one submitted item."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobHeader:
+    """What is known of a job when its first item is written (inserted once, never changed)."""
+
+    job_id: str
+    kind: str
+    owner: str
+    groups: tuple[str, ...]
+    total: int
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeWrite:
+    """Upsert one association; its outcome is ``stored`` when the record or the type name is
+    new, ``duplicate`` otherwise (then ``lastSeen`` and ``submissions`` are refreshed)."""
+
+    key: ItemKey
+    association_id: str
+    entity_id: str
+    related_id: str
+    entity_type: str
+    related_type: str
+    association_type: str
+    file_action: bool
+    created_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeDelete:
+    """Remove one association type from a pair (all types when ``association_type`` is None);
+    the record goes when no type is left. Outcome ``deleted`` or ``not_found``."""
+
+    key: ItemKey
+    association_id: str
+    association_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EntityWrite:
+    """Upsert an entity (and its nested children); outcome ``stored`` when the main entity is
+    new, ``duplicate`` when it existed (attributes merged, tags unioned, ``lastSeen`` set)."""
+
+    key: ItemKey
+    entities: tuple[EntityRecord, ...]
+    edges: tuple[EdgeWrite, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PresetOutcome:
+    """An outcome the worker decided without writing (a rejection)."""
+
+    key: ItemKey
+    outcome: Outcome
+    code: str | None = None
+    message: str | None = None
+
+
+@dataclass(slots=True)
+class WriteBatch:
+    """Everything one message changes, written in one store round trip where the store can.
+
+    Items whose key already has an outcome in the store (a redelivered message) are skipped
+    and keep the outcome they had: writing a batch twice changes nothing the second time.
+    """
+
+    now: float
+    jobs: list[JobHeader] = field(default_factory=list)
+    edges: list[EdgeWrite] = field(default_factory=list)
+    deletes: list[EdgeDelete] = field(default_factory=list)
+    entities: list[EntityWrite] = field(default_factory=list)
+    preset: list[PresetOutcome] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    outcomes: dict[ItemKey, Outcome]
+    skipped: frozenset[ItemKey] = frozenset()
+    """Keys that already had an outcome before this batch (redelivered items)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ItemError:
+    index: int
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    job_id: str
+    kind: str
+    owner: str
+    groups: tuple[str, ...]
+    total: int
+    created_at: float
+    counts: dict[str, int]
+    errors: list[ItemError]
+    updated_at: float | None
+
+    @property
+    def processed(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def status(self) -> str:
+        """``queued`` before any outcome, ``processing`` while some are missing, then ``done``,
+        or ``failed`` when every item was rejected."""
+        done = self.processed
+        if done == 0:
+            return "queued"
+        if done < self.total:
+            return "processing"
+        if self.counts.get(Outcome.REJECTED, 0) == self.total:
+            return "failed"
+        return "done"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntity:
+    id: str
+    type: str
+    attributes: dict[str, Any]
+    reputation: int | None
+    tags: tuple[str, ...]
+    visible_by: tuple[str, ...]
+    created_at: float
+    last_seen: float
+
+
+@dataclass(frozen=True, slots=True)
+class AssociationRecord:
+    id: str
+    entity_id: str
+    related_id: str
+    entity_type: str
+    related_type: str
+    association_types: tuple[str, ...]
+    file_action: bool
+    created_at: float
+    last_seen: float
+    submissions: int
+    created_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    key_id: str
+    secret_digest: str
+    user_id: str
+    roles: tuple[str, ...]
+    groups: tuple[str, ...]
+    created_at: float
+    expires_at: float | None
+    revoked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CustomTypeRecord:
+    name: str
+    primary: str
+    non_primary: tuple[str, ...]
+    file_action: bool
+    created_at: float
