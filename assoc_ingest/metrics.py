@@ -17,7 +17,9 @@ HTTP_REQUESTS = Counter(
     "ingest_http_requests_total", "HTTP requests answered, by route and status", ["route", "status"]
 )
 HTTP_REQUEST_SECONDS = Histogram(
-    "ingest_http_request_seconds", "Time to answer an HTTP request", ["route"],
+    "ingest_http_request_seconds",
+    "Time to answer an HTTP request",
+    ["route"],
     buckets=LATENCY_BUCKETS,
 )
 ITEMS_ACKNOWLEDGED = Counter(
@@ -32,11 +34,14 @@ BACKPRESSURE_RESPONSES = Counter(
 
 # publisher -----------------------------------------------------------------------------
 PUBLISH_SECONDS = Histogram(
-    "ingest_publish_seconds", "Time from publish to broker confirm, per message",
+    "ingest_publish_seconds",
+    "Time from publish to broker confirm, per message",
     buckets=LATENCY_BUCKETS,
 )
 ITEMS_PER_MESSAGE = Histogram(
-    "ingest_items_per_message", "Items carried by one published message", ["kind"],
+    "ingest_items_per_message",
+    "Items carried by one published message",
+    ["kind"],
     buckets=BATCH_BUCKETS,
 )
 PUBLISH_FAILURES = Counter(
@@ -48,7 +53,8 @@ MESSAGES_HANDLED = Counter(
     "ingest_worker_messages_total", "Messages settled by workers, by how", ["result"]
 )
 ITEMS_PROCESSED = Counter(
-    "ingest_worker_items_total", "Items that reached an outcome, by kind, outcome and reason",
+    "ingest_worker_items_total",
+    "Items that reached an outcome, by kind, outcome and reason",
     ["kind", "outcome", "reason"],
 )
 WORKER_BATCH_ITEMS = Histogram(

@@ -1,0 +1,288 @@
+"""Pydantic models of the HTTP bodies of SPEC §3, with the camelCase names used on the wire.
+
+Request bodies forbid unknown fields; field descriptions feed ``/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.catalogue import EntityType, Kind, NormalisationError
+from schemas.rules import AssociationType, Rejection
+
+DEFAULT_NESTED_MODE = "aggregation"
+"""ThreatWinds' association mode of a nested entity when the client gives none."""
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- requests ---------------------------------------------------------------------------------
+
+
+class AssociationBody(_Request):
+    """One association, ``entityID`` (primary end) -> ``relatedEntityID`` (non-primary end)."""
+
+    entityID: str = Field(
+        max_length=256, description="ID of the primary entity: <type>-<64 lowercase hex digits>"
+    )
+    relatedEntityID: str = Field(
+        max_length=256, description="ID of the non-primary entity: <type>-<64 lowercase hex>"
+    )
+    associationType: str | None = Field(
+        default=None,
+        max_length=256,
+        description="name of the association type (case-insensitive); required only when "
+        "several types fit the two entities",
+    )
+
+
+class NestedEntity(_Request):
+    """A child entity created with its parent and associated with it (either orientation)."""
+
+    mode: str = Field(
+        default=DEFAULT_NESTED_MODE,
+        max_length=64,
+        description="ThreatWinds' association mode (e.g. 'aggregation'); kept for "
+        "compatibility, the association type is matched from the two entity types",
+    )
+    type: str = Field(max_length=64, description="entity type, e.g. 'ip', 'domain', 'sha256'")
+    attributes: dict[str, Any] = Field(
+        description="attributes; must include the main attribute, named like the type"
+    )
+    associations: list[NestedEntity] = Field(
+        default_factory=list, description="children of this entity, to any depth"
+    )
+
+
+class EntityBody(_Request):
+    """An entity as ThreatWinds' ``POST /entity`` takes it, with nested children."""
+
+    type: str = Field(max_length=64, description="entity type, e.g. 'ip', 'domain', 'url'")
+    attributes: dict[str, Any] = Field(
+        description="attributes; must include the main attribute, named like the type"
+    )
+    associations: list[NestedEntity] = Field(
+        default_factory=list, description="child entities to create and associate"
+    )
+    reputation: int | None = Field(
+        default=None, ge=-3, le=3, description="-3 (malicious) to 3 (benign); 0 is neutral"
+    )
+    tags: list[str] = Field(default_factory=list, description="free labels")
+    visibleBy: list[str] = Field(default_factory=list, description="groups that may see the entity")
+    correlate: list[str] = Field(
+        default_factory=list,
+        description="accepted for ThreatWinds compatibility; not used",
+    )
+
+
+class AssociationTypeBody(_Request):
+    """A custom association type or File Action (``PUT /association-types/{name}``)."""
+
+    primary: Kind = Field(description="kind of the primary end")
+    nonPrimary: list[Kind] = Field(min_length=1, description="kinds allowed at the other end")
+    fileAction: bool = Field(default=False, description="a File Action (primary must then be File)")
+
+
+def entity_main_value(body: EntityBody | NestedEntity) -> str:
+    """The main attribute (``attributes[type]``) as text, ready for ``normalise``.
+
+    Numbers are accepted and written in decimal (``15169`` -> "15169"); raises
+    ``NormalisationError`` when the attribute is missing or is not a string or a number.
+    """
+    value = body.attributes.get(body.type)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if value is None:
+        reason = f"attributes must include the main attribute {body.type!r}"
+    else:
+        reason = f"the main attribute {body.type!r} must be a string or a number"
+    raise NormalisationError(body.type, reason)
+
+
+# ---- responses --------------------------------------------------------------------------------
+
+
+class AckResponse(_Response):
+    """A write was durably queued (the broker confirmed it)."""
+
+    message: Literal["acknowledged"] = Field(default="acknowledged", description="always so")
+    jobID: str = Field(description="ID of the job; poll GET /jobs/{jobID}")
+
+
+class EntityAckResponse(AckResponse):
+    """An entity was queued; ``entityID`` is its content-addressed ID."""
+
+    entityID: str = Field(description="ID of the submitted (top-level) entity")
+
+
+class BulkErrorDetail(_Response):
+    code: str = Field(description="snake_case reason code, e.g. association_not_allowed")
+    message: str = Field(description="what is wrong, in a sentence")
+
+
+class BulkItemError(_Response):
+    """A bulk item refused at the front, by its position in the request."""
+
+    index: int = Field(ge=0, description="0-based position of the item in the request")
+    error: BulkErrorDetail
+
+
+class BulkAckResponse(AckResponse):
+    """A bulk request: the valid items were queued as one job, the others are listed."""
+
+    accepted: int = Field(ge=0, description="number of items queued")
+    rejected: list[BulkItemError] = Field(default_factory=list, description="items refused at once")
+
+
+class ErrorDetail(_Response):
+    code: str = Field(description="snake_case reason code")
+    message: str = Field(description="what is wrong, in a sentence (also in x-error)")
+    errorID: str = Field(description="UUID of this error (also in x-error-id), for support")
+    errCode: str | None = Field(
+        default=None, description="ThreatConnect code; '0x1001' for association_not_allowed"
+    )
+    candidates: list[str] | None = Field(
+        default=None, description="fitting association types of an ambiguous request"
+    )
+
+    @classmethod
+    def from_rejection(cls, rejection: Rejection, error_id: str) -> ErrorDetail:
+        """The error detail answering a matching ``Rejection``."""
+        return cls(
+            code=rejection.code.value,
+            message=rejection.message,
+            errorID=error_id,
+            errCode=rejection.err_code,
+            candidates=list(rejection.candidates) or None,
+        )
+
+
+class ErrorBody(_Response):
+    """The body of every non-2xx response; dump with ``exclude_none=True``."""
+
+    error: ErrorDetail
+
+
+class JobCounts(_Response):
+    """How many items of a job reached each outcome so far."""
+
+    stored: int = 0
+    duplicate: int = 0
+    deleted: int = 0
+    not_found: int = 0
+    rejected: int = 0
+
+
+class JobItemError(_Response):
+    index: int = Field(ge=0, description="position of the item in its job")
+    code: str = Field(description="rejection code")
+    message: str = Field(description="why the item was rejected")
+
+
+class JobStatusResponse(_Response):
+    """Progress of a job (``GET /jobs/{jobID}``)."""
+
+    jobID: str
+    status: Literal["queued", "processing", "done", "failed"]
+    kind: str = Field(description="association, association_delete or entity")
+    total: int = Field(ge=0, description="number of items in the job")
+    counts: JobCounts
+    errors: list[JobItemError] = Field(default_factory=list, description="up to 100 rejected items")
+    createdAt: datetime
+    updatedAt: datetime
+
+
+class EntityResponse(_Response):
+    """A stored entity (``GET /entity/{id}``)."""
+
+    id: str
+    type: str
+    attributes: dict[str, Any]
+    reputation: int | None = None
+    tags: list[str] = Field(default_factory=list)
+    visibleBy: list[str] = Field(default_factory=list)
+    createdAt: datetime
+    lastSeen: datetime
+
+
+class OtherEntity(_Response):
+    """The entity at the other end of an association, as a listing shows it."""
+
+    id: str
+    type: str
+    summary: str | None = Field(default=None, description="its main attribute, when stored")
+
+
+class AssociationItemResponse(_Response):
+    """One association seen from the entity that was asked about."""
+
+    id: str = Field(description="association ID: sha3_256 hex of entityID + relatedEntityID")
+    entityID: str = Field(description="primary end")
+    relatedEntityID: str = Field(description="non-primary end")
+    direction: Literal["out", "in"] = Field(
+        description="'out' when the asked entity is the primary end"
+    )
+    otherEntity: OtherEntity
+    associationName: str = Field(description="the (first) association type name")
+    associationNames: list[str] = Field(description="every type name on this pair")
+    fileAction: bool
+    createdAt: datetime
+    lastSeen: datetime
+    submissions: int = Field(ge=0, description="how many times it was submitted")
+
+
+class AssociationListResponse(_Response):
+    items: list[AssociationItemResponse]
+    nextCursor: str | None = Field(default=None, description="pass as ?cursor= for more")
+
+
+class AssociationTypeResponse(_Response):
+    """An association type or File Action (``GET /association-types``)."""
+
+    name: str
+    primary: Kind
+    nonPrimary: list[Kind]
+    fileAction: bool
+    custom: bool
+
+    @classmethod
+    def from_type(cls, association_type: AssociationType) -> AssociationTypeResponse:
+        return cls(
+            name=association_type.name,
+            primary=association_type.primary,
+            nonPrimary=sorted(association_type.non_primary),
+            fileAction=association_type.file_action,
+            custom=association_type.custom,
+        )
+
+
+class DefinitionResponse(_Response):
+    """One entry of the entity type catalogue (``GET /definitions``)."""
+
+    type: str
+    dataType: str
+    kind: Kind | None = Field(description="matrix kind; null when it cannot be associated")
+    description: str
+
+    @classmethod
+    def from_entity_type(cls, row: EntityType) -> DefinitionResponse:
+        return cls(
+            type=row.name,
+            dataType=row.data_type.value,
+            kind=row.kind,
+            description=row.description,
+        )

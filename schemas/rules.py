@@ -1,0 +1,285 @@
+"""The association matrix: association types, File Actions and matching (SPEC §2).
+
+``AssociationRules.match`` decides from two entity IDs' type prefixes alone whether (and as
+which type) they can be associated primary -> non-primary; it runs for every submitted item,
+so the (primary kind, non-primary kind) -> candidates table is computed once per rule set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from schemas.catalogue import CATALOGUE, Kind
+
+NOT_ALLOWED_ERR_CODE = "0x1001"
+NOT_ALLOWED_MESSAGE = "Association cannot be applied to the indicator types."
+MAX_TYPE_NAME_LENGTH = 128
+
+
+@dataclass(frozen=True, slots=True)
+class AssociationType:
+    """A named, directed association: ``primary`` kind -> any of the ``non_primary`` kinds.
+
+    File Actions (``file_action``) always have primary ``File``; ``custom`` types were added by
+    an administrator and can be removed again, the defaults cannot.
+    """
+
+    name: str
+    primary: Kind
+    non_primary: frozenset[Kind]
+    file_action: bool
+    custom: bool = False
+
+    def __post_init__(self) -> None:
+        # Accept kind names as plain strings; raises ValueError for an unknown kind.
+        object.__setattr__(self, "primary", Kind(self.primary))
+        object.__setattr__(self, "non_primary", frozenset(Kind(k) for k in self.non_primary))
+
+    def fits(self, primary: Kind | None, related: Kind | None) -> bool:
+        """Whether an entity of kind ``primary`` may be this type's primary end and one of kind
+        ``related`` its non-primary end."""
+        return primary == self.primary and related in self.non_primary
+
+
+def _default(
+    name: str, primary: Kind, *non_primary: Kind, file_action: bool = False
+) -> AssociationType:
+    return AssociationType(name, primary, frozenset(non_primary), file_action)
+
+
+_K = Kind
+DEFAULT_ASSOCIATION_TYPES: tuple[AssociationType, ...] = (
+    _default("Address to User Agent", _K.ADDRESS, _K.USER_AGENT),
+    _default("ASN to Address", _K.ASN, _K.ADDRESS),
+    _default("ASN to CIDR", _K.ASN, _K.CIDR),
+    _default("CIDR to Address", _K.CIDR, _K.ADDRESS),
+    _default("DNS PTR Record", _K.ADDRESS, _K.HOST),
+    _default("Domain Registrant Email", _K.HOST, _K.EMAIL_ADDRESS),
+    _default("File Download", _K.URL, _K.FILE),
+    _default("URL Host", _K.URL, _K.HOST, _K.ADDRESS),
+    _default("File Archive", _K.FILE, _K.FILE, file_action=True),
+    _default("File DNS Query", _K.FILE, _K.HOST, file_action=True),
+    _default("File Drop", _K.FILE, _K.FILE, file_action=True),
+    _default("File Traffic", _K.FILE, _K.ADDRESS, _K.HOST, _K.URL, file_action=True),
+    _default("File Mutex", _K.FILE, _K.MUTEX, file_action=True),
+    _default("File Registry Key", _K.FILE, _K.REGISTRY_KEY, file_action=True),
+    _default("File User Agent", _K.FILE, _K.USER_AGENT, file_action=True),
+)
+"""The association types and File Actions every deployment has; they cannot be removed."""
+
+
+class RejectionCode(StrEnum):
+    ENTITY_NOT_FOUND = "entity_not_found"
+    ASSOCIATION_NOT_ALLOWED = "association_not_allowed"
+    AMBIGUOUS_ASSOCIATION_TYPE = "ambiguous_association_type"
+    UNKNOWN_ASSOCIATION_TYPE = "unknown_association_type"
+    SELF_ASSOCIATION = "self_association"
+    INVALID_ENTITY = "invalid_entity"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why an association cannot be made: a permanent answer, never retried.
+
+    ``err_code`` is ThreatConnect's code ("0x1001" for ``association_not_allowed``);
+    ``candidates`` lists the fitting type names (sorted) of an ambiguous request.
+    """
+
+    code: RejectionCode
+    message: str
+    err_code: str | None = None
+    candidates: tuple[str, ...] = field(default=())
+
+
+NOT_ALLOWED = Rejection(
+    RejectionCode.ASSOCIATION_NOT_ALLOWED, NOT_ALLOWED_MESSAGE, NOT_ALLOWED_ERR_CODE
+)
+SELF_ASSOCIATION = Rejection(
+    RejectionCode.SELF_ASSOCIATION, "An entity cannot be associated with itself."
+)
+
+
+class InvalidAssociationType(ValueError):
+    """A custom association type definition that cannot be added."""
+
+    code = "invalid_association_type"
+
+
+def _fold(name: str) -> str:
+    return name.strip().casefold()
+
+
+def _kind_of_id(eid: str) -> Kind | Rejection | None:
+    """The kind of an entity ID's type, None for a kind-less type, a Rejection if no ID."""
+    if len(eid) > 65 and eid[-65] == "-":
+        row = CATALOGUE.get(eid[:-65])
+        if row is not None:
+            return row.kind
+    return Rejection(RejectionCode.INVALID_ENTITY, f"{eid[:100]!r} is not an entity ID.")
+
+
+class AssociationRules:
+    """The default types plus ``custom`` ones, and how a pair of entities is matched to them.
+
+    Raises ``InvalidAssociationType`` when two types share a name (compared case-insensitively).
+    Instances are immutable; build a new one when the custom types change.
+    """
+
+    def __init__(self, custom: Iterable[AssociationType] = ()) -> None:
+        self.types: tuple[AssociationType, ...] = (*DEFAULT_ASSOCIATION_TYPES, *custom)
+        self._by_name: dict[str, AssociationType] = {}
+        pairs: dict[tuple[Kind, Kind], list[AssociationType]] = {}
+        for association_type in self.types:
+            key = _fold(association_type.name)
+            if key in self._by_name:
+                raise InvalidAssociationType(
+                    f"two association types are named {association_type.name!r}"
+                )
+            self._by_name[key] = association_type
+            for related in association_type.non_primary:
+                pairs.setdefault((association_type.primary, related), []).append(association_type)
+        self._by_pair: dict[tuple[Kind, Kind], tuple[AssociationType, ...]] = {
+            pair: tuple(sorted(found, key=lambda t: t.name)) for pair, found in pairs.items()
+        }
+
+    def get(self, name: str) -> AssociationType | None:
+        """The type called ``name`` (case-insensitive, surrounding spaces ignored), or None."""
+        return self._by_name.get(_fold(name))
+
+    def candidates(self, primary: Kind | None, related: Kind | None) -> tuple[AssociationType, ...]:
+        """Every type (sorted by name) that allows ``primary`` -> ``related``."""
+        if primary is None or related is None:
+            return ()
+        return self._by_pair.get((primary, related), ())
+
+    def match(
+        self, entity_id: str, related_id: str, type_name: str | None = None
+    ) -> AssociationType | Rejection:
+        """The type of the association ``entity_id`` (primary) -> ``related_id`` (non-primary).
+
+        In order: equal IDs -> ``self_association``; an ID that is not one ->
+        ``invalid_entity``; a ``type_name`` that names no type -> ``unknown_association_type``;
+        a named type whose kinds do not fit, or no type fitting the pair of kinds ->
+        ``association_not_allowed`` (err_code 0x1001); several fitting types and none named
+        -> ``ambiguous_association_type`` with the candidates.
+        """
+        if entity_id == related_id:
+            return SELF_ASSOCIATION
+        primary = _kind_of_id(entity_id)
+        if isinstance(primary, Rejection):
+            return primary
+        related = _kind_of_id(related_id)
+        if isinstance(related, Rejection):
+            return related
+        if type_name is not None:
+            named = self._named(type_name)
+            if isinstance(named, Rejection) or named.fits(primary, related):
+                return named
+            return NOT_ALLOWED
+        return self._choose(self.candidates(primary, related))
+
+    def match_nested(
+        self, parent_id: str, child_id: str, type_name: str | None = None
+    ) -> tuple[AssociationType, str, str] | Rejection:
+        """Match a nested child to its parent in either orientation.
+
+        Returns ``(type, primary_id, related_id)``. A named type is tried parent -> child
+        first (so the parent stays primary when both fit), then child -> parent. Without a
+        name, the types fitting either orientation are pooled: exactly one is chosen, several
+        are ``ambiguous_association_type`` (candidates of both orientations). Other
+        rejections are as for ``match``.
+        """
+        if type_name is not None:
+            forward = self.match(parent_id, child_id, type_name)
+            if isinstance(forward, AssociationType):
+                return forward, parent_id, child_id
+            if forward.code is not RejectionCode.ASSOCIATION_NOT_ALLOWED:
+                return forward
+            backward = self.match(child_id, parent_id, type_name)
+            return (
+                (backward, child_id, parent_id)
+                if isinstance(backward, AssociationType)
+                else forward
+            )
+        if parent_id == child_id:
+            return SELF_ASSOCIATION
+        parent_kind, child_kind = _kind_of_id(parent_id), _kind_of_id(child_id)
+        if isinstance(parent_kind, Rejection):
+            return parent_kind
+        if isinstance(child_kind, Rejection):
+            return child_kind
+        down = self.candidates(parent_kind, child_kind)
+        up = self.candidates(child_kind, parent_kind) if parent_kind != child_kind else ()
+        if len(down) + len(up) == 1:
+            return (down[0], parent_id, child_id) if down else (up[0], child_id, parent_id)
+        if not down and not up:
+            return NOT_ALLOWED
+        return _ambiguous(tuple(sorted((*down, *up), key=lambda t: t.name)))
+
+    def _named(self, type_name: str) -> AssociationType | Rejection:
+        found = self.get(type_name)
+        if found is None:
+            return Rejection(
+                RejectionCode.UNKNOWN_ASSOCIATION_TYPE,
+                f"There is no association type named {type_name.strip()[:128]!r}.",
+            )
+        return found
+
+    @staticmethod
+    def _choose(candidates: tuple[AssociationType, ...]) -> AssociationType | Rejection:
+        if len(candidates) == 1:
+            return candidates[0]
+        return _ambiguous(candidates) if candidates else NOT_ALLOWED
+
+
+def _ambiguous(candidates: tuple[AssociationType, ...]) -> Rejection:
+    names = tuple(t.name for t in candidates)
+    return Rejection(
+        RejectionCode.AMBIGUOUS_ASSOCIATION_TYPE,
+        f"Several association types fit these entities; name one of: {', '.join(names)}.",
+        candidates=names,
+    )
+
+
+def _kind(value: str | Kind) -> Kind:
+    if isinstance(value, Kind):
+        return value
+    for kind in Kind:
+        if kind.value.casefold() == str(value).strip().casefold():
+            return kind
+    raise InvalidAssociationType(
+        f"{value!r} is not a kind; use one of: {', '.join(k.value for k in Kind)}"
+    )
+
+
+def validate_custom_type(
+    name: str,
+    primary: str | Kind,
+    non_primary: Iterable[str | Kind],
+    file_action: bool,
+    rules: AssociationRules,
+) -> AssociationType:
+    """A new custom type, checked against ``rules``; raises ``InvalidAssociationType``.
+
+    The name is trimmed and must be 1 to 128 printable characters, unique case-insensitively
+    among all existing types; kinds are ``Kind`` values (case-insensitive); at least one
+    non-primary kind; a File Action must have primary ``File``.
+    """
+    clean = name.strip() if isinstance(name, str) else ""
+    if not 1 <= len(clean) <= MAX_TYPE_NAME_LENGTH:
+        raise InvalidAssociationType(
+            f"the name must be 1 to {MAX_TYPE_NAME_LENGTH} characters long"
+        )
+    if not clean.isprintable():
+        raise InvalidAssociationType("the name must not contain control characters")
+    if rules.get(clean) is not None:
+        raise InvalidAssociationType(f"an association type named {clean!r} already exists")
+    primary_kind = _kind(primary)
+    related = frozenset(_kind(kind) for kind in non_primary)
+    if not related:
+        raise InvalidAssociationType("at least one non-primary kind is required")
+    if file_action and primary_kind is not Kind.FILE:
+        raise InvalidAssociationType("a File Action must have primary kind File")
+    return AssociationType(clean, primary_kind, related, bool(file_action), custom=True)

@@ -1,0 +1,85 @@
+"""The queue envelope round-trips what the front publishes to what the workers read."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from schemas import (
+    AssociationItem,
+    AssociationMessage,
+    EntityItem,
+    EntityLink,
+    EntityMessage,
+    EntityRecord,
+    MessageKind,
+    decode_message,
+    encode_envelope,
+    encode_item,
+    entity_id,
+    new_job_id,
+)
+
+META = {"index": 0, "total": 2, "user": "alice", "groups": ("red",), "submitted_at": 1.5}
+
+
+def test_association_items_round_trip_through_an_envelope() -> None:
+    job = new_job_id()
+    items = [
+        AssociationItem(job=job, **META, entity_id="asn-" + "a" * 64, related_id="ip-" + "b" * 64),
+        AssociationItem(
+            job=job,
+            **{**META, "index": 1},
+            entity_id="sha256-" + "c" * 64,
+            related_id="domain-" + "d" * 64,
+            association_type="File DNS Query",
+        ),
+    ]
+    body = encode_envelope(MessageKind.ASSOCIATION, [encode_item(item) for item in items])
+    decoded = decode_message(body)
+    assert isinstance(decoded, AssociationMessage)
+    assert decoded.kind is MessageKind.ASSOCIATION
+    assert list(decoded.items) == items
+
+
+def test_entity_items_round_trip_with_children_and_links() -> None:
+    parent = EntityRecord(
+        id=entity_id("domain", "example.com"),
+        type="domain",
+        attributes={"domain": "example.com", "note": ["x", 1]},
+        reputation=-1,
+        tags=("c2",),
+    )
+    child = EntityRecord(id=entity_id("ip", "8.8.8.8"), type="ip", attributes={"ip": "8.8.8.8"})
+    item = EntityItem(
+        job=new_job_id(),
+        **META,
+        entity=parent,
+        children=(child,),
+        links=(
+            EntityLink(entity_id=child.id, related_id=parent.id, association_type="DNS PTR Record"),
+        ),
+    )
+    decoded = decode_message(encode_envelope(MessageKind.ENTITY, [encode_item(item)]))
+    assert isinstance(decoded, EntityMessage)
+    assert decoded.items == (item,)
+
+
+def test_a_delete_envelope_keeps_its_kind() -> None:
+    item = AssociationItem(job=new_job_id(), **META, entity_id="a", related_id="b")
+    decoded = decode_message(encode_envelope(MessageKind.ASSOCIATION_DELETE, [encode_item(item)]))
+    assert decoded.kind is MessageKind.ASSOCIATION_DELETE
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b'{"v":2,"kind":"association","items":[]}',
+        b'{"v":1,"kind":"nope","items":[]}',
+        b'{"v":1,"kind":"entity","items":[{"job":"j"}]}',
+    ],
+)
+def test_bodies_that_are_not_envelopes_are_refused(body: bytes) -> None:
+    with pytest.raises(ValidationError):
+        decode_message(body)

@@ -1,0 +1,260 @@
+"""The association matrix: which entities may be associated, and as which type."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas import (
+    DEFAULT_ASSOCIATION_TYPES,
+    AssociationRules,
+    AssociationType,
+    InvalidAssociationType,
+    Kind,
+    Rejection,
+    RejectionCode,
+    validate_custom_type,
+)
+
+# One entity type per kind, and an ID of each.
+TYPE_OF_KIND = {
+    Kind.ADDRESS: "ip",
+    Kind.HOST: "domain",
+    Kind.URL: "url",
+    Kind.FILE: "sha256",
+    Kind.EMAIL_ADDRESS: "email-address",
+    Kind.ASN: "asn",
+    Kind.CIDR: "cidr",
+    Kind.MUTEX: "mutex",
+    Kind.REGISTRY_KEY: "regkey",
+    Kind.USER_AGENT: "user-agent",
+}
+
+
+def an_id(kind: Kind | str, digit: str = "a") -> str:
+    type_name = TYPE_OF_KIND[kind] if isinstance(kind, Kind) else kind
+    return f"{type_name}-{digit * 64}"
+
+
+SPEC_TYPES = [
+    ("Address to User Agent", Kind.ADDRESS, {Kind.USER_AGENT}, False),
+    ("ASN to Address", Kind.ASN, {Kind.ADDRESS}, False),
+    ("ASN to CIDR", Kind.ASN, {Kind.CIDR}, False),
+    ("CIDR to Address", Kind.CIDR, {Kind.ADDRESS}, False),
+    ("DNS PTR Record", Kind.ADDRESS, {Kind.HOST}, False),
+    ("Domain Registrant Email", Kind.HOST, {Kind.EMAIL_ADDRESS}, False),
+    ("File Download", Kind.URL, {Kind.FILE}, False),
+    ("URL Host", Kind.URL, {Kind.HOST, Kind.ADDRESS}, False),
+    ("File Archive", Kind.FILE, {Kind.FILE}, True),
+    ("File DNS Query", Kind.FILE, {Kind.HOST}, True),
+    ("File Drop", Kind.FILE, {Kind.FILE}, True),
+    ("File Traffic", Kind.FILE, {Kind.ADDRESS, Kind.HOST, Kind.URL}, True),
+    ("File Mutex", Kind.FILE, {Kind.MUTEX}, True),
+    ("File Registry Key", Kind.FILE, {Kind.REGISTRY_KEY}, True),
+    ("File User Agent", Kind.FILE, {Kind.USER_AGENT}, True),
+]
+EDGES = [(name, primary, related) for name, primary, kinds, _ in SPEC_TYPES for related in kinds]
+RULES = AssociationRules()
+
+
+def test_the_defaults_are_exactly_the_spec_tables() -> None:
+    assert [
+        (t.name, t.primary, set(t.non_primary), t.file_action) for t in DEFAULT_ASSOCIATION_TYPES
+    ] == SPEC_TYPES
+    assert not any(t.custom for t in DEFAULT_ASSOCIATION_TYPES)
+
+
+@pytest.mark.parametrize(("name", "primary", "related"), EDGES)
+def test_each_default_type_accepts_its_primary_to_non_primary_pair(
+    name: str, primary: Kind, related: Kind
+) -> None:
+    matched = RULES.match(an_id(primary, "a"), an_id(related, "b"), name)
+    assert isinstance(matched, AssociationType)
+    assert matched.name == name
+
+
+@pytest.mark.parametrize(("name", "primary", "related"), EDGES)
+def test_each_default_type_refuses_the_reverse_direction(
+    name: str, primary: Kind, related: Kind
+) -> None:
+    matched = RULES.match(an_id(related, "a"), an_id(primary, "b"), name)
+    if primary is related:  # File Archive, File Drop: the reverse is the same type
+        assert isinstance(matched, AssociationType)
+        return
+    assert matched == Rejection(
+        RejectionCode.ASSOCIATION_NOT_ALLOWED,
+        "Association cannot be applied to the indicator types.",
+        "0x1001",
+    )
+
+
+@pytest.mark.parametrize(("name", "primary", "related"), EDGES)
+def test_without_a_type_name_the_only_fitting_type_is_chosen(
+    name: str, primary: Kind, related: Kind
+) -> None:
+    fitting = sorted(t.name for t in DEFAULT_ASSOCIATION_TYPES if t.fits(primary, related))
+    matched = RULES.match(an_id(primary, "a"), an_id(related, "b"))
+    if len(fitting) == 1:
+        assert isinstance(matched, AssociationType)
+        assert matched.name == name
+    else:
+        assert isinstance(matched, Rejection)
+        assert matched.code is RejectionCode.AMBIGUOUS_ASSOCIATION_TYPE
+        assert list(matched.candidates) == fitting
+
+
+def test_asn_to_address_is_allowed_but_address_to_asn_is_not() -> None:
+    assert isinstance(RULES.match(an_id(Kind.ASN), an_id(Kind.ADDRESS)), AssociationType)
+    refused = RULES.match(an_id(Kind.ADDRESS), an_id(Kind.ASN))
+    assert isinstance(refused, Rejection)
+    assert refused.code is RejectionCode.ASSOCIATION_NOT_ALLOWED
+    assert refused.err_code == "0x1001"
+
+
+def test_file_to_host_without_a_type_is_ambiguous_and_lists_the_candidates() -> None:
+    matched = RULES.match(an_id(Kind.FILE), an_id(Kind.HOST))
+    assert isinstance(matched, Rejection)
+    assert matched.code is RejectionCode.AMBIGUOUS_ASSOCIATION_TYPE
+    assert matched.candidates == ("File DNS Query", "File Traffic")
+    assert "File DNS Query, File Traffic" in matched.message
+
+
+def test_any_hash_type_is_a_file() -> None:
+    for type_name in ("md5", "sha3-512", "file"):
+        matched = RULES.match(an_id(Kind.URL), an_id(type_name))
+        assert isinstance(matched, AssociationType)
+        assert matched.name == "File Download"
+
+
+def test_type_names_are_matched_case_insensitively() -> None:
+    matched = RULES.match(an_id(Kind.FILE), an_id(Kind.HOST), "  file dns QUERY ")
+    assert isinstance(matched, AssociationType)
+    assert matched.name == "File DNS Query"
+
+
+def test_an_entity_cannot_be_associated_with_itself() -> None:
+    same = an_id(Kind.FILE)
+    for type_name in (None, "File Archive", "no such type"):
+        matched = RULES.match(same, same, type_name)
+        assert isinstance(matched, Rejection)
+        assert matched.code is RejectionCode.SELF_ASSOCIATION
+
+
+def test_an_unknown_type_name_is_refused_as_unknown() -> None:
+    matched = RULES.match(an_id(Kind.ASN), an_id(Kind.ADDRESS), "ASN to Everything")
+    assert isinstance(matched, Rejection)
+    assert matched.code is RejectionCode.UNKNOWN_ASSOCIATION_TYPE
+    assert "ASN to Everything" in matched.message
+
+
+def test_a_known_type_that_does_not_fit_is_not_allowed() -> None:
+    matched = RULES.match(an_id(Kind.ASN), an_id(Kind.ADDRESS), "File Traffic")
+    assert isinstance(matched, Rejection)
+    assert matched.code is RejectionCode.ASSOCIATION_NOT_ALLOWED
+
+
+def test_types_without_a_kind_can_never_be_associated() -> None:
+    matched = RULES.match(an_id("malware"), an_id(Kind.FILE))
+    assert isinstance(matched, Rejection)
+    assert matched.code is RejectionCode.ASSOCIATION_NOT_ALLOWED
+    assert isinstance(RULES.match_nested(an_id("malware"), an_id(Kind.FILE)), Rejection)
+
+
+def test_a_malformed_id_is_an_invalid_entity() -> None:
+    matched = RULES.match("ip-123", an_id(Kind.ASN))
+    assert isinstance(matched, Rejection)
+    assert matched.code is RejectionCode.INVALID_ENTITY
+
+
+def test_nested_children_match_in_either_orientation() -> None:
+    address, asn = an_id(Kind.ADDRESS, "a"), an_id(Kind.ASN, "b")
+    assert RULES.match_nested(address, asn) == (RULES.get("ASN to Address"), asn, address)
+    assert RULES.match_nested(asn, address) == (RULES.get("ASN to Address"), asn, address)
+
+
+def test_a_nested_child_of_the_same_kind_keeps_the_parent_primary() -> None:
+    parent, child = an_id(Kind.FILE, "a"), an_id(Kind.FILE, "b")
+    assert RULES.match_nested(parent, child, "File Drop") == (RULES.get("File Drop"), parent, child)
+
+
+def test_a_named_nested_type_is_oriented_to_fit() -> None:
+    host, file = an_id(Kind.HOST, "a"), an_id(Kind.FILE, "b")
+    assert RULES.match_nested(host, file, "File DNS Query") == (
+        RULES.get("File DNS Query"),
+        file,
+        host,
+    )
+    refused = RULES.match_nested(host, file, "ASN to CIDR")
+    assert isinstance(refused, Rejection)
+    assert refused.code is RejectionCode.ASSOCIATION_NOT_ALLOWED
+
+
+def test_a_nested_pair_fitting_both_orientations_is_ambiguous() -> None:
+    reverse_ptr = AssociationType("Host Resolves", Kind.HOST, frozenset({Kind.ADDRESS}), False)
+    rules = AssociationRules([reverse_ptr])
+    matched = rules.match_nested(an_id(Kind.ADDRESS, "a"), an_id(Kind.HOST, "b"))
+    assert isinstance(matched, Rejection)
+    assert matched.candidates == ("DNS PTR Record", "Host Resolves")
+
+
+def _custom(name: str = "Mutex Seen On Host") -> AssociationType:
+    return validate_custom_type(name, "mutex", ["Host"], False, RULES)
+
+
+def test_a_custom_type_is_matched_like_a_default() -> None:
+    custom = _custom()
+    assert custom.custom
+    assert custom.primary is Kind.MUTEX
+    rules = AssociationRules([custom])
+    assert rules.types[-1] is custom
+    assert rules.match(an_id(Kind.MUTEX), an_id(Kind.HOST)) == custom
+    assert rules.get("mutex seen on host") == custom
+    assert isinstance(RULES.match(an_id(Kind.MUTEX), an_id(Kind.HOST)), Rejection)
+
+
+def test_a_custom_file_action_can_make_a_pair_ambiguous() -> None:
+    action = validate_custom_type("File Beacon", Kind.FILE, [Kind.HOST], True, RULES)
+    matched = AssociationRules([action]).match(an_id(Kind.FILE), an_id(Kind.HOST))
+    assert isinstance(matched, Rejection)
+    assert matched.candidates == ("File Beacon", "File DNS Query", "File Traffic")
+
+
+@pytest.mark.parametrize(
+    ("name", "primary", "non_primary", "file_action", "reason"),
+    [
+        ("", "File", ["Host"], False, "1 to 128"),
+        ("   ", "File", ["Host"], False, "1 to 128"),
+        ("x" * 129, "File", ["Host"], False, "1 to 128"),
+        ("bad\nname", "File", ["Host"], False, "control"),
+        ("file traffic", "File", ["Host"], False, "already exists"),
+        ("New", "Planet", ["Host"], False, "not a kind"),
+        ("New", "File", ["Host", "Moon"], False, "not a kind"),
+        ("New", "File", [], False, "at least one"),
+        ("New", "Host", ["File"], True, "primary kind File"),
+    ],
+)
+def test_invalid_custom_types_are_refused(
+    name: str, primary: str, non_primary: list[str], file_action: bool, reason: str
+) -> None:
+    with pytest.raises(InvalidAssociationType, match=reason):
+        validate_custom_type(name, primary, non_primary, file_action, RULES)
+
+
+def test_a_custom_name_is_trimmed_and_unique_against_customs_too() -> None:
+    custom = _custom("  Spaced Out  ")
+    assert custom.name == "Spaced Out"
+    with pytest.raises(InvalidAssociationType, match="already exists"):
+        validate_custom_type("SPACED OUT", "File", ["Host"], False, AssociationRules([custom]))
+
+
+def test_rules_refuse_two_types_with_the_same_name() -> None:
+    twin = AssociationType("url host", Kind.URL, frozenset({Kind.FILE}), False, custom=True)
+    with pytest.raises(InvalidAssociationType):
+        AssociationRules([twin])
+
+
+def test_association_types_take_kind_names_as_text() -> None:
+    made = AssociationType("T", "ASN", frozenset({"CIDR"}), False)  # type: ignore[arg-type]
+    assert made.primary is Kind.ASN
+    assert made.non_primary == {Kind.CIDR}
+    with pytest.raises(ValueError):
+        AssociationType("T", "Planet", frozenset(), False)  # type: ignore[arg-type]
