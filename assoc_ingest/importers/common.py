@@ -1,0 +1,207 @@
+"""What every feed importer shares: the result it returns and the builder that fills it.
+
+An importer reads one feed file and describes it as ingest API bodies: entity bodies for
+``POST /api/ingest/v1/entities`` and association bodies for ``POST /api/ingest/v1/associations``.
+Every value goes through ``schemas.normalise``/``schemas.entity_id``, every association is checked
+against the default association matrix, and whatever cannot be expressed is counted by reason in
+``ImportResult.dropped``: nothing is lost without a count.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from ipaddress import ip_address
+from typing import Any
+from urllib.parse import urlsplit
+
+from schemas import (
+    AssociationRules,
+    NormalisationError,
+    Rejection,
+    entity_id,
+    entity_id_of_normalised,
+    normalise,
+    parse_entity_id,
+)
+
+EntityBody = dict[str, Any]
+AssociationBody = dict[str, str]
+
+
+@dataclass
+class ImportResult:
+    """Entities, associations and dropped counts of one imported feed file.
+
+    ``entities`` are unique by entity ID and ``associations`` by
+    ``(entityID, relatedEntityID, associationType)``, in first-seen order. ``dropped`` maps a
+    reason (``"invalid ip: private address"``, ``"pair not allowed by the default matrix:
+    Host->Address"``, ...) to the number of values or links dropped for it.
+    """
+
+    entities: list[EntityBody] = field(default_factory=list)
+    associations: list[AssociationBody] = field(default_factory=list)
+    dropped: Counter[str] = field(default_factory=Counter)
+
+
+def host_type(host: str) -> str:
+    """``ip`` for a literal IP address, ``domain`` for a name."""
+    try:
+        ip_address(host)
+    except ValueError:
+        return "domain"
+    return "ip"
+
+
+def not_allowed_reason(primary_id: str, related_id: str) -> str:
+    """The ``dropped`` reason of a link whose kinds no default association type allows."""
+    primary = parse_entity_id(primary_id).kind
+    related = parse_entity_id(related_id).kind
+    return f"pair not allowed by the default matrix: {primary}->{related}"
+
+
+class FeedBuilder:
+    """Collects normalised entities and checked associations into an ``ImportResult``."""
+
+    def __init__(self, rules: AssociationRules | None = None) -> None:
+        self._rules = rules if rules is not None else AssociationRules()
+        self._entities: dict[str, EntityBody] = {}
+        self._associations: dict[tuple[str, str, str], AssociationBody] = {}
+        self.dropped: Counter[str] = Counter()
+
+    @classmethod
+    def from_result(
+        cls, result: ImportResult, rules: AssociationRules | None = None
+    ) -> FeedBuilder:
+        """A builder holding ``result``'s entities, associations and counts, to add more."""
+        builder = cls(rules)
+        for body in result.entities:
+            type_name = body["type"]
+            eid = entity_id(type_name, body["attributes"][type_name])
+            builder._entities[eid] = {
+                "type": type_name,
+                "attributes": copy.deepcopy(body["attributes"]),
+                "tags": list(body.get("tags", [])),
+            }
+        for association in result.associations:
+            key = (
+                association["entityID"],
+                association["relatedEntityID"],
+                association["associationType"],
+            )
+            builder._associations[key] = dict(association)
+        builder.dropped.update(result.dropped)
+        return builder
+
+    def drop(self, reason: str, count: int = 1) -> None:
+        """Count ``count`` values or links dropped for ``reason``."""
+        self.dropped[reason] += count
+
+    def entity(
+        self,
+        type_name: str,
+        value: object,
+        attributes: Mapping[str, Any] | None = None,
+        tags: Iterable[str] = (),
+    ) -> str | None:
+        """Add (or merge into) the entity ``type_name``/``value``; return its ID.
+
+        A value that fails normalisation is counted in ``dropped`` as ``invalid <type>: <reason>``
+        and gives ``None``. Extra ``attributes`` of a repeated entity are merged: list values
+        are united, otherwise the first value of a key wins; tags are united in first-seen order.
+        """
+        if value is None or (isinstance(value, str) and not value.strip()):
+            self.drop(f"invalid {type_name}: empty value")
+            return None
+        text = str(value)
+        try:
+            normalised = normalise(type_name, text)
+        except NormalisationError as err:
+            self.drop(f"invalid {type_name}: {err.reason}")
+            return None
+        eid = entity_id_of_normalised(type_name, normalised)
+        body = self._entities.get(eid)
+        if body is None:
+            body = {"type": type_name, "attributes": {type_name: normalised}, "tags": []}
+            self._entities[eid] = body
+        attrs: dict[str, Any] = body["attributes"]
+        for key, extra in (attributes or {}).items():
+            if extra is None or extra == "":
+                continue
+            if key not in attrs:
+                attrs[key] = list(extra) if isinstance(extra, list) else extra
+            elif isinstance(attrs[key], list) and isinstance(extra, list):
+                attrs[key].extend(item for item in extra if item not in attrs[key])
+        known: list[str] = body["tags"]
+        for tag in tags:
+            tag = tag.strip()
+            if tag and tag not in known:
+                known.append(tag)
+        return eid
+
+    def url(
+        self, value: object, attributes: Mapping[str, Any] | None = None, tags: Iterable[str] = ()
+    ) -> str | None:
+        """Add a ``url`` entity and its host (``domain`` or ``ip``) linked by "URL Host"."""
+        uid = self.entity("url", value, attributes, tags)
+        if uid is None:
+            return None
+        host = urlsplit(self._entities[uid]["attributes"]["url"]).hostname
+        if host:
+            self.associate(uid, self.entity(host_type(host), host), "URL Host")
+        return uid
+
+    def associate(self, primary_id: str | None, related_id: str | None, type_name: str) -> bool:
+        """Add the association ``primary_id -> related_id`` of the named type; tell if it fits.
+
+        A missing end (``None``, already counted when its value was dropped) adds nothing. A pair
+        the default matrix does not allow under ``type_name`` is counted in ``dropped``.
+        """
+        if primary_id is None or related_id is None:
+            return False
+        if primary_id == related_id:
+            self.drop(f"self association: {type_name}")
+            return False
+        matched = self._rules.match(primary_id, related_id, type_name)
+        if isinstance(matched, Rejection):
+            self.drop(not_allowed_reason(primary_id, related_id))
+            return False
+        key = (primary_id, related_id, matched.name)
+        if key not in self._associations:
+            self._associations[key] = {
+                "entityID": primary_id,
+                "relatedEntityID": related_id,
+                "associationType": matched.name,
+            }
+        return True
+
+    @staticmethod
+    def id_of(type_name: str, value: object) -> str | None:
+        """The ID ``value`` would have as a ``type_name`` entity, without adding it (or None)."""
+        try:
+            return entity_id(type_name, str(value))
+        except NormalisationError:
+            return None
+
+    def drop_link(self, primary_id: str | None, related_id: str | None) -> None:
+        """Count a link the source states but no default association type can carry."""
+        if primary_id is not None and related_id is not None:
+            self.drop(not_allowed_reason(primary_id, related_id))
+
+    def values_of(self, type_name: str) -> list[tuple[str, str]]:
+        """``(entity ID, normalised main attribute)`` of every entity of ``type_name`` so far."""
+        return [
+            (eid, body["attributes"][type_name])
+            for eid, body in self._entities.items()
+            if body["type"] == type_name
+        ]
+
+    def result(self) -> ImportResult:
+        """The collected entities, associations and dropped counts."""
+        return ImportResult(
+            entities=list(self._entities.values()),
+            associations=list(self._associations.values()),
+            dropped=Counter(self.dropped),
+        )

@@ -1,0 +1,70 @@
+"""Feodo Tracker botnet C2 blocklists (abuse.ch), in their JSON and CSV forms.
+
+JSON (``ipblocklist.json``): ``ip_address`` -> ``ip``; ``hostname`` (reverse DNS) -> ``hostname``,
+"DNS PTR Record"; ``as_number``/``as_name`` -> ``asn``, "ASN to Address"; ``port``, ``status``,
+``malware`` and the dates -> attributes, ``malware`` also a tag.
+
+CSV (``ipblocklist.csv``): a ``#`` banner, a quoted header row, quoted rows and a ``# END`` line;
+``dst_ip`` -> ``ip`` with port, status and malware as attributes. It has no ASN nor hostname.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from assoc_ingest.importers.common import FeedBuilder, ImportResult
+
+
+def import_feodo(path: Path) -> ImportResult:
+    """C2 addresses of a Feodo Tracker JSON blocklist with their PTR names and ASNs."""
+    builder = FeedBuilder()
+    with path.open(encoding="utf-8") as handle:
+        records: list[dict[str, Any]] = json.load(handle)
+    for record in records:
+        malware = record.get("malware")
+        ip_id = builder.entity(
+            "ip",
+            record.get("ip_address"),
+            {
+                "port": record.get("port"),
+                "status": record.get("status"),
+                "malware": malware,
+                "country": record.get("country"),
+                "first_seen": record.get("first_seen"),
+                "last_online": record.get("last_online"),
+            },
+            [str(malware)] if malware else [],
+        )
+        if record.get("hostname"):
+            host_id = builder.entity("hostname", record["hostname"])
+            builder.associate(ip_id, host_id, "DNS PTR Record")
+        if record.get("as_number") is not None:
+            asn_id = builder.entity("asn", record["as_number"], {"as_name": record.get("as_name")})
+            builder.associate(asn_id, ip_id, "ASN to Address")
+    return builder.result()
+
+
+def import_ipblocklist(path: Path) -> ImportResult:
+    """C2 addresses of a Feodo Tracker CSV blocklist, with port, status and malware."""
+    builder = FeedBuilder()
+    with path.open(encoding="utf-8", newline="") as handle:
+        lines = [line for line in handle if line.strip() and not line.startswith("#")]
+    for row in csv.DictReader(lines):
+        malware = row.get("malware")
+        port = row.get("dst_port") or ""
+        builder.entity(
+            "ip",
+            row.get("dst_ip"),
+            {
+                "port": int(port) if port.isdigit() else None,
+                "status": row.get("c2_status"),
+                "malware": malware,
+                "first_seen": row.get("first_seen_utc"),
+                "last_online": row.get("last_online"),
+            },
+            [malware] if malware else [],
+        )
+    return builder.result()

@@ -1,0 +1,81 @@
+"""ThreatFox "recent IOCs" JSON export (abuse.ch).
+
+The file is an object keyed by IOC id; each value is a list of IOC records. Mapping:
+
+- ``ip:port`` -> ``ip``, every port seen kept in its ``ports`` attribute; ``AS<n>`` tags ->
+  ``asn``, "ASN to Address";
+- ``domain`` -> ``domain``;
+- ``url`` -> ``url`` plus its host (``domain`` or ``ip``), "URL Host";
+- ``md5_hash`` / ``sha1_hash`` / ``sha256_hash`` -> ``md5`` / ``sha1`` / ``sha256``.
+
+Malware, threat type, confidence and first-seen time become attributes; the record's tags (minus
+the ``AS<n>`` ones) and the malware name become tags.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from assoc_ingest.importers.common import FeedBuilder, ImportResult
+
+HASH_TYPES = {"md5_hash": "md5", "sha1_hash": "sha1", "sha256_hash": "sha256"}
+_ASN_TAG = re.compile(r"AS(\d+)", re.IGNORECASE)
+
+
+def _records(document: Any) -> list[dict[str, Any]]:
+    if isinstance(document, dict) and "data" in document:  # the API's {"data": [...]} shape
+        document = document["data"]
+    values = document.values() if isinstance(document, dict) else document
+    records: list[dict[str, Any]] = []
+    for value in values:
+        records.extend(value if isinstance(value, list) else [value])
+    return records
+
+
+def _add_record(builder: FeedBuilder, record: dict[str, Any]) -> None:
+    ioc_type = str(record.get("ioc_type") or "")
+    value = str(record.get("ioc_value") or "")
+    raw_tags = [tag.strip() for tag in str(record.get("tags") or "").split(",") if tag.strip()]
+    asns = [m.group(1) for tag in raw_tags if (m := _ASN_TAG.fullmatch(tag))]
+    tags = [tag for tag in raw_tags if not _ASN_TAG.fullmatch(tag)]
+    malware = record.get("malware_printable")
+    if malware:
+        tags.append(str(malware))
+    attributes = {
+        "malware": malware,
+        "threat_type": record.get("threat_type"),
+        "confidence_level": record.get("confidence_level"),
+        "first_seen": record.get("first_seen_utc"),
+    }
+    if ioc_type == "ip:port":
+        address, _, port = value.rpartition(":")
+        address = address.strip("[]")
+        if port.isdigit():
+            attributes["ports"] = [int(port)]
+        eid = builder.entity("ip", address or value, attributes, tags)
+    elif ioc_type == "domain":
+        eid = builder.entity("domain", value, attributes, tags)
+    elif ioc_type == "url":
+        eid = builder.url(value, attributes, tags)
+    elif ioc_type in HASH_TYPES:
+        eid = builder.entity(HASH_TYPES[ioc_type], value, attributes, tags)
+    else:
+        builder.drop(f"unsupported ThreatFox IOC type: {ioc_type}")
+        return
+    for asn in asns:
+        asn_id = builder.entity("asn", asn)
+        if eid is not None and asn_id is not None:
+            builder.associate(asn_id, eid, "ASN to Address")
+
+
+def import_threatfox(path: Path) -> ImportResult:
+    """Entities of every IOC in a ThreatFox JSON export, with URL hosts and tagged ASNs."""
+    builder = FeedBuilder()
+    document = orjson.loads(path.read_bytes())
+    for record in _records(document):
+        _add_record(builder, record)
+    return builder.result()
