@@ -1,0 +1,320 @@
+"""``workers.consumer.Worker`` on the in-process queue and the embedded store (fast)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Collection
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from assoc_ingest.errors import StoreUnavailable
+from assoc_ingest.settings import Settings
+from schemas.jobids import new_job_id
+from tests.workers.factories import (
+    ADDRESS,
+    ASN,
+    association,
+    associations,
+    deletes,
+    eid,
+    entities,
+    entity,
+)
+from tests.workers.helpers import edges_of, eventually, fast_settings, fast_topology, wait_for_job
+from workers.consumer import Worker
+from workers.queue.memory import MemoryJobQueue
+from workers.store.records import BatchResult, CustomTypeRecord, Direction, WriteBatch
+from workers.store.sqlite import SqliteStore
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return fast_settings(tmp_path)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    await store.start()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def queue(unique_name: str) -> AsyncIterator[MemoryJobQueue]:
+    queue = MemoryJobQueue(fast_topology(unique_name))
+    await queue.start()
+    yield queue
+    await queue.close()
+
+
+@pytest.fixture
+async def worker(
+    queue: MemoryJobQueue, store: SqliteStore, settings: Settings
+) -> AsyncIterator[Worker]:
+    worker = Worker(queue, store, settings)
+    await worker.start()
+    yield worker
+    await worker.stop(5)
+
+
+async def publish(queue: MemoryJobQueue, body: bytes) -> None:
+    await queue.publish(body, message_id=new_job_id())
+
+
+class FlakyStore(SqliteStore):
+    """The embedded store, unavailable for its first ``failures`` batch writes."""
+
+    def __init__(self, path: Path, failures: int) -> None:
+        super().__init__(path)
+        self.failures = failures
+        self.attempts = 0
+
+    async def write_batch(self, batch: WriteBatch) -> BatchResult:
+        self.attempts += 1
+        if self.attempts <= self.failures:
+            raise StoreUnavailable("the store is down (test)")
+        return await super().write_batch(batch)
+
+
+class SlowReadStore(SqliteStore):
+    """The embedded store whose entity reads take ``delay`` seconds."""
+
+    def __init__(self, path: Path, delay: float) -> None:
+        super().__init__(path)
+        self.delay = delay
+
+    async def existing_entity_ids(self, ids: Collection[str]) -> set[str]:
+        await asyncio.sleep(self.delay)
+        return await super().existing_entity_ids(ids)
+
+
+@pytest.mark.usefixtures("worker")
+async def test_an_association_between_stored_entities_is_stored_and_readable_from_both_ends(
+    queue: MemoryJobQueue, store: SqliteStore
+) -> None:
+    seed = entity(ASN, [ADDRESS], [(ASN, ADDRESS, "ASN to Address")])
+    await publish(queue, entities(seed))
+    assert (await wait_for_job(store, seed.job)).counts == {"stored": 1}
+
+    item = association(ASN, ADDRESS)
+    await publish(queue, associations(item))
+    status = await wait_for_job(store, item.job)
+
+    assert status.counts == {"duplicate": 1}
+    [out] = await edges_of(store, eid(ASN), Direction.OUT)
+    [into] = await edges_of(store, eid(ADDRESS), Direction.IN)
+    assert out.id == into.id
+    assert (out.association_types, out.submissions) == (("ASN to Address",), 2)
+
+
+@pytest.mark.usefixtures("worker")
+async def test_an_association_sent_before_its_entity_is_stored_once_the_entity_arrives(
+    queue: MemoryJobQueue, store: SqliteStore
+) -> None:
+    item = association(ASN, ADDRESS)
+    await publish(queue, associations(item))
+    await asyncio.sleep(0.3)
+    await publish(queue, entities(entity(ASN), entity(ADDRESS, index=0)))
+
+    status = await wait_for_job(store, item.job)
+
+    assert status.counts == {"stored": 1}
+
+
+@pytest.mark.usefixtures("worker")
+async def test_an_association_whose_entity_never_arrives_is_rejected_after_the_wait(
+    queue: MemoryJobQueue, store: SqliteStore, settings: Settings
+) -> None:
+    await publish(queue, entities(entity(ASN)))
+    item = association(ASN, ADDRESS)
+    started = time.monotonic()
+    await publish(queue, associations(item))
+
+    status = await wait_for_job(store, item.job)
+
+    assert time.monotonic() - started >= settings.entity_wait * 0.9
+    assert status.counts == {"rejected": 1}
+    [error] = status.errors
+    assert error.code == "entity_not_found"
+    assert eid(ADDRESS) in error.message
+
+
+@pytest.mark.usefixtures("worker")
+async def test_waiting_items_do_not_hold_back_the_others_of_their_message(
+    queue: MemoryJobQueue, store: SqliteStore
+) -> None:
+    await publish(queue, entities(entity(ASN), entity(ADDRESS)))
+    await wait_for_job(store, (await _stored_job(queue, store)))
+    job = new_job_id()
+    ready = association(ASN, ADDRESS, job=job, index=0, total=2)
+    waiting = association(ASN, ("ip", "198.51.100.9"), job=job, index=1, total=2)
+    await publish(queue, associations(ready, waiting))
+
+    await asyncio.sleep(0.5)
+    status = await store.get_job(job)
+
+    assert status is not None and status.counts == {"stored": 1}
+    assert status.status == "processing"
+
+
+async def _stored_job(queue: MemoryJobQueue, store: SqliteStore) -> str:
+    # A marker job: once it is done, every message published before it on this queue was seen.
+    marker = entity(("domain", "marker.example.com"))
+    await publish(queue, entities(marker))
+    return marker.job
+
+
+@pytest.mark.usefixtures("worker")
+async def test_an_undecodable_message_goes_to_the_dead_letter_queue_with_its_reason(
+    queue: MemoryJobQueue,
+) -> None:
+    await publish(queue, b'{"v": 99, "kind": "association", "items": []}')
+    await publish(queue, b"not json at all")
+
+    async def both_dead() -> bool:
+        return len(await queue.dead_letters(10)) >= 2
+
+    await eventually(both_dead)
+
+    reasons = [dead.reason for dead in await queue.dead_letters(10)]
+    assert len(reasons) == 2
+    assert all(reason.startswith("undecodable") for reason in reasons)
+    assert await queue.depth() == 0
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_redelivered_message_changes_nothing_the_second_time(
+    queue: MemoryJobQueue, store: SqliteStore
+) -> None:
+    await publish(queue, entities(entity(ASN), entity(ADDRESS)))
+    item = association(ASN, ADDRESS)
+    body = associations(item)
+    await publish(queue, body)
+    await wait_for_job(store, item.job)
+    await publish(queue, body)
+    await wait_for_job(store, (await _stored_job(queue, store)))
+
+    status = await store.get_job(item.job)
+    [record] = await edges_of(store, eid(ASN), Direction.OUT)
+
+    assert status is not None and status.counts == {"stored": 1}
+    assert record.submissions == 1
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_delete_removes_the_association_and_a_second_one_finds_nothing(
+    queue: MemoryJobQueue, store: SqliteStore
+) -> None:
+    await publish(queue, entities(entity(ASN, [ADDRESS], [(ASN, ADDRESS, "ASN to Address")])))
+    first, second = association(ASN, ADDRESS), association(ASN, ADDRESS, "ASN to Address")
+    await wait_for_job(store, (await _stored_job(queue, store)))
+    await publish(queue, deletes(first))
+    await wait_for_job(store, first.job)
+    await publish(queue, deletes(second))
+
+    assert (await wait_for_job(store, first.job)).counts == {"deleted": 1}
+    assert (await wait_for_job(store, second.job)).counts == {"not_found": 1}
+    assert await edges_of(store, eid(ASN), Direction.BOTH) == []
+
+
+async def test_a_store_outage_is_retried_until_the_write_succeeds(
+    queue: MemoryJobQueue, settings: Settings, tmp_path: Path
+) -> None:
+    store = FlakyStore(tmp_path / "flaky.sqlite3", failures=3)
+    await store.start()
+    worker = Worker(queue, store, settings)
+    await worker.start()
+    try:
+        seed = entity(ASN)
+        await publish(queue, entities(seed))
+        status = await wait_for_job(store, seed.job)
+    finally:
+        await worker.stop(5)
+        await store.close()
+
+    assert status.counts == {"stored": 1}
+    assert store.attempts == 4
+    assert await queue.dead_letters(10) == []
+
+
+async def test_a_message_that_cannot_be_written_is_handed_back_on_stop(
+    queue: MemoryJobQueue, settings: Settings, tmp_path: Path
+) -> None:
+    store = FlakyStore(tmp_path / "down.sqlite3", failures=1_000_000)
+    await store.start()
+    worker = Worker(queue, store, settings)
+    await worker.start()
+    await publish(queue, entities(entity(ASN)))
+    await eventually(lambda: store.attempts >= 2)
+
+    await worker.stop(1)
+    await store.close()
+
+    assert store.attempts >= 2
+    assert await queue.depth() == 1
+    assert await queue.dead_letters(10) == []
+
+
+async def test_on_stop_a_message_in_flight_is_finished_before_returning(
+    queue: MemoryJobQueue, settings: Settings, tmp_path: Path
+) -> None:
+    store = SlowReadStore(tmp_path / "slow.sqlite3", delay=0.5)
+    await store.start()
+    worker = Worker(queue, store, settings)
+    await worker.start()
+    await publish(queue, entities(entity(ASN), entity(ADDRESS)))
+    item = association(ASN, ADDRESS)
+    await publish(queue, associations(item))
+    await asyncio.sleep(0.2)  # the association message is now waiting on its read
+
+    await worker.stop(5)
+    status = await store.get_job(item.job)
+    await store.close()
+
+    assert status is not None and status.counts == {"stored": 1}
+    assert await queue.depth() == 0
+
+
+async def test_a_custom_type_added_after_start_is_used_without_waiting_for_the_refresh(
+    queue: MemoryJobQueue, store: SqliteStore, settings: Settings
+) -> None:
+    worker = Worker(queue, store, settings)  # refreshes only every 60 s
+    await worker.start()
+    try:
+        await store.put_custom_type(
+            CustomTypeRecord("Seen Together", "ASN", ("Address",), False, time.time())
+        )
+        await publish(queue, entities(entity(ASN), entity(ADDRESS)))
+        item = association(ASN, ADDRESS, "seen together")
+        await publish(queue, associations(item))
+        status = await wait_for_job(store, item.job)
+    finally:
+        await worker.stop(5)
+
+    assert status.counts == {"stored": 1}
+    [record] = await edges_of(store, eid(ASN), Direction.OUT)
+    assert record.association_types == ("Seen Together",)
+
+
+@pytest.mark.usefixtures("worker")
+async def test_each_message_is_summarised_in_the_log(
+    queue: MemoryJobQueue, store: SqliteStore
+) -> None:
+    await publish(queue, entities(entity(ASN), entity(ADDRESS)))
+    await wait_for_job(store, (await _stored_job(queue, store)))
+    job = new_job_id()
+    good = association(ASN, ADDRESS, job=job, index=0, total=2)
+    bad = association(ADDRESS, ASN, job=job, index=1, total=2)
+
+    with capture_logs() as logs:
+        await publish(queue, associations(good, bad))
+        await wait_for_job(store, job)
+
+    stored = [e for e in logs if e["event"] == "job.stored"]
+    rejected = [e for e in logs if e["event"] == "job.rejected"]
+    assert [(e["job_id"], e["stored"]) for e in stored] == [(job, 1)]
+    assert [(e["job_id"], e["association_not_allowed"]) for e in rejected] == [(job, 1)]

@@ -1,0 +1,24 @@
+"""``python -m workers``: run one worker process configured from the environment."""
+
+from __future__ import annotations
+
+import sys
+
+from assoc_ingest.errors import ConfigurationError
+from assoc_ingest.logs import configure_logging
+from assoc_ingest.settings import Settings
+from workers.main import run_worker
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        run_worker(settings)
+    except ConfigurationError as exc:
+        print(f"assoc-ingest worker: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,268 @@
+"""Pure decisions: what one decoded message does to the store.
+
+Nothing here does I/O. Given a message, the association rules in force, the entity IDs known
+to exist and the current time, ``plan_message`` returns the ``WriteBatch`` to apply and the
+association items still waiting for an entity. The worker loop (``workers.consumer``) does the
+reading, writing and settling around it.
+
+Outcomes (SPEC §4):
+
+- association items: an ``EdgeWrite`` (the store answers ``stored`` or ``duplicate``), or a
+  ``rejected`` preset outcome with the rule's code; when an end does not exist yet the item is
+  pending until ``entity_wait`` seconds after its submission, then rejected ``entity_not_found``;
+- delete items: an ``EdgeDelete`` (``deleted`` or ``not_found``); no entity check is needed;
+- entity items: an ``EntityWrite`` of the entity, its children and the links they imply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from schemas import (
+    AssociationRules,
+    InvalidEntityId,
+    Rejection,
+    RejectionCode,
+    association_id,
+    parse_entity_id,
+)
+from schemas.messages import (
+    AssociationItem,
+    AssociationMessage,
+    EntityItem,
+    EntityMessage,
+    ItemMeta,
+    MessageKind,
+)
+from workers.store.records import (
+    EdgeDelete,
+    EdgeWrite,
+    EntityWrite,
+    JobHeader,
+    Outcome,
+    PresetOutcome,
+    WriteBatch,
+)
+
+Message = AssociationMessage | EntityMessage
+
+MAX_RETRY_DELAY = 30.0
+
+
+@dataclass(slots=True)
+class Plan:
+    """What to do with one message: write ``batch``, then retry ``pending`` later."""
+
+    kind: MessageKind
+    batch: WriteBatch
+    pending: tuple[AssociationItem, ...] = ()
+    created_entity_ids: frozenset[str] = frozenset()
+    """Entity IDs the batch writes: known to exist once the write succeeded."""
+    rejections: dict[str, int] = field(default_factory=dict)
+    """Rejected items by code, for the per-message log summary."""
+
+    @property
+    def writes_anything(self) -> bool:
+        b = self.batch
+        return bool(b.edges or b.deletes or b.entities or b.preset)
+
+
+def needed_entity_ids(message: Message) -> set[str]:
+    """The entity IDs whose existence decides the message (both ends of every association)."""
+    if message.kind != MessageKind.ASSOCIATION:
+        return set()
+    ids: set[str] = set()
+    for item in message.items:
+        assert isinstance(item, AssociationItem)
+        ids.add(item.entity_id)
+        ids.add(item.related_id)
+    return ids
+
+
+def plan_message(
+    message: Message,
+    rules: AssociationRules,
+    existing: Collection[str],
+    now: float,
+    entity_wait: float,
+) -> Plan:
+    """Decide every item of ``message`` (see the module docstring).
+
+    ``existing`` must contain every ID of ``needed_entity_ids(message)`` that exists.
+    """
+    if isinstance(message, EntityMessage):
+        return _plan_entities(message.items, rules, now)
+    kind = MessageKind(message.kind)
+    if kind == MessageKind.ASSOCIATION_DELETE:
+        return _plan_deletes(message.items, rules, now)
+    return _plan_associations(message.items, rules, existing, now, entity_wait)
+
+
+def retry_delay(
+    pending: Iterable[ItemMeta], now: float, entity_wait: float, min_delay: float
+) -> float:
+    """Seconds to wait before looking for the missing entities again.
+
+    Backs off with the age of the oldest pending item (a quarter of it, within
+    ``min_delay``..30 s) but never waits much past that item's deadline.
+    """
+    oldest = min(item.submitted_at for item in pending)
+    elapsed = max(0.0, now - oldest)
+    delay = min(max(elapsed / 4, min_delay), MAX_RETRY_DELAY)
+    remaining = entity_wait - elapsed
+    return max(min(delay, remaining), min_delay)
+
+
+def _key(item: ItemMeta) -> tuple[str, int]:
+    return (item.job, item.index)
+
+
+def _headers(kind: MessageKind, items: Iterable[ItemMeta]) -> list[JobHeader]:
+    jobs: dict[str, JobHeader] = {}
+    for item in items:
+        if item.job not in jobs:
+            jobs[item.job] = JobHeader(
+                job_id=item.job,
+                kind=kind.value,
+                owner=item.user,
+                groups=tuple(item.groups),
+                total=item.total,
+                created_at=item.submitted_at,
+            )
+    return list(jobs.values())
+
+
+def _reject(plan: Plan, item: ItemMeta, code: str, message: str) -> None:
+    plan.batch.preset.append(PresetOutcome(_key(item), Outcome.REJECTED, code, message))
+    plan.rejections[code] = plan.rejections.get(code, 0) + 1
+
+
+def _rejection_text(rejection: Rejection) -> str:
+    if rejection.err_code:
+        return f"{rejection.message} (errCode {rejection.err_code})"
+    return rejection.message
+
+
+def _plan_associations(
+    items: Sequence[AssociationItem],
+    rules: AssociationRules,
+    existing: Collection[str],
+    now: float,
+    entity_wait: float,
+) -> Plan:
+    plan = Plan(MessageKind.ASSOCIATION, WriteBatch(now=now))
+    pending: list[AssociationItem] = []
+    decided: list[AssociationItem] = []
+    for item in items:
+        try:
+            entity_type = parse_entity_id(item.entity_id).name
+            related_type = parse_entity_id(item.related_id).name
+        except InvalidEntityId as exc:
+            _reject(plan, item, RejectionCode.INVALID_ENTITY, str(exc))
+            decided.append(item)
+            continue
+        matched = rules.match(item.entity_id, item.related_id, item.association_type)
+        if isinstance(matched, Rejection):
+            _reject(plan, item, matched.code, _rejection_text(matched))
+            decided.append(item)
+            continue
+        missing = [eid for eid in (item.entity_id, item.related_id) if eid not in existing]
+        if missing:
+            if now - item.submitted_at < entity_wait:
+                pending.append(item)
+                continue
+            names = " and ".join(dict.fromkeys(missing))
+            _reject(plan, item, RejectionCode.ENTITY_NOT_FOUND, f"entity {names} does not exist")
+            decided.append(item)
+            continue
+        plan.batch.edges.append(
+            _edge(
+                item,
+                (item.entity_id, item.related_id),
+                (entity_type, related_type),
+                matched.name,
+                matched.file_action,
+            )
+        )
+        decided.append(item)
+    plan.batch.jobs = _headers(MessageKind.ASSOCIATION, decided)
+    plan.pending = tuple(pending)
+    return plan
+
+
+def _edge(
+    meta: ItemMeta,
+    ids: tuple[str, str],
+    types: tuple[str, str],
+    type_name: str,
+    file_action: bool,
+) -> EdgeWrite:
+    return EdgeWrite(
+        key=_key(meta),
+        association_id=association_id(*ids),
+        entity_id=ids[0],
+        related_id=ids[1],
+        entity_type=types[0],
+        related_type=types[1],
+        association_type=type_name,
+        file_action=file_action,
+        created_by=meta.user,
+    )
+
+
+def _plan_deletes(items: Sequence[AssociationItem], rules: AssociationRules, now: float) -> Plan:
+    plan = Plan(MessageKind.ASSOCIATION_DELETE, WriteBatch(now=now))
+    for item in items:
+        type_name = item.association_type
+        if type_name is not None:
+            known = rules.get(type_name)
+            # Canonical spelling when the type is known; a type removed since the front
+            # accepted the delete can only leave nothing to delete (``not_found``).
+            type_name = known.name if known is not None else type_name
+        plan.batch.deletes.append(
+            EdgeDelete(
+                key=_key(item),
+                association_id=association_id(item.entity_id, item.related_id),
+                association_type=type_name,
+            )
+        )
+    plan.batch.jobs = _headers(MessageKind.ASSOCIATION_DELETE, items)
+    return plan
+
+
+def _plan_entities(items: Sequence[EntityItem], rules: AssociationRules, now: float) -> Plan:
+    plan = Plan(MessageKind.ENTITY, WriteBatch(now=now))
+    created: set[str] = set()
+    for item in items:
+        records = (item.entity, *item.children)
+        types = {record.id: record.type for record in records}
+        edges: list[EdgeWrite] = []
+        for link in item.links:
+            # The front matched the link when it accepted the entity; a type removed since is
+            # still what the user asked for, so the link keeps its name rather than vanish.
+            known = rules.get(link.association_type)
+            edges.append(
+                _edge(
+                    item,
+                    (link.entity_id, link.related_id),
+                    (
+                        types.get(link.entity_id) or _type_of(link.entity_id),
+                        types.get(link.related_id) or _type_of(link.related_id),
+                    ),
+                    known.name if known else link.association_type,
+                    known.file_action if known else False,
+                )
+            )
+        plan.batch.entities.append(EntityWrite(_key(item), records, tuple(edges)))
+        created.update(types)
+    plan.batch.jobs = _headers(MessageKind.ENTITY, items)
+    plan.created_entity_ids = frozenset(created)
+    return plan
+
+
+def _type_of(entity_id: str) -> str:
+    try:
+        return parse_entity_id(entity_id).name
+    except InvalidEntityId:
+        return entity_id.split("-", 1)[0]

@@ -1,0 +1,88 @@
+"""The worker process: settings in, a running ``Worker`` on RabbitMQ and the configured store.
+
+Signals are handled here and nowhere else. SIGTERM or SIGINT: stop consuming, finish in-flight
+messages for up to ``settings.shutdown_timeout`` seconds (the rest stay unacked and are
+redelivered), close the store, then the transport, and return. A SIGKILL at any point loses
+nothing: unacked messages go back to the queue and the store's writes are idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import start_http_server
+
+from assoc_ingest.errors import ConfigurationError, TransientError
+from assoc_ingest.logs import get_logger
+from assoc_ingest.settings import Settings
+from workers.consumer import Worker
+from workers.queue.rabbit import RabbitJobQueue
+from workers.store import open_store
+
+log = get_logger(__name__)
+
+MAX_CONNECT_BACKOFF = 10.0
+
+
+def run_worker(settings: Settings) -> None:
+    """Run one worker process until SIGTERM/SIGINT (blocking; uses uvloop when available)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is installed everywhere but Windows
+        asyncio.run(serve_worker(settings))
+    else:
+        uvloop.run(serve_worker(settings))
+
+
+async def serve_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run a worker until ``stop`` is set or SIGTERM/SIGINT arrives, then shut down cleanly.
+
+    Raises ``ConfigurationError`` without ``AMQP_URL``: a worker process is useless on the
+    in-process queue. While the broker or store cannot be reached at start-up it keeps trying
+    (a deployment may start workers before RabbitMQ is ready) until asked to stop.
+    """
+    if settings.amqp_url is None:
+        raise ConfigurationError("a worker process needs AMQP_URL (RabbitMQ)")
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    if settings.metrics_port > 0:
+        start_http_server(settings.metrics_port)
+    queue = RabbitJobQueue(settings.amqp_url, settings.topology())
+    store = open_store(settings)
+    try:
+        for start in (store.start, queue.start):
+            if not await _retry_until(start, stop):
+                return
+        worker = Worker(queue, store, settings)
+        if not await _retry_until(worker.start, stop):
+            return
+        await stop.wait()
+        log.info("worker.stopping", timeout=settings.shutdown_timeout)
+        await worker.stop(settings.shutdown_timeout)
+    finally:
+        with contextlib.suppress(Exception):
+            await store.close()
+        with contextlib.suppress(Exception):
+            await queue.close()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+async def _retry_until(start: Callable[[], Awaitable[None]], stop: asyncio.Event) -> bool:
+    """Call ``start`` until it succeeds (True) or ``stop`` is set (False)."""
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            await start()
+            return True
+        except TransientError as exc:
+            log.warning("worker.start_failed", error=str(exc), retry_in=backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+            backoff = min(backoff * 2, MAX_CONNECT_BACKOFF)
+    return False
