@@ -1,0 +1,35 @@
+"""What only the in-process queue does: warn that it is not durable."""
+
+from __future__ import annotations
+
+import pytest
+from structlog.testing import capture_logs
+
+from assoc_ingest.errors import BrokerUnavailable
+from tests.workers.queue.support import Inbox
+from workers.queue.base import Topology
+from workers.queue.memory import MemoryJobQueue
+
+
+async def test_starting_the_memory_queue_warns_that_it_is_not_durable() -> None:
+    queue = MemoryJobQueue(Topology(base="memory"))
+
+    with capture_logs() as logs:
+        await queue.start()
+
+    assert [(e["event"], e["log_level"]) for e in logs] == [("queue.memory_not_durable", "warning")]
+
+
+async def test_a_delivery_cannot_be_settled_once_the_queue_took_it_back() -> None:
+    queue = MemoryJobQueue(Topology(base="memory"))
+    await queue.start()
+    await queue.publish(b"x", message_id="m-1")
+    inbox = Inbox()
+    await queue.consume(inbox, prefetch=1)
+    delivery = await inbox.next()
+
+    await queue.close()
+
+    with pytest.raises(BrokerUnavailable):
+        await delivery.ack()
+    assert await queue.depth() == 1

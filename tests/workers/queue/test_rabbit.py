@@ -1,0 +1,60 @@
+"""What only the RabbitMQ queue does: reconnecting, and refusing a conflicting topology."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from assoc_ingest.errors import BrokerUnavailable, ConfigurationError
+from tests.workers.queue.support import FAST_TIERS, Inbox, eventually
+from workers.queue.base import Topology
+from workers.queue.rabbit import RabbitJobQueue
+
+pytestmark = pytest.mark.rabbitmq
+
+
+@pytest.fixture
+async def rabbit(amqp_url: str, unique_name: str) -> AsyncIterator[RabbitJobQueue]:
+    queue = RabbitJobQueue(
+        amqp_url, Topology(base=unique_name, retry_tiers=FAST_TIERS), reconnect_interval=0.2
+    )
+    await queue.start()
+    try:
+        yield queue
+    finally:
+        await queue.start()
+        await queue.delete_topology()
+        await queue.close()
+
+
+async def _connected(queue: RabbitJobQueue) -> bool:
+    return queue.connected
+
+
+async def test_publish_fails_at_once_while_reconnecting_then_works_again(
+    rabbit: RabbitJobQueue,
+) -> None:
+    inbox = Inbox()
+    await rabbit.consume(inbox, prefetch=4)
+    assert rabbit.connection is not None and rabbit.connection.transport is not None
+
+    await rabbit.connection.transport.connection.close(ConnectionError("network cut"))
+    with pytest.raises(BrokerUnavailable):
+        await rabbit.publish(b"lost", message_id="m-0", timeout=60)
+    assert await eventually(lambda: _connected(rabbit))
+    await rabbit.publish(b"after", message_id="m-1")
+    delivery = await inbox.next()
+    await delivery.ack()
+
+    assert delivery.body == b"after"
+
+
+async def test_declaring_a_topology_with_other_arguments_is_a_configuration_error(
+    rabbit: RabbitJobQueue, amqp_url: str
+) -> None:
+    other = RabbitJobQueue(amqp_url, Topology(base=rabbit.topology.base, max_length=7))
+
+    with pytest.raises(ConfigurationError):
+        await other.start()
+    assert not other.connected

@@ -1,0 +1,190 @@
+"""The coalescing publisher: group commit of job items into few confirmed messages.
+
+Per message kind, while fewer than ``max_in_flight`` messages await their broker confirm, a
+caller's items go out at once in a message of their own; otherwise they join the next pending
+message, which goes out as soon as a confirm frees a slot. There is no timer: an idle publisher
+adds no latency, a busy one packs many callers' items into one message. Each message is bounded
+by ``max_items`` and ``max_bytes`` (a single item larger than ``max_bytes`` travels alone).
+
+A caller returns only once every message carrying one of its items is confirmed, and raises the
+``BrokerUnavailable`` (or ``QueueFull``) of the first of them that failed. A caller cancelled
+while waiting takes its items out of messages not sent yet; the other callers are unaffected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from assoc_ingest import metrics
+from assoc_ingest.errors import BrokerUnavailable, QueueFull
+from schemas.jobids import new_job_id
+from schemas.messages import MessageKind, encode_envelope
+from workers.queue.base import JobQueue
+
+__all__ = ["DEFAULT_MAX_IN_FLIGHT", "CoalescingPublisher"]
+
+# bench/publisher_bench.py, 64 concurrent callers, RabbitMQ 3.10 quorum queue on the same 2-core
+# host, median of 5 runs of 3 s: max_in_flight 1 -> 14,100 items/s, 2 -> 10,100, 4 -> 7,900
+# (one publish per item: 1,700/s). More messages in flight only split the same callers over
+# more, smaller messages, and the broker's per-message cost dominates.
+DEFAULT_MAX_IN_FLIGHT = 1
+
+# Bytes of the envelope around the items: '{"v":1,"kind":"association_delete","items":[' + ']}'.
+_ENVELOPE_OVERHEAD = len(encode_envelope(MessageKind.ASSOCIATION_DELETE, []))
+
+
+@dataclass(eq=False)
+class _Ticket:
+    """One caller: released when ``parts`` reaches zero, failed by the first failing part."""
+
+    future: asyncio.Future[None]
+    parts: int = 0
+
+
+@dataclass(eq=False)
+class _Batch:
+    """Items of one message to be, with the tickets they belong to (one entry per caller)."""
+
+    entries: list[tuple[_Ticket, list[bytes]]] = field(default_factory=list)
+    items: int = 0
+    size: int = _ENVELOPE_OVERHEAD
+
+    def fits(self, item: bytes, max_items: int, max_bytes: int) -> bool:
+        if self.items == 0:
+            return True
+        return self.items < max_items and self.size + len(item) + 1 <= max_bytes
+
+    def add(self, ticket: _Ticket, item: bytes) -> None:
+        if not self.entries or self.entries[-1][0] is not ticket:
+            self.entries.append((ticket, []))
+            ticket.parts += 1
+        self.entries[-1][1].append(item)
+        self.items += 1
+        self.size += len(item) + (1 if self.items > 1 else 0)
+
+    def remove(self, ticket: _Ticket) -> None:
+        kept = [(t, items) for t, items in self.entries if t is not ticket]
+        self.entries = kept
+        self.items = sum(len(items) for _, items in kept)
+        self.size = _ENVELOPE_OVERHEAD + sum(len(i) for _, items in kept for i in items)
+        self.size += max(self.items - 1, 0)
+
+
+@dataclass(eq=False)
+class _Lane:
+    """The state of one message kind."""
+
+    in_flight: int = 0
+    pending: deque[_Batch] = field(default_factory=deque)
+
+
+class CoalescingPublisher:
+    """Publishes items through ``queue``, packing concurrent callers (see module docstring).
+
+    ``timeout`` bounds each message's wait for its confirm (passed to ``JobQueue.publish``).
+    """
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        *,
+        max_items: int,
+        max_bytes: int,
+        timeout: float,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> None:
+        if max_items < 1 or max_bytes < 1 or max_in_flight < 1:
+            raise ValueError("max_items, max_bytes and max_in_flight must be at least 1")
+        self._queue = queue
+        self._max_items = max_items
+        self._max_bytes = max_bytes
+        self._timeout = timeout
+        self._max_in_flight = max_in_flight
+        self._lanes: dict[MessageKind, _Lane] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def publish(self, kind: MessageKind, encoded_items: Sequence[bytes]) -> None:
+        """Return once every item is in a confirmed message; raise ``BrokerUnavailable`` else."""
+        if not encoded_items:
+            return
+        lane = self._lanes.setdefault(kind, _Lane())
+        ticket = _Ticket(future=asyncio.get_running_loop().create_future())
+        self._enqueue(lane, ticket, encoded_items)
+        self._pump(kind, lane)
+        try:
+            await ticket.future
+        except asyncio.CancelledError:
+            self._withdraw(lane, ticket)
+            raise
+
+    async def wait_idle(self) -> None:
+        """Wait until every message handed to the queue is confirmed or failed."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _enqueue(self, lane: _Lane, ticket: _Ticket, items: Sequence[bytes]) -> None:
+        # Only the last pending batch takes more items: earlier ones are full.
+        batch = lane.pending[-1] if lane.pending else None
+        for item in items:
+            if batch is None or not batch.fits(item, self._max_items, self._max_bytes):
+                batch = _Batch()
+                lane.pending.append(batch)
+            batch.add(ticket, item)
+
+    def _withdraw(self, lane: _Lane, ticket: _Ticket) -> None:
+        """Take a cancelled caller's items out of the batches not sent yet."""
+        for batch in list(lane.pending):
+            batch.remove(ticket)
+            if not batch.entries:
+                lane.pending.remove(batch)
+
+    def _pump(self, kind: MessageKind, lane: _Lane) -> None:
+        while lane.pending and lane.in_flight < self._max_in_flight:
+            batch = lane.pending.popleft()
+            lane.in_flight += 1
+            task = asyncio.get_running_loop().create_task(self._send(kind, lane, batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, kind: MessageKind, lane: _Lane, batch: _Batch) -> None:
+        items = [item for _, entry_items in batch.entries for item in entry_items]
+        body = encode_envelope(kind, items)
+        error: BaseException | None = None
+        started = time.perf_counter()
+        try:
+            await self._queue.publish(body, message_id=new_job_id(), timeout=self._timeout)
+        except QueueFull as exc:
+            error = exc
+            metrics.PUBLISH_FAILURES.labels(reason="queue_full").inc()
+        except BrokerUnavailable as exc:
+            error = exc
+            metrics.PUBLISH_FAILURES.labels(reason="broker_unavailable").inc()
+        except Exception as exc:  # a bug below must still release every caller
+            error = BrokerUnavailable(f"publish failed: {exc!r}")
+            error.__cause__ = exc
+            metrics.PUBLISH_FAILURES.labels(reason="error").inc()
+        else:
+            metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
+            metrics.ITEMS_PER_MESSAGE.labels(kind=kind.value).observe(len(items))
+        finally:
+            lane.in_flight -= 1
+            self._settle(batch, error)
+            self._pump(kind, lane)
+
+    @staticmethod
+    def _settle(batch: _Batch, error: BaseException | None) -> None:
+        for ticket, _ in batch.entries:
+            ticket.parts -= 1
+            if ticket.future.done():
+                continue
+            if error is not None:
+                # One exception object per caller: each raise grows its own traceback.
+                own = type(error)(*error.args)
+                own.__cause__ = error.__cause__ or error
+                ticket.future.set_exception(own)
+            elif ticket.parts == 0:
+                ticket.future.set_result(None)
