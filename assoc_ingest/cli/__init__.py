@@ -1,0 +1,12 @@
+"""The ``assoc-ingest`` command: the only entry point users need.
+
+Each module of this package registers its commands on ``app`` when imported; importing them
+here is what makes them part of the command.
+"""
+
+from __future__ import annotations
+
+from assoc_ingest.cli import dlq, importer, keys, serve, submit, types  # noqa: F401  (registers its commands)
+from assoc_ingest.cli.app import app
+
+__all__ = ["app"]
