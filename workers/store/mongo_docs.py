@@ -1,0 +1,159 @@
+"""Documents of the MongoDB store and their conversion to and from store records.
+
+Field names follow SPEC §5 (camelCase as ThreatWinds stores them). Times are float seconds
+since the epoch, as in the records; ``expiresAt`` is a BSON date only because TTL indexes
+need one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from workers.store.records import (
+    ApiKeyRecord,
+    AssociationRecord,
+    CustomTypeRecord,
+    EdgeWrite,
+    EntityRecord,
+    StoredEntity,
+)
+
+Doc = dict[str, Any]
+
+
+def expires_at(created_at: float, ttl: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(created_at + ttl, tz=dt.UTC)
+
+
+def job_item_id(job_id: str, index: int) -> str:
+    return f"{job_id}:{index}"
+
+
+def literal(value: Any) -> Doc:
+    """A value inside an update pipeline, never read as a field path or operator."""
+    return {"$literal": value}
+
+
+def entity_update(records: list[EntityRecord], now: float) -> list[Doc]:
+    """Pipeline upserting one entity from the records of a batch, merged in order."""
+    attributes: Doc = {}
+    tags: list[str] = []
+    visible_by: list[str] = []
+    reputation: int | None = None
+    for record in records:
+        attributes.update(record.attributes)
+        tags.extend(record.tags)
+        visible_by.extend(record.visible_by)
+        if record.reputation is not None:
+            reputation = record.reputation
+    update: Doc = {
+        "type": literal(records[0].type),
+        "attributes": {"$mergeObjects": [{"$ifNull": ["$attributes", {}]}, literal(attributes)]},
+        "tags": {"$setUnion": [{"$ifNull": ["$tags", []]}, literal(tags)]},
+        "visibleBy": {"$setUnion": [{"$ifNull": ["$visibleBy", []]}, literal(visible_by)]},
+        "createdAt": {"$ifNull": ["$createdAt", literal(now)]},
+        "lastSeen": literal(now),
+    }
+    update["reputation"] = (
+        literal(reputation) if reputation is not None else {"$ifNull": ["$reputation", None]}
+    )
+    return [{"$set": update}]
+
+
+def edge_new_name_update(edge: EdgeWrite, now: float) -> Doc:
+    """Update adding ``edge``'s type name to its pair (creating the record when absent)."""
+    return {
+        "$setOnInsert": {
+            "entityID": edge.entity_id,
+            "relatedEntityID": edge.related_id,
+            "entityType": edge.entity_type,
+            "relatedType": edge.related_type,
+            "createdAt": now,
+            "createdBy": edge.created_by,
+        },
+        "$push": {"associationTypes": edge.association_type},
+        "$set": {"lastSeen": now},
+        "$inc": {"submissions": 1},
+        "$max": {"fileAction": edge.file_action},
+    }
+
+
+def edge_seen_update(count: int, now: float) -> Doc:
+    return {"$set": {"lastSeen": now}, "$inc": {"submissions": count}}
+
+
+def to_entity(doc: Doc) -> StoredEntity:
+    return StoredEntity(
+        id=doc["_id"],
+        type=doc["type"],
+        attributes=dict(doc.get("attributes") or {}),
+        reputation=doc.get("reputation"),
+        tags=tuple(doc.get("tags") or ()),
+        visible_by=tuple(doc.get("visibleBy") or ()),
+        created_at=doc["createdAt"],
+        last_seen=doc["lastSeen"],
+    )
+
+
+def to_association(doc: Doc) -> AssociationRecord:
+    return AssociationRecord(
+        id=doc["_id"],
+        entity_id=doc["entityID"],
+        related_id=doc["relatedEntityID"],
+        entity_type=doc["entityType"],
+        related_type=doc["relatedType"],
+        association_types=tuple(doc.get("associationTypes") or ()),
+        file_action=bool(doc.get("fileAction")),
+        created_at=doc["createdAt"],
+        last_seen=doc["lastSeen"],
+        submissions=doc["submissions"],
+        created_by=doc.get("createdBy", ""),
+    )
+
+
+def from_api_key(key: ApiKeyRecord) -> Doc:
+    return {
+        "_id": key.key_id,
+        "secretDigest": key.secret_digest,
+        "userID": key.user_id,
+        "roles": list(key.roles),
+        "groups": list(key.groups),
+        "createdAt": key.created_at,
+        "expiresAt": key.expires_at,
+        "revoked": key.revoked,
+    }
+
+
+def to_api_key(doc: Doc) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        key_id=doc["_id"],
+        secret_digest=doc["secretDigest"],
+        user_id=doc["userID"],
+        roles=tuple(doc.get("roles") or ()),
+        groups=tuple(doc.get("groups") or ()),
+        created_at=doc["createdAt"],
+        expires_at=doc.get("expiresAt"),
+        revoked=bool(doc.get("revoked")),
+    )
+
+
+def from_custom_type(record: CustomTypeRecord) -> Doc:
+    return {
+        "_id": record.name.lower(),
+        "name": record.name,
+        "primary": record.primary,
+        "nonPrimary": list(record.non_primary),
+        "fileAction": record.file_action,
+        "createdAt": record.created_at,
+    }
+
+
+def to_custom_type(doc: Doc) -> CustomTypeRecord:
+    return CustomTypeRecord(
+        name=doc["name"],
+        primary=doc["primary"],
+        non_primary=tuple(doc.get("nonPrimary") or ()),
+        file_action=bool(doc.get("fileAction")),
+        created_at=doc["createdAt"],
+    )

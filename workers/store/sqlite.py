@@ -1,0 +1,308 @@
+"""The embedded store: one SQLite file, safe for several worker processes on one machine.
+
+- WAL journal, so readers never block the writer and the writer never blocks readers.
+- ``synchronous=NORMAL``: a committed batch survives a crash of any process; only a power loss
+  or an OS crash may lose the last few commits (the file itself stays consistent).
+- Every write is one ``BEGIN IMMEDIATE`` transaction: the write lock is taken before the batch
+  reads what it is about to change, so concurrent writers (tasks, stores, processes) are
+  serialised and an upsert can never be lost. A busy database is waited for (``busy_timeout``)
+  and the transaction retried; if it stays busy, or the file cannot be read or written, the
+  call raises ``StoreUnavailable``.
+- All blocking sqlite3 calls run off the event loop, on one thread that owns the connection.
+- Group commit: batches that arrive while a write is in progress are written together in the
+  next transaction, each in its own savepoint (a batch that fails alone is rolled back alone
+  and its caller gets the error). Every caller's result is returned only after the commit
+  that carries its batch. Fewer commits means fewer WAL page writes, which dominate the cost
+  with random keys; when writes do not overlap, each batch is its own transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import sqlite3
+import time
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+from assoc_ingest.errors import ConfigurationError, StoreUnavailable
+from workers.store import sqlite_reads as q
+from workers.store.records import (
+    ApiKeyRecord,
+    AssociationRecord,
+    BatchResult,
+    CustomTypeRecord,
+    Direction,
+    JobHeader,
+    JobStatus,
+    StoredEntity,
+    WriteBatch,
+)
+from workers.store.sqlite_batch import apply_batch
+from workers.store.sqlite_schema import configure, create_tables
+
+__all__ = ["SqliteStore"]
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+_BUSY_RETRIES = 3
+_GROUP_MAX_BATCHES = 16
+_BUG_ERRORS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
+_Pending = tuple[WriteBatch, "asyncio.Future[BatchResult]"]
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    name = getattr(exc, "sqlite_errorname", "")
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in str(exc)
+
+
+def _apply_group(
+    conn: sqlite3.Connection, batches: list[WriteBatch]
+) -> list[BatchResult | Exception]:
+    """Apply ``batches`` in order inside the caller's transaction, one savepoint each."""
+    results: list[BatchResult | Exception] = []
+    for batch in batches:
+        conn.execute("SAVEPOINT batch")
+        try:
+            results.append(apply_batch(conn, batch))
+        except sqlite3.Error as exc:
+            if not isinstance(exc, _BUG_ERRORS):
+                raise  # busy, I/O, corruption: the whole transaction is retried or fails
+            conn.execute("ROLLBACK TO batch")
+            results.append(exc)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO batch")
+            results.append(exc)
+        conn.execute("RELEASE batch")
+    return results
+
+
+class SqliteStore:
+    """``Store`` on an SQLite file at ``path`` (created with its directory when absent).
+
+    ``job_ttl``: jobs older than this many seconds are no longer returned by ``get_job``;
+    ``purge_expired_jobs`` removes them. ``busy_timeout``: seconds one statement waits for
+    another process's write lock before the transaction is retried.
+    """
+
+    def __init__(
+        self, path: Path, *, job_ttl: float = 7 * 24 * 3600, busy_timeout: float = 10.0
+    ) -> None:
+        self.path = Path(path)
+        self.job_ttl = job_ttl
+        self._busy_timeout_ms = int(busy_timeout * 1000)
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._pending: list[_Pending] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    # plumbing ---------------------------------------------------------------------------
+    async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        if self._executor is None:
+            raise StoreUnavailable("the SQLite store is not started")
+        loop = asyncio.get_running_loop()
+        call = functools.partial(self._translated, fn, *args, **kwargs)
+        return await loop.run_in_executor(self._executor, call)
+
+    @staticmethod
+    def _translated(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except _BUG_ERRORS:
+            raise  # a bug in this module, not an unavailable store
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite store unavailable: {exc}") from exc
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreUnavailable("the SQLite store is closed")
+        return self._conn
+
+    def _read(self, fn: Callable[..., T], *args: object) -> T:
+        return fn(self._connection(), *args)
+
+    def _snapshot(self, fn: Callable[..., T], *args: object) -> T:
+        """Run several reads of ``fn(conn, *args)`` on one consistent snapshot."""
+        conn = self._connection()
+        conn.execute("BEGIN")
+        try:
+            return fn(conn, *args)
+        finally:
+            conn.execute("COMMIT")
+
+    def _write(self, fn: Callable[..., T], *args: object) -> T:
+        """Run ``fn(conn, *args)`` in one ``BEGIN IMMEDIATE`` transaction, retried while busy."""
+        conn = self._connection()
+        for attempt in range(_BUSY_RETRIES + 1):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = fn(conn, *args)
+                    conn.execute("COMMIT")
+                    return result
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or attempt == _BUSY_RETRIES:
+                    raise
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _open(self) -> None:
+        if self._conn is not None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot create the store directory: {exc}") from exc
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout_ms / 1000, isolation_level=None
+        )
+        try:
+            configure(conn, self._busy_timeout_ms)
+            self._conn = conn
+            self._write(create_tables)
+        except BaseException:
+            self._conn = None
+            conn.close()
+            raise
+
+    def _shut(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            try:
+                conn.execute("PRAGMA optimize")
+            finally:
+                conn.close()
+
+    # lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite-store")
+        await self._run(self._open)
+
+    async def close(self) -> None:
+        """Finish the writes already submitted, then close the connection and its thread."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                await self._writer
+            self._writer = None
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(executor, functools.partial(self._translated, self._shut))
+        finally:
+            executor.shutdown(wait=True)
+
+    async def ping(self) -> None:
+        await self._run(self._read, lambda conn: conn.execute("SELECT 1").fetchone())
+
+    # hot path ---------------------------------------------------------------------------
+    async def existing_entity_ids(self, ids: Collection[str]) -> set[str]:
+        if not ids:
+            return set()
+        return await self._run(self._read, q.existing_entity_ids, list(ids))
+
+    async def write_batch(self, batch: WriteBatch) -> BatchResult:
+        """See ``Store.write_batch``; concurrent calls share one transaction (group commit)."""
+        future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
+        self._pending.append((batch, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain_pending())
+        return await future
+
+    async def _drain_pending(self) -> None:
+        while self._pending:
+            group = self._pending[:_GROUP_MAX_BATCHES]
+            del self._pending[:_GROUP_MAX_BATCHES]
+            try:
+                results = await self._run(self._write, _apply_group, [b for b, _ in group])
+            except BaseException as exc:  # the whole transaction failed: every caller sees it
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for (_, future), result in zip(group, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, BatchResult):
+                    future.set_result(result)
+                else:
+                    future.set_exception(result)
+
+    async def register_jobs(self, jobs: Sequence[JobHeader]) -> None:
+        if jobs:
+            await self._run(self._write, q.register_jobs, list(jobs))
+
+    # reads ------------------------------------------------------------------------------
+    async def get_entity(self, entity_id: str) -> StoredEntity | None:
+        return (await self.get_entities([entity_id])).get(entity_id)
+
+    async def get_entities(self, ids: Collection[str]) -> dict[str, StoredEntity]:
+        if not ids:
+            return {}
+        return await self._run(self._read, q.get_entities, list(ids))
+
+    async def list_associations(
+        self,
+        entity_id: str,
+        *,
+        direction: Direction = Direction.BOTH,
+        association_type: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> tuple[list[AssociationRecord], str | None]:
+        """See ``Store.list_associations``; the order is the order records were created in. A
+        cursor this method did not return raises ``PermanentError`` (``invalid_cursor``)."""
+        after = q.check_cursor(cursor)
+        return await self._run(
+            self._read,
+            q.list_associations,
+            entity_id,
+            Direction(direction),
+            association_type,
+            max(1, limit),
+            after,
+        )
+
+    async def get_association(self, association_id: str) -> AssociationRecord | None:
+        return await self._run(self._read, q.get_association, association_id)
+
+    async def get_job(self, job_id: str) -> JobStatus | None:
+        not_before = time.time() - self.job_ttl
+        return await self._run(self._snapshot, q.get_job, job_id, not_before)
+
+    async def purge_expired_jobs(self, older_than: float) -> int:
+        return await self._run(self._write, q.purge_jobs, older_than)
+
+    # administration ---------------------------------------------------------------------
+    async def put_api_key(self, key: ApiKeyRecord) -> None:
+        await self._run(self._write, q.put_api_key, key)
+
+    async def get_api_key(self, key_id: str) -> ApiKeyRecord | None:
+        return await self._run(self._read, q.get_api_key, key_id)
+
+    async def list_api_keys(self) -> list[ApiKeyRecord]:
+        return await self._run(self._read, q.list_api_keys)
+
+    async def revoke_api_key(self, key_id: str) -> bool:
+        return await self._run(self._write, q.revoke_api_key, key_id)
+
+    async def list_custom_types(self) -> list[CustomTypeRecord]:
+        return await self._run(self._read, q.list_custom_types)
+
+    async def put_custom_type(self, record: CustomTypeRecord) -> bool:
+        return await self._run(self._write, q.put_custom_type, record)
+
+    async def delete_custom_type(self, name: str) -> bool:
+        return await self._run(self._write, q.delete_custom_type, name)

@@ -1,0 +1,326 @@
+"""Applying one ``WriteBatch`` inside an open SQLite write transaction.
+
+The caller holds the write lock (``BEGIN IMMEDIATE``), so what is read here cannot change
+before it is written: the batch reads the records it touches in one query per table, applies
+every item in order in memory (so the same association twice in a batch is ``stored`` then
+``duplicate``), then writes each table with one ``executemany``. Association type names are
+compared exactly: callers pass the canonical name (``AssociationRules.get``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from workers.store.records import (
+    BatchResult,
+    EdgeDelete,
+    EdgeWrite,
+    EntityRecord,
+    EntityWrite,
+    ItemKey,
+    Outcome,
+    PresetOutcome,
+    WriteBatch,
+)
+
+_OUTCOMES = {outcome.value: outcome for outcome in Outcome}
+_SINGLE_NAME_JSON: dict[str, str] = {}
+
+
+def dumps(value: Any) -> str:
+    """JSON text as stored in TEXT columns."""
+    return orjson.dumps(value).decode()
+
+
+def _names_json(names: list[str]) -> str:
+    if len(names) == 1:  # the common case on the hot path: one type name
+        name = names[0]
+        cached = _SINGLE_NAME_JSON.get(name)
+        if cached is None:
+            cached = _SINGLE_NAME_JSON.setdefault(name, dumps(names))
+        return cached
+    return dumps(names)
+
+
+class _Edge:
+    __slots__ = ("alive", "dirty", "existed", "file_action", "insert", "names", "submissions")
+
+    def __init__(
+        self,
+        names: list[str],
+        submissions: int,
+        file_action: bool,
+        existed: bool,
+        insert: tuple[Any, ...] | None = None,
+    ) -> None:
+        self.names = names
+        self.submissions = submissions
+        self.file_action = file_action
+        self.existed = existed
+        # (id, entity_id, related_id, entity_type, related_type, created_at, created_by)
+        self.insert = insert
+        self.alive = True
+        self.dirty = False
+
+
+class _Associations:
+    """The associations a batch touches, read once and written back once."""
+
+    def __init__(self, conn: sqlite3.Connection, ids: Iterable[str]) -> None:
+        self.edges: dict[str, _Edge] = {}
+        wanted = list(set(ids))
+        if wanted:
+            rows = conn.execute(
+                "SELECT id, association_types, submissions, file_action FROM associations"
+                " WHERE id IN (SELECT value FROM json_each(?))",
+                (dumps(wanted),),
+            )
+            for aid, names, submissions, file_action in rows:
+                self.edges[aid] = _Edge(orjson.loads(names), submissions, bool(file_action), True)
+
+    def upsert(self, edge: EdgeWrite, now: float) -> Outcome:
+        state = self.edges.get(edge.association_id)
+        if state is None or not state.alive:
+            if state is None:
+                state = _Edge([], 0, edge.file_action, False)
+                self.edges[edge.association_id] = state
+            state.alive = True
+            state.names = [edge.association_type]
+            state.submissions = 1
+            state.file_action = edge.file_action
+            if not state.existed:
+                state.insert = (
+                    edge.association_id,
+                    edge.entity_id,
+                    edge.related_id,
+                    edge.entity_type,
+                    edge.related_type,
+                    now,
+                    edge.created_by,
+                )
+            state.dirty = True
+            return Outcome.STORED
+        state.submissions += 1
+        state.file_action = state.file_action or edge.file_action
+        state.dirty = True
+        if edge.association_type in state.names:
+            return Outcome.DUPLICATE
+        state.names.append(edge.association_type)
+        return Outcome.STORED
+
+    def delete(self, delete: EdgeDelete) -> Outcome:
+        state = self.edges.get(delete.association_id)
+        if state is None or not state.alive:
+            return Outcome.NOT_FOUND
+        if delete.association_type is None:
+            state.names = []
+        else:
+            kept = [name for name in state.names if name != delete.association_type]
+            if len(kept) == len(state.names):
+                return Outcome.NOT_FOUND
+            state.names = kept
+        state.dirty = True
+        if not state.names:
+            state.alive = False
+        return Outcome.DELETED
+
+    def flush(self, conn: sqlite3.Connection, now: float) -> None:
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
+        removed: list[tuple[str]] = []
+        for aid, state in self.edges.items():
+            if not state.dirty:
+                continue
+            if not state.alive:
+                if state.existed:
+                    removed.append((aid,))
+            elif state.existed:
+                updates.append(
+                    (_names_json(state.names), now, state.submissions, state.file_action, aid)
+                )
+            else:
+                assert state.insert is not None
+                eid, entity_id, related_id, entity_type, related_type, created, by = state.insert
+                inserts.append(
+                    (
+                        eid,
+                        entity_id,
+                        related_id,
+                        entity_type,
+                        related_type,
+                        _names_json(state.names),
+                        state.file_action,
+                        created,
+                        now,
+                        state.submissions,
+                        by,
+                    )
+                )
+        if inserts:
+            conn.executemany(
+                "INSERT INTO associations (id, entity_id, related_id, entity_type, related_type,"
+                " association_types, file_action, created_at, last_seen, submissions, created_by)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                inserts,
+            )
+        if updates:
+            conn.executemany(
+                "UPDATE associations SET association_types = ?, last_seen = ?, submissions = ?,"
+                " file_action = ? WHERE id = ?",
+                updates,
+            )
+        if removed:
+            conn.executemany("DELETE FROM associations WHERE id = ?", removed)
+
+
+class _Entities:
+    """The entities a batch touches, merged in memory and written back with one upsert."""
+
+    def __init__(self, conn: sqlite3.Connection, ids: Iterable[str]) -> None:
+        self.rows: dict[str, list[Any]] = {}
+        wanted = list(set(ids))
+        if wanted:
+            rows = conn.execute(
+                "SELECT id, type, attributes, reputation, tags, visible_by, created_at"
+                " FROM entities WHERE id IN (SELECT value FROM json_each(?))",
+                (dumps(wanted),),
+            )
+            for eid, etype, attributes, reputation, tags, visible_by, created_at in rows:
+                self.rows[eid] = [
+                    etype,
+                    orjson.loads(attributes),
+                    reputation,
+                    orjson.loads(tags),
+                    orjson.loads(visible_by),
+                    created_at,
+                ]
+
+    def upsert(self, record: EntityRecord, now: float) -> bool:
+        """Merge ``record`` in; True when the entity is new."""
+        row = self.rows.get(record.id)
+        if row is None:
+            self.rows[record.id] = [
+                record.type,
+                dict(record.attributes),
+                record.reputation,
+                list(dict.fromkeys(record.tags)),
+                list(dict.fromkeys(record.visible_by)),
+                now,
+            ]
+            return True
+        row[1] = {**row[1], **record.attributes}
+        if record.reputation is not None:
+            row[2] = record.reputation
+        row[3] = list(dict.fromkeys([*row[3], *record.tags]))
+        row[4] = list(dict.fromkeys([*row[4], *record.visible_by]))
+        return False
+
+    def flush(self, conn: sqlite3.Connection, touched: set[str], now: float) -> None:
+        rows = [
+            (eid, r[0], dumps(r[1]), r[2], dumps(r[3]), dumps(r[4]), r[5], now)
+            for eid, r in self.rows.items()
+            if eid in touched
+        ]
+        if rows:
+            conn.executemany(
+                "INSERT INTO entities (id, type, attributes, reputation, tags, visible_by,"
+                " created_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET attributes = excluded.attributes,"
+                " reputation = excluded.reputation, tags = excluded.tags,"
+                " visible_by = excluded.visible_by, last_seen = excluded.last_seen",
+                rows,
+            )
+
+
+def recorded_outcomes(conn: sqlite3.Connection, keys: list[ItemKey]) -> dict[ItemKey, Outcome]:
+    """Outcomes already stored for ``keys`` (one query; CROSS JOIN keeps the planner probing
+    the primary key once per key instead of scanning job_items)."""
+    if not keys:
+        return {}
+    rows = conn.execute(
+        "SELECT ji.job_id, ji.idx, ji.outcome FROM json_each(?) AS k"
+        " CROSS JOIN job_items AS ji ON ji.job_id = json_extract(k.value, '$[0]')"
+        " AND ji.idx = json_extract(k.value, '$[1]')",
+        (dumps(keys),),
+    )
+    return {(job_id, idx): _OUTCOMES[outcome] for job_id, idx, outcome in rows}
+
+
+def apply_batch(conn: sqlite3.Connection, batch: WriteBatch) -> BatchResult:
+    """Write ``batch`` (see ``Store.write_batch``); the caller commits."""
+    now = batch.now
+    keys = [
+        *(w.key for w in batch.entities),
+        *(e.key for e in batch.edges),
+        *(d.key for d in batch.deletes),
+        *(p.key for p in batch.preset),
+    ]
+    recorded = recorded_outcomes(conn, keys)
+    if batch.jobs:
+        conn.executemany(
+            "INSERT OR IGNORE INTO jobs (job_id, kind, owner, groups, total, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (j.job_id, j.kind, j.owner, dumps(j.groups), j.total, j.created_at)
+                for j in batch.jobs
+            ],
+        )
+    seen: set[ItemKey] = set(recorded)
+
+    def fresh(key: ItemKey) -> bool:
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+    entity_writes: list[EntityWrite] = [w for w in batch.entities if fresh(w.key)]
+    edges: list[EdgeWrite] = [e for e in batch.edges if fresh(e.key)]
+    deletes: list[EdgeDelete] = [d for d in batch.deletes if fresh(d.key)]
+    presets: list[PresetOutcome] = [p for p in batch.preset if fresh(p.key)]
+
+    entity_edges = [e for w in entity_writes for e in w.edges]
+    associations = _Associations(
+        conn,
+        [e.association_id for e in edges]
+        + [e.association_id for e in entity_edges]
+        + [d.association_id for d in deletes],
+    )
+    touched = {record.id for w in entity_writes for record in w.entities}
+    entities = _Entities(conn, touched)
+
+    outcomes: dict[ItemKey, Outcome] = dict(recorded)
+    items: list[tuple[str, int, str, str | None, str | None, float]] = []
+    for write in entity_writes:
+        new = [entities.upsert(record, now) for record in write.entities]
+        for edge in write.edges:
+            associations.upsert(edge, now)
+        outcome = Outcome.STORED if new and new[0] else Outcome.DUPLICATE
+        outcomes[write.key] = outcome
+        items.append((write.key[0], write.key[1], outcome.value, None, None, now))
+    for edge in edges:
+        outcome = associations.upsert(edge, now)
+        outcomes[edge.key] = outcome
+        items.append((edge.key[0], edge.key[1], outcome.value, None, None, now))
+    for delete in deletes:
+        outcome = associations.delete(delete)
+        outcomes[delete.key] = outcome
+        items.append((delete.key[0], delete.key[1], outcome.value, None, None, now))
+    for preset in presets:
+        outcomes[preset.key] = preset.outcome
+        items.append(
+            (preset.key[0], preset.key[1], preset.outcome.value, preset.code, preset.message, now)
+        )
+
+    entities.flush(conn, touched, now)
+    associations.flush(conn, now)
+    if items:
+        conn.executemany(
+            "INSERT INTO job_items (job_id, idx, outcome, code, message, at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            items,
+        )
+    return BatchResult(outcomes=outcomes, skipped=frozenset(recorded))
