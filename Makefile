@@ -24,6 +24,8 @@ lint: install
 	$(VENV)/bin/mypy
 
 bench: install
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || \
+		(echo "wrk is needed: apt-get install wrk" >&2; exit 1)
 	$(PY) -m bench
 
 chaos: install

@@ -50,7 +50,11 @@ class Settings(BaseSettings):
         default=10_000, ge=1, description="items one coalesced message carries at most"
     )
     publish_max_bytes: int = Field(
-        default=8 * 1024 * 1024, ge=1024, description="bytes one coalesced message carries at most"
+        # Above the largest bulk body with its items' envelope fields, so that a request always
+        # travels in one message and is confirmed or refused as a whole.
+        default=24 * 1024 * 1024,
+        ge=1024,
+        description="bytes one coalesced message carries at most",
     )
     max_body_bytes: int = Field(default=16 * 1024 * 1024, description="largest request body")
     bulk_max_items: int = Field(default=10_000, description="items one bulk request may hold")

@@ -5,6 +5,9 @@ caller's items go out at once in a message of their own; otherwise they join the
 message, which goes out as soon as a confirm frees a slot. There is no timer: an idle publisher
 adds no latency, a busy one packs many callers' items into one message. Each message is bounded
 by ``max_items`` and ``max_bytes`` (a single item larger than ``max_bytes`` travels alone).
+A caller's items stay together in one message whenever they fit in one: then a request is
+either wholly confirmed or wholly refused, never half-queued. Only a caller larger than the
+bounds is split over several messages.
 
 A caller returns only once every message carrying one of its items is confirmed, and raises the
 ``BrokerUnavailable`` (or ``QueueFull``) of the first of them that failed. A caller cancelled
@@ -57,6 +60,10 @@ class _Batch:
         if self.items == 0:
             return True
         return self.items < max_items and self.size + len(item) + 1 <= max_bytes
+
+    def fits_all(self, items: Sequence[bytes], max_items: int, max_bytes: int) -> bool:
+        added = sum(len(item) for item in items) + len(items)
+        return self.items + len(items) <= max_items and self.size + added <= max_bytes
 
     def add(self, ticket: _Ticket, item: bytes) -> None:
         if not self.entries or self.entries[-1][0] is not ticket:
@@ -127,8 +134,11 @@ class CoalescingPublisher:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _enqueue(self, lane: _Lane, ticket: _Ticket, items: Sequence[bytes]) -> None:
-        # Only the last pending batch takes more items: earlier ones are full.
+        # Only the last pending batch takes more items: earlier ones are full. A caller that
+        # does not fit in its remaining room starts a batch of its own, so as not to be split.
         batch = lane.pending[-1] if lane.pending else None
+        if batch is not None and not batch.fits_all(items, self._max_items, self._max_bytes):
+            batch = None
         for item in items:
             if batch is None or not batch.fits(item, self._max_items, self._max_bytes):
                 batch = _Batch()

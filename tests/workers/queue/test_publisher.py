@@ -187,6 +187,26 @@ async def test_a_message_never_exceeds_max_bytes(gated: GatedQueue) -> None:
     assert [len(jobs_of(body)) for body in bodies] == [1, 3, 3, 3]
 
 
+async def test_a_caller_that_fits_in_one_message_is_never_split(gated: GatedQueue) -> None:
+    publisher = coalescing(gated, max_items=4)
+    first = asyncio.create_task(publisher.publish(KIND, [item("a")]))
+    await gated.sent(1)
+    small = asyncio.create_task(publisher.publish(KIND, [item("b", i, 2) for i in range(2)]))
+    whole = asyncio.create_task(publisher.publish(KIND, [item("c", i, 3) for i in range(3)]))
+    await settle()
+    for index in range(2):
+        gated.confirm(index)
+        await gated.sent(index + 2)
+    gated.confirm(2)
+    await asyncio.gather(first, small, whole)
+
+    assert [jobs_of(body) for body, _ in gated.waiting] == [
+        [("a", 0)],
+        [("b", 0), ("b", 1)],
+        [("c", 0), ("c", 1), ("c", 2)],
+    ]
+
+
 async def test_a_failed_message_fails_exactly_its_callers(gated: GatedQueue) -> None:
     publisher = coalescing(gated, max_items=2)
     first = asyncio.create_task(publisher.publish(KIND, [item("a")]))

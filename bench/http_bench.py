@@ -1,0 +1,176 @@
+"""HTTP scenarios: the raw ceilings and the front, all driven by wrk in the same run.
+
+- ``bare``: aiohttp parse-and-202, no broker (the HTTP ceiling);
+- ``naive``: the same handler publishing one message per request with a confirm;
+- ``front``: ``assoc-ingest api`` through real RabbitMQ (coalescing publisher, auth, checks),
+  at fixed concurrency and then at a fixed rate of half the measured maximum;
+- ``bulk``: ``POST /associations`` with 1,000 items per request.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.common import (
+    CLI,
+    PeakRss,
+    amqp_url,
+    create_key,
+    delete_topology,
+    free_port,
+    median,
+    pipeline_env,
+    process,
+    unique,
+)
+from bench.wrk import WrkResult, run_wrk
+
+PATH_SINGLE = "/api/ingest/v1/association"
+PATH_BULK = "/api/ingest/v1/associations"
+
+
+def random_hex() -> str:
+    return os.urandom(32).hex()
+
+
+def association_bodies(count: int) -> list[bytes]:
+    """ASN -> Address bodies with random (well-formed) IDs: the front checks shape and kinds."""
+    return [
+        orjson.dumps({"entityID": f"asn-{random_hex()}", "relatedEntityID": f"ip-{random_hex()}"})
+        for _ in range(count)
+    ]
+
+
+def bulk_bodies(requests: int, items: int) -> list[bytes]:
+    """JSON-array bulk bodies (one line each, as wrk's body file needs)."""
+    return [b"[" + b",".join(association_bodies(items)) + b"]" for _ in range(requests)]
+
+
+def summarise(results: list[WrkResult]) -> dict[str, Any]:
+    return {
+        "runs": [r.rate for r in results],
+        "rate": median([r.rate for r in results]),
+        "p50_ms": median([r.p50_ms for r in results]),
+        "p99_ms": median([r.p99_ms for r in results]),
+        "p999_ms": median([r.p999_ms for r in results]),
+        "errors": sum(r.errors for r in results),
+    }
+
+
+@contextmanager
+def baseline_server(kind: str) -> Iterator[tuple[str, PeakRss]]:
+    port = free_port()
+    topology = unique("bench-naive")
+    args = [
+        sys.executable,
+        "-m",
+        "bench.baseline_servers",
+        kind,
+        "--port",
+        str(port),
+        "--amqp-url",
+        amqp_url(),
+        "--topology",
+        topology,
+    ]
+    try:
+        with process(args, port=port) as proc, PeakRss() as rss:
+            rss.watch("server", proc.pid)
+            yield f"http://127.0.0.1:{port}", rss
+    finally:
+        if kind == "naive":
+            delete_topology(topology)
+
+
+@contextmanager
+def front_server(**extra_env: str) -> Iterator[tuple[str, dict[str, str], PeakRss]]:
+    port = free_port()
+    topology = unique("bench-front")
+    with tempfile.TemporaryDirectory(prefix="bench-front-") as tmp:
+        env = pipeline_env(topology, Path(tmp), INGEST_PORT=str(port), **extra_env)
+        key, secret = create_key(env)
+        headers = {"api-key": key, "api-secret": secret, "Content-Type": "application/json"}
+        try:
+            with process([*CLI, "api"], env=env, port=port) as proc, PeakRss() as rss:
+                rss.watch("front", proc.pid)
+                yield f"http://127.0.0.1:{port}", headers, rss
+        finally:
+            delete_topology(topology)
+
+
+def ceiling(kind: str, runs: int, seconds: float, connections: int) -> dict[str, Any]:
+    bodies = association_bodies(20_000)
+    with baseline_server(kind) as (url, rss):
+        run_wrk(
+            url,
+            PATH_SINGLE,
+            bodies[:2000],
+            {"Content-Type": "application/json"},
+            seconds=1,
+            connections=connections,
+        )  # warm-up
+        results = [
+            run_wrk(
+                url,
+                PATH_SINGLE,
+                bodies,
+                {"Content-Type": "application/json"},
+                seconds=seconds,
+                connections=connections,
+            )
+            for _ in range(runs)
+        ]
+    return {**summarise(results), "peak_rss_mb": rss.peaks.get("server", 0.0)}
+
+
+def front_single(runs: int, seconds: float, connections: int) -> dict[str, Any]:
+    bodies = association_bodies(20_000)
+    with front_server() as (url, headers, rss):
+        run_wrk(url, PATH_SINGLE, bodies[:2000], headers, seconds=1, connections=connections)
+        at_max = [
+            run_wrk(url, PATH_SINGLE, bodies, headers, seconds=seconds, connections=connections)
+            for _ in range(runs)
+        ]
+        half = summarise(at_max)["rate"] / 2
+        at_half = [
+            run_wrk(
+                url,
+                PATH_SINGLE,
+                bodies,
+                headers,
+                seconds=seconds,
+                connections=connections,
+                rate=half,
+            )
+            for _ in range(runs)
+        ]
+    return {
+        "max": summarise(at_max),
+        "half_rate": {**summarise(at_half), "target_rate": half},
+        "peak_rss_mb": rss.peaks.get("front", 0.0),
+    }
+
+
+def front_bulk(runs: int, seconds: float, connections: int, items: int = 1000) -> dict[str, Any]:
+    bodies = bulk_bodies(40, items)
+    with front_server() as (url, headers, rss):
+        run_wrk(url, PATH_BULK, bodies[:5], headers, seconds=1, connections=connections)
+        results = [
+            run_wrk(url, PATH_BULK, bodies, headers, seconds=seconds, connections=connections)
+            for _ in range(runs)
+        ]
+    summary = summarise(results)
+    return {
+        **summary,
+        "items_per_request": items,
+        "items_rate": summary["rate"] * items,
+        "peak_rss_mb": rss.peaks.get("front", 0.0),
+    }

@@ -1,0 +1,111 @@
+"""The application factory of the ingest front (routes, state, lifecycle)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from assoc_ingest.settings import Settings
+from ingest_api.auth import Authenticator
+from ingest_api.jobs import JobRegistry
+from ingest_api.middlewares import observe_requests
+from ingest_api.state import (
+    AUTHENTICATOR,
+    JOB_REGISTRY,
+    PUBLISHER,
+    QUEUE,
+    RULES,
+    SETTINGS,
+    STORE,
+)
+from ingest_api.views import admin, operations, reads, writes
+from ingest_api.views.writes import BASE
+from workers.publisher import CoalescingPublisher
+from workers.queue.base import JobQueue
+from workers.rules_cache import RulesCache
+from workers.store.base import Store
+
+__all__ = ["BASE", "create_app"]
+
+_DRAIN_TIMEOUT = 10.0
+
+
+def _backends(queue: JobQueue, store: Store) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def backends(app: web.Application) -> AsyncIterator[None]:
+        await store.start()
+        try:
+            await queue.start()
+            try:
+                yield
+            finally:
+                await queue.close()
+        finally:
+            await store.close()
+
+    return backends
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    publisher = CoalescingPublisher(
+        app[QUEUE],
+        max_items=settings.publish_max_items,
+        max_bytes=settings.publish_max_bytes,
+        timeout=settings.publish_timeout,
+    )
+    rules = RulesCache(app[STORE], settings.types_refresh_seconds)
+    await rules.start()
+    registry = JobRegistry(app[STORE])
+    await registry.start()
+    app[PUBLISHER] = publisher
+    app[RULES] = rules
+    app[JOB_REGISTRY] = registry
+    try:
+        yield
+    finally:
+        # Requests still waiting for a confirm get their answer before the queue closes.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(publisher.wait_idle(), _DRAIN_TIMEOUT)
+        await registry.close()
+        await rules.stop()
+
+
+def _routes(app: web.Application) -> None:
+    router = app.router
+    router.add_post(f"{BASE}/association", writes.post_association)
+    router.add_delete(f"{BASE}/association", writes.delete_association)
+    router.add_post(f"{BASE}/associations", writes.post_associations)
+    router.add_post(f"{BASE}/entity", writes.post_entity)
+    router.add_post(f"{BASE}/entities", writes.post_entities)
+    router.add_get("/healthz", operations.healthz, allow_head=False)
+    router.add_get("/readyz", operations.readyz, allow_head=False)
+    router.add_get("/metrics", operations.metrics, allow_head=False)
+    router.add_get("/openapi.json", operations.openapi, allow_head=False)
+    reads.add_read_routes(app)
+    admin.add_admin_routes(app)
+
+
+def create_app(
+    settings: Settings, *, queue: JobQueue, store: Store, manage_backends: bool = True
+) -> web.Application:
+    """The front as an aiohttp application.
+
+    On start-up (``cleanup_ctx``) it starts ``store`` and ``queue`` when ``manage_backends``
+    (closing them on clean-up), then the coalescing publisher, the association rules cache
+    (which reads the custom types, so a store that cannot be read fails the start-up) and the
+    background job registry. Bodies are limited to ``settings.max_body_bytes``. Read endpoints
+    are added to ``app.router`` by their own module before the app starts.
+    """
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[observe_requests])
+    app[SETTINGS] = settings
+    app[QUEUE] = queue
+    app[STORE] = store
+    app[AUTHENTICATOR] = Authenticator(settings, store)
+    if manage_backends:
+        app.cleanup_ctx.append(_backends(queue, store))
+    app.cleanup_ctx.append(_services)
+    _routes(app)
+    return app

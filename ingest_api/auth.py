@@ -1,0 +1,266 @@
+"""Who is calling, and may they: API keys, Bearer JWTs, or a trusted gateway's headers.
+
+Credentials (SPEC §3):
+
+- ``api-key`` + ``api-secret`` headers: the key record comes from ``Store.get_api_key``; the
+  secret is compared in constant time with its stored digest; revoked and expired keys are
+  refused. A verified (key, secret digest) pair is remembered in process for
+  ``settings.api_key_cache_seconds``, so a hot key costs no store round trip (a revocation
+  therefore takes effect within that many seconds; expiry is checked on every request).
+- ``Authorization: Bearer <JWT>``: HS256 with ``settings.jwt_secret`` or RS256/ES256 with
+  ``settings.jwt_public_key`` (the key is chosen by the token's algorithm, never a public key
+  used as an HMAC secret); ``sub`` is the user, ``roles`` and ``groups`` claims (lists, or
+  strings separated by commas or spaces); ``exp`` and ``sub`` are required; ``aud``/``iss`` are
+  checked when configured.
+- Both at once: 400 ``ambiguous_credentials``. None or wrong: 401 with ``WWW-Authenticate``.
+- ``settings.trust_gateway_headers``: only the gateway's headers are used: ``user-id``
+  (required), ``groups`` (comma-separated) and ``roles`` (comma-separated; ``reporter,user``
+  when absent). Otherwise client-sent ``user-id``/``groups``/``roles`` headers are ignored.
+
+Roles: ``admin`` implies every role. ``require_role`` guards a view.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+import structlog
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from assoc_ingest.errors import ConfigurationError, StoreUnavailable
+from assoc_ingest.settings import Settings
+from ingest_api.errors import ApiError
+from ingest_api.keys import ROLES, digest_secret, secret_matches
+from ingest_api.state import AUTHENTICATOR, PRINCIPAL
+from workers.store.base import Store
+from workers.store.records import ApiKeyRecord
+
+__all__ = [
+    "DEFAULT_GATEWAY_ROLES",
+    "Authenticator",
+    "Principal",
+    "require_role",
+]
+
+DEFAULT_GATEWAY_ROLES = ("reporter", "user")
+_CHALLENGE = 'Bearer realm="assoc-ingest", api-key realm="assoc-ingest"'
+_SPLIT = re.compile(r"[,\s]+")
+_CACHE_MAX_ENTRIES = 10_000
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller."""
+
+    user_id: str
+    roles: frozenset[str]
+    groups: tuple[str, ...]
+    method: str  # "api-key", "jwt" or "gateway"
+    key_id: str | None = None
+
+    def has_role(self, role: str) -> bool:
+        """Whether the caller holds ``role``; ``admin`` holds every role."""
+        return role in self.roles or "admin" in self.roles
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": _CHALLENGE})
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    """Roles or groups from a claim or header: a list of strings or one separated string."""
+    if isinstance(value, str):
+        items: Iterable[Any] = _SPLIT.split(value)
+    elif isinstance(value, list | tuple):
+        items = value
+    else:
+        return ()
+    return tuple(dict.fromkeys(s.strip() for s in items if isinstance(s, str) and s.strip()))
+
+
+@dataclass(slots=True)
+class _Verified:
+    record: ApiKeyRecord
+    verified_at: float
+
+
+class Authenticator:
+    """Turns a request's credentials into a ``Principal`` or raises ``ApiError`` (400/401/503)."""
+
+    def __init__(
+        self, settings: Settings, store: Store, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._clock = clock
+        self._cache: OrderedDict[tuple[str, str], _Verified] = OrderedDict()
+        self._keys: dict[str, Any] = {}
+        if settings.jwt_secret is not None:
+            self._keys["HS256"] = settings.jwt_secret.get_secret_value()
+        if settings.jwt_public_key:
+            try:
+                public = load_pem_public_key(settings.jwt_public_key.encode())
+            except ValueError as exc:
+                raise ConfigurationError(f"jwt_public_key is not a PEM public key: {exc}") from exc
+            if isinstance(public, rsa.RSAPublicKey):
+                self._keys["RS256"] = public
+            elif isinstance(public, ec.EllipticCurvePublicKey):
+                self._keys["ES256"] = public
+            else:
+                raise ConfigurationError("jwt_public_key must be an RSA or EC public key")
+
+    async def authenticate(self, request: web.Request) -> Principal:
+        """The caller of ``request`` (see the module docstring for the rules)."""
+        headers = request.headers
+        if self._settings.trust_gateway_headers:
+            return self._from_gateway(request)
+        has_key = "api-key" in headers or "api-secret" in headers
+        authorization = headers.get("Authorization")
+        if has_key and authorization is not None:
+            raise ApiError(
+                400,
+                "ambiguous_credentials",
+                "Send either api-key and api-secret or an Authorization header, not both.",
+            )
+        if has_key:
+            return await self._from_api_key(headers.get("api-key", ""), headers.get("api-secret"))
+        if authorization is not None:
+            scheme, _, token = authorization.strip().partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise _unauthorized("The Authorization header must be 'Bearer <token>'.")
+            return self._from_jwt(token.strip())
+        raise _unauthorized("Credentials are required: api-key and api-secret, or a Bearer token.")
+
+    # api keys -------------------------------------------------------------------------
+    async def _from_api_key(self, key_id: str, secret: str | None) -> Principal:
+        if not key_id or not secret:
+            raise _unauthorized("Both api-key and api-secret headers are required.")
+        now = self._clock()
+        cache_key = (key_id, digest_secret(secret))
+        hit = self._cache.get(cache_key)
+        ttl = self._settings.api_key_cache_seconds
+        if hit is not None and now - hit.verified_at < ttl:
+            record = hit.record
+        else:
+            try:
+                found = await self._store.get_api_key(key_id)
+            except StoreUnavailable as exc:
+                raise ApiError(
+                    503,
+                    "store_unavailable",
+                    "Credentials cannot be checked right now; retry shortly.",
+                    headers={"Retry-After": "5"},
+                ) from exc
+            if found is None or not secret_matches(found, secret):
+                raise _unauthorized("The API key or secret is wrong.")
+            record = found
+            if ttl > 0:
+                self._remember(cache_key, _Verified(record, now))
+        if record.revoked:
+            raise _unauthorized("The API key has been revoked.")
+        if record.expires_at is not None and record.expires_at <= now:
+            raise _unauthorized("The API key has expired.")
+        return Principal(
+            user_id=record.user_id,
+            roles=frozenset(record.roles),
+            groups=tuple(record.groups),
+            method="api-key",
+            key_id=record.key_id,
+        )
+
+    def _remember(self, cache_key: tuple[str, str], entry: _Verified) -> None:
+        self._cache[cache_key] = entry
+        self._cache.move_to_end(cache_key)
+        while len(self._cache) > _CACHE_MAX_ENTRIES:
+            self._cache.popitem(last=False)
+
+    def forget_key(self, key_id: str) -> None:
+        """Drop ``key_id`` from the verified-key cache, so a revocation made through this
+        process takes effect on its next request."""
+        for cache_key in [k for k in self._cache if k[0] == key_id]:
+            del self._cache[cache_key]
+
+    # JWT ------------------------------------------------------------------------------
+    def _from_jwt(self, token: str) -> Principal:
+        if not self._keys:
+            raise _unauthorized("Bearer tokens are not accepted by this deployment.")
+        try:
+            algorithm = jwt.get_unverified_header(token).get("alg")
+        except jwt.PyJWTError as exc:
+            raise _unauthorized("The Bearer token is not a valid JWT.") from exc
+        key = self._keys.get(algorithm) if isinstance(algorithm, str) else None
+        if key is None or not isinstance(algorithm, str):
+            raise _unauthorized("The Bearer token is signed with an algorithm not accepted here.")
+        audience = self._settings.jwt_audience
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                audience=audience,
+                issuer=self._settings.jwt_issuer,
+                options={"require": ["exp", "sub"], "verify_aud": audience is not None},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise _unauthorized("The Bearer token has expired.") from exc
+        except jwt.PyJWTError as exc:
+            raise _unauthorized(f"The Bearer token was refused: {exc}.") from exc
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject:
+            raise _unauthorized("The Bearer token has no subject.")
+        return Principal(
+            user_id=subject,
+            roles=frozenset(_names(claims.get("roles"))),
+            groups=_names(claims.get("groups")),
+            method="jwt",
+        )
+
+    # trusted gateway ------------------------------------------------------------------
+    def _from_gateway(self, request: web.Request) -> Principal:
+        user_id = request.headers.get("user-id", "").strip()
+        if not user_id:
+            raise _unauthorized("The gateway did not send a user-id header.")
+        groups = tuple(
+            dict.fromkeys(
+                g.strip() for g in request.headers.get("groups", "").split(",") if g.strip()
+            )
+        )
+        roles_header = request.headers.get("roles")
+        if roles_header is None:
+            roles: tuple[str, ...] = DEFAULT_GATEWAY_ROLES
+        else:
+            roles = tuple(r for r in _names(roles_header) if r in ROLES)
+        return Principal(user_id=user_id, roles=frozenset(roles), groups=groups, method="gateway")
+
+
+def require_role(role: str) -> Callable[[Handler], Handler]:
+    """Decorate a view so that it runs only for a caller holding ``role`` (401/403 otherwise).
+
+    The caller is available to the view as ``request[PRINCIPAL]`` and ``user_id`` is bound in
+    the log context.
+    """
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            principal = await request.app[AUTHENTICATOR].authenticate(request)
+            structlog.contextvars.bind_contextvars(user_id=principal.user_id)
+            if not principal.has_role(role):
+                raise ApiError(403, "forbidden", f"This operation needs the '{role}' role.")
+            request[PRINCIPAL] = principal
+            return await handler(request)
+
+        return guarded
+
+    return decorate

@@ -1,0 +1,125 @@
+"""Reading request bodies: content types, size limits, JSON and streamed NDJSON bulks.
+
+Single writes take ``application/json`` (anything else is a 415). Bulk writes take
+``application/x-ndjson`` (also ``application/ndjson``, ``application/jsonl``), streamed and
+parsed line by line as the bytes arrive, or ``application/json`` holding either a JSON array
+of items or NDJSON lines. Blank lines are skipped and do not count as items. Beyond
+``max_bytes`` bytes or ``max_items`` items the answer is a 413.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ingest_api.errors import ApiError
+
+__all__ = ["JSON_TYPE", "NDJSON_TYPES", "BulkLine", "iter_bulk", "read_json"]
+
+JSON_TYPE = "application/json"
+NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class BulkLine:
+    """One bulk item: its 0-based position and the parsed value, or why it could not be parsed."""
+
+    index: int
+    value: Any = None
+    parse_error: str | None = None
+
+
+def _unsupported(expected: str) -> ApiError:
+    return ApiError(415, "unsupported_media_type", f"The Content-Type must be {expected}.")
+
+
+def _too_large(max_bytes: int) -> ApiError:
+    return ApiError(413, "body_too_large", f"The body is larger than {max_bytes} bytes.")
+
+
+def _check_length(request: web.Request, max_bytes: int) -> None:
+    length = request.content_length
+    if length is not None and length > max_bytes:
+        raise _too_large(max_bytes)
+
+
+async def read_json(request: web.Request, max_bytes: int) -> Any:
+    """The parsed JSON body of a single write; 415, 413 or 400 ``invalid_json`` otherwise."""
+    if request.content_type != JSON_TYPE:
+        raise _unsupported(JSON_TYPE)
+    _check_length(request, max_bytes)
+    body = await request.read()  # bounded by the application's client_max_size
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"The body is not valid JSON: {exc}.") from exc
+
+
+def _parse_line(index: int, line: bytes) -> BulkLine:
+    try:
+        return BulkLine(index, orjson.loads(line))
+    except orjson.JSONDecodeError as exc:
+        return BulkLine(index, parse_error=f"Line is not valid JSON: {exc}.")
+
+
+def _lines(data: bytes) -> Iterator[bytes]:
+    for line in data.split(b"\n"):
+        if line.strip():
+            yield line
+
+
+async def iter_bulk(
+    request: web.Request, *, max_items: int, max_bytes: int
+) -> AsyncIterator[BulkLine]:
+    """The items of a bulk body in order (see the module docstring)."""
+    content_type = request.content_type
+    if content_type != JSON_TYPE and content_type not in NDJSON_TYPES:
+        raise _unsupported("application/x-ndjson or application/json")
+    _check_length(request, max_bytes)
+    count = 0
+
+    def counted() -> int:
+        nonlocal count
+        count += 1
+        if count > max_items:
+            raise ApiError(
+                413, "too_many_items", f"A bulk request may hold at most {max_items} items."
+            )
+        return count - 1
+
+    if content_type == JSON_TYPE:
+        body = await request.read()
+        if body.lstrip()[:1] == b"[":
+            try:
+                values = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise ApiError(400, "invalid_json", f"The body is not valid JSON: {exc}.") from exc
+            for value in values:
+                yield BulkLine(counted(), value)
+            return
+        for line in _lines(body):
+            yield _parse_line(counted(), line)
+        return
+
+    received = 0
+    parts: list[bytes] = []  # the unfinished line, joined only once its end arrives
+    async for chunk in request.content.iter_chunked(_CHUNK):
+        received += len(chunk)
+        if received > max_bytes:
+            raise _too_large(max_bytes)
+        if b"\n" not in chunk:
+            parts.append(chunk)
+            continue
+        parts.append(chunk)
+        complete, _, rest = b"".join(parts).rpartition(b"\n")
+        parts = [rest] if rest else []
+        for line in _lines(complete):
+            yield _parse_line(counted(), line)
+    tail = b"".join(parts)
+    if tail.strip():
+        yield _parse_line(counted(), tail)

@@ -1,0 +1,224 @@
+"""The front's synchronous checks (SPEC §3): shape, IDs, the association matrix, entities.
+
+Each check takes one parsed JSON value and returns either what to queue or an ``ItemProblem``
+(a 400 for a single write, a ``rejected`` entry for a bulk item). Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from ingest_api.errors import ApiError
+from schemas import (
+    AssociationRules,
+    AssociationType,
+    EntityLink,
+    EntityRecord,
+    InvalidEntityId,
+    NormalisationError,
+    Rejection,
+    entity_id_of_normalised,
+    normalise,
+    parse_entity_id,
+)
+from schemas.http import AssociationBody, EntityBody, NestedEntity, entity_main_value
+
+__all__ = [
+    "AssociationRequest",
+    "EntityRequest",
+    "ItemProblem",
+    "check_association",
+    "check_entity",
+    "describe_validation_error",
+]
+
+MAX_NESTED_ENTITIES = 10_000
+"""Children one entity body may carry in all (every level counted)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ItemProblem:
+    """Why an item is refused at the front: a ``code`` and a sentence, as in an error body."""
+
+    code: str
+    message: str
+    err_code: str | None = None
+    candidates: tuple[str, ...] = ()
+
+    @classmethod
+    def from_rejection(cls, rejection: Rejection) -> ItemProblem:
+        return cls(
+            rejection.code.value, rejection.message, rejection.err_code, rejection.candidates
+        )
+
+    def as_error(self) -> dict[str, str]:
+        """The ``{code, message}`` object of a bulk ``rejected`` entry."""
+        return {"code": self.code, "message": self.message}
+
+    def to_api_error(self) -> ApiError:
+        """The 400 answering a single write refused for this reason."""
+        return ApiError(
+            400,
+            self.code,
+            self.message,
+            err_code=self.err_code,
+            extra={"candidates": list(self.candidates)} if self.candidates else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AssociationRequest:
+    """A checked association: IDs and the canonical type name (None: every type, deletes only)."""
+
+    entity_id: str
+    related_id: str
+    association_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRequest:
+    """A checked entity body: the entity, its children (flattened, unique) and their links."""
+
+    entity: EntityRecord
+    children: tuple[EntityRecord, ...]
+    links: tuple[EntityLink, ...]
+
+
+def describe_validation_error(exc: ValidationError, limit: int = 3) -> str:
+    """A readable sentence from pydantic's errors: ``field: problem; ...``."""
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False)[:limit]:
+        loc = [str(step) for step in error["loc"]]
+        if len(loc) > 8:  # deeply nested bodies: keep the message readable
+            loc = [*loc[:3], "...", *loc[-4:]]
+        where = ".".join(loc) or "body"
+        parts.append(f"{where}: {error['msg']}")
+    more = exc.error_count() - limit
+    suffix = f" (and {more} more)" if more > 0 else ""
+    return "The body is not valid: " + "; ".join(parts) + suffix + "."
+
+
+def _shape_problem(exc: ValidationError) -> ItemProblem:
+    return ItemProblem("invalid_body", describe_validation_error(exc))
+
+
+def check_association(
+    value: Any, rules: AssociationRules, *, delete: bool = False
+) -> AssociationRequest | ItemProblem:
+    """Check one association body. For a create, the pair must fit exactly one type (or the
+    named one); for a delete, the IDs must be valid and a named type must exist."""
+    if not isinstance(value, dict):
+        return ItemProblem("invalid_body", "An association must be a JSON object.")
+    try:
+        body = AssociationBody.model_validate(value)
+    except ValidationError as exc:
+        return _shape_problem(exc)
+    for field, eid in (("entityID", body.entityID), ("relatedEntityID", body.relatedEntityID)):
+        try:
+            parse_entity_id(eid)
+        except InvalidEntityId as exc:
+            return ItemProblem("invalid_entity_id", f"{field}: {exc}.")
+    if delete:
+        if body.entityID == body.relatedEntityID:
+            return ItemProblem("self_association", "An entity cannot be associated with itself.")
+        if body.associationType is None:
+            return AssociationRequest(body.entityID, body.relatedEntityID, None)
+        named = rules.get(body.associationType)
+        if named is None:
+            name = body.associationType.strip()[:128]
+            return ItemProblem(
+                "unknown_association_type", f"There is no association type named {name!r}."
+            )
+        return AssociationRequest(body.entityID, body.relatedEntityID, named.name)
+    matched = rules.match(body.entityID, body.relatedEntityID, body.associationType)
+    if isinstance(matched, Rejection):
+        return ItemProblem.from_rejection(matched)
+    return AssociationRequest(body.entityID, body.relatedEntityID, matched.name)
+
+
+def _record(
+    node: EntityBody | NestedEntity, path: str, visible_by: tuple[str, ...]
+) -> EntityRecord | ItemProblem:
+    try:
+        normalised = normalise(node.type, entity_main_value(node))
+    except NormalisationError as exc:
+        return ItemProblem(type(exc).code, f"{path}{exc}.")
+    attributes = dict(node.attributes)
+    attributes[node.type] = normalised
+    if isinstance(node, EntityBody):
+        return EntityRecord(
+            id=entity_id_of_normalised(node.type, normalised),
+            type=node.type,
+            attributes=attributes,
+            reputation=node.reputation,
+            tags=tuple(dict.fromkeys(node.tags)),
+            visible_by=visible_by,
+        )
+    return EntityRecord(
+        id=entity_id_of_normalised(node.type, normalised),
+        type=node.type,
+        attributes=attributes,
+        visible_by=visible_by,
+    )
+
+
+def check_entity(value: Any, rules: AssociationRules) -> EntityRequest | ItemProblem:
+    """Check an entity body: normalise the main attribute of the entity and of every nested
+    child (any depth), and match each parent -> child link in either orientation. Children
+    inherit the parent's ``visibleBy``; a child met twice is queued once."""
+    if not isinstance(value, dict):
+        return ItemProblem("invalid_body", "An entity must be a JSON object.")
+    try:
+        body = EntityBody.model_validate(value)
+    except ValidationError as exc:
+        return _shape_problem(exc)
+    except RecursionError:
+        return ItemProblem("invalid_body", "The entity is nested too deeply.")
+    visible_by = tuple(dict.fromkeys(body.visibleBy))
+    root = _record(body, "", visible_by)
+    if isinstance(root, ItemProblem):
+        return root
+    children: dict[str, EntityRecord] = {}
+    links: dict[tuple[str, str], EntityLink] = {}
+    # Depth-first without recursion, so depth is bounded by the parser, not the call stack.
+    stack: list[tuple[str, str, NestedEntity]] = [
+        (root.id, f"associations[{i}]", child) for i, child in enumerate(body.associations)
+    ]
+    stack.reverse()
+    while stack:
+        parent_id, path, node = stack.pop()
+        if len(children) >= MAX_NESTED_ENTITIES:
+            return ItemProblem(
+                "invalid_body", f"An entity may carry at most {MAX_NESTED_ENTITIES} children."
+            )
+        child = _record(node, f"{path}: ", visible_by)
+        if isinstance(child, ItemProblem):
+            return child
+        matched = rules.match_nested(parent_id, child.id)
+        if isinstance(matched, Rejection):
+            problem = ItemProblem.from_rejection(matched)
+            return ItemProblem(
+                problem.code, f"{path}: {problem.message}", problem.err_code, problem.candidates
+            )
+        association_type, primary, related = matched
+        if child.id != root.id:
+            children.setdefault(child.id, child)
+        links.setdefault(
+            (primary, related),
+            EntityLink(
+                entity_id=primary, related_id=related, association_type=_name(association_type)
+            ),
+        )
+        nested = [
+            (child.id, f"{path}.associations[{i}]", grandchild)
+            for i, grandchild in enumerate(node.associations)
+        ]
+        stack.extend(reversed(nested))
+    return EntityRequest(root, tuple(children.values()), tuple(links.values()))
+
+
+def _name(association_type: AssociationType) -> str:
+    return association_type.name

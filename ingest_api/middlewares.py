@@ -1,0 +1,96 @@
+"""The request middleware: request IDs, logs, metrics, and the error body on every non-2xx.
+
+Every answer carries ``x-request-id`` (the client's, when it sent a sane one, else a new uuid).
+``ApiError``s, the HTTP errors aiohttp raises itself (404, 405, 413, ...) and unexpected
+exceptions (logged, answered 500) all leave with the standard error body. Metrics are labelled
+with the route's canonical path (``unmatched`` when no route matched), never the raw URL.
+Headers are never logged, so credentials cannot leak into logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from assoc_ingest import metrics
+from assoc_ingest.logs import get_logger
+from ingest_api.errors import ApiError, error_response, reason_code
+from ingest_api.state import REQUEST_ID
+
+__all__ = ["observe_requests"]
+
+log = get_logger(__name__)
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def _route_of(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def _message_for(request: web.Request, exc: web.HTTPException) -> str:
+    if exc.status == 404:
+        return f"No resource at {request.method} {request.path[:200]}."
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return f"Method {exc.method} is not allowed here; allowed: {allowed}."
+    if exc.status == 413:
+        return "The body is too large."
+    text = (exc.text or "").strip()
+    return text if text and not text[:3].isdigit() else f"{exc.reason}."
+
+
+def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.Response:
+    headers = {}
+    allow = exc.headers.get("Allow")
+    if allow is not None:
+        headers["Allow"] = allow
+    code = "body_too_large" if exc.status == 413 else reason_code(exc.status)
+    return error_response(exc.status, code, _message_for(request, exc), headers=headers)
+
+
+@web.middleware
+async def observe_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """See the module docstring."""
+    sent_id = request.headers.get("x-request-id", "")
+    request_id = sent_id if _REQUEST_ID.fullmatch(sent_id) else str(uuid.uuid4())
+    request[REQUEST_ID] = request_id
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
+    route = _route_of(request)
+    response: web.StreamResponse
+    try:
+        response = await handler(request)
+    except ApiError as exc:
+        response = exc.to_response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = _from_http_exception(request, exc)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("request.crashed", method=request.method, route=route)
+        response = error_response(
+            500, "internal_error", "An unexpected error occurred; it has been logged."
+        )
+    elapsed = time.perf_counter() - started
+    if not response.prepared:
+        response.headers["x-request-id"] = request_id
+    metrics.HTTP_REQUESTS.labels(route=route, status=str(response.status)).inc()
+    metrics.HTTP_REQUEST_SECONDS.labels(route=route).observe(elapsed)
+    log.info(
+        "request.completed",
+        method=request.method,
+        route=route,
+        status=response.status,
+        duration_ms=round(elapsed * 1000, 3),
+    )
+    return response

@@ -1,0 +1,40 @@
+"""Typed keys of the application and request state, shared by the app factory and the views."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from assoc_ingest.settings import Settings
+from workers.queue.base import JobQueue
+from workers.store.base import Store
+
+if TYPE_CHECKING:
+    from ingest_api.auth import Authenticator, Principal
+    from ingest_api.jobs import JobRegistry
+    from workers.publisher import CoalescingPublisher
+    from workers.rules_cache import RulesCache
+
+__all__ = [
+    "AUTHENTICATOR",
+    "JOB_REGISTRY",
+    "PRINCIPAL",
+    "PUBLISHER",
+    "QUEUE",
+    "REQUEST_ID",
+    "RULES",
+    "SETTINGS",
+    "STORE",
+]
+
+SETTINGS = web.AppKey("settings", Settings)
+QUEUE = web.AppKey("queue", JobQueue)
+STORE = web.AppKey("store", Store)
+PUBLISHER: web.AppKey[CoalescingPublisher] = web.AppKey("publisher")
+RULES: web.AppKey[RulesCache] = web.AppKey("rules")
+AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
+JOB_REGISTRY: web.AppKey[JobRegistry] = web.AppKey("job_registry")
+
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
+REQUEST_ID = web.RequestKey("request_id", str)

@@ -1,0 +1,1 @@
+"""HTTP views of the front: writes (``writes``) and operations (``operations``)."""

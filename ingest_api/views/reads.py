@@ -1,0 +1,308 @@
+"""Read endpoints (SPEC §3): entities, their associations, job status, association types and
+the entity type catalogue. Everything is read through the ``Store`` interface (or the rules
+cache), never from the broker.
+
+Errors: a malformed entity or job ID is a 400 (``invalid_entity_id``, ``invalid_job_id``); an
+absent entity is a 404 ``entity_not_found``; a job that does not exist *or belongs to another
+user* is a 404 ``job_not_found`` (existence is not leaked); a store that cannot be reached is a
+503 ``store_unavailable`` with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiohttp import web
+from pydantic import BaseModel
+
+from assoc_ingest.errors import PermanentError, StoreUnavailable
+from ingest_api.auth import Principal, require_role
+from ingest_api.errors import ApiError, json_response
+from ingest_api.state import AUTHENTICATOR, PRINCIPAL, RULES, STORE
+from ingest_api.views.writes import BASE
+from schemas import CATALOGUE, InvalidEntityId, parse_entity_id
+from schemas.http import (
+    AssociationItemResponse,
+    AssociationListResponse,
+    AssociationTypeResponse,
+    DefinitionResponse,
+    EntityResponse,
+    JobCounts,
+    JobItemError,
+    JobStatusResponse,
+    OtherEntity,
+)
+from workers.store.records import AssociationRecord, Direction, JobStatus, StoredEntity
+
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
+    "add_read_routes",
+    "as_datetime",
+    "get_association_types",
+    "get_definitions",
+    "get_entity",
+    "get_entity_associations",
+    "get_job",
+    "store_errors",
+]
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+_MAX_CURSOR_LENGTH = 512
+
+
+@contextlib.contextmanager
+def store_errors() -> Iterator[None]:
+    """Turn an unreachable store into a 503 ``store_unavailable`` with ``Retry-After``."""
+    try:
+        yield
+    except StoreUnavailable as exc:
+        raise ApiError(
+            503,
+            "store_unavailable",
+            "The store cannot be reached right now; retry shortly.",
+            headers={"Retry-After": "5"},
+        ) from exc
+
+
+def dump(model: BaseModel) -> Any:
+    """A response model as JSON-ready data (datetimes as ISO 8601 text, no ``None`` dropped)."""
+    return model.model_dump(mode="json")
+
+
+_LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+def as_datetime(seconds: float) -> datetime:
+    """A stored time (seconds since the epoch) as an aware UTC datetime; a time beyond year
+    9999 (e.g. a key created by the CLI to expire in a million days) shows as the latest one."""
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return _LATEST
+
+
+def _entity_id_param(request: web.Request) -> str:
+    eid = request.match_info["id"]
+    try:
+        parse_entity_id(eid)
+    except InvalidEntityId as exc:
+        raise ApiError(400, "invalid_entity_id", f"{exc}.") from exc
+    return eid
+
+
+def summary_of(entity: StoredEntity | None) -> str | None:
+    """The main attribute (``attributes[type]``) of a stored entity as text, else None."""
+    if entity is None:
+        return None
+    value = entity.attributes.get(entity.type)
+    if value is None or isinstance(value, dict | list):
+        return None
+    return str(value)
+
+
+# ---- entities ---------------------------------------------------------------------------------
+
+
+def entity_response(entity: StoredEntity) -> EntityResponse:
+    return EntityResponse(
+        id=entity.id,
+        type=entity.type,
+        attributes=entity.attributes,
+        reputation=entity.reputation,
+        tags=list(entity.tags),
+        visibleBy=list(entity.visible_by),
+        createdAt=as_datetime(entity.created_at),
+        lastSeen=as_datetime(entity.last_seen),
+    )
+
+
+@require_role("user")
+async def get_entity(request: web.Request) -> web.StreamResponse:
+    """``GET /entity/{id}``: the stored entity; 400 on a malformed ID, 404 when absent."""
+    eid = _entity_id_param(request)
+    with store_errors():
+        found = await request.app[STORE].get_entity(eid)
+    if found is None:
+        raise ApiError(404, "entity_not_found", f"There is no entity {eid}.")
+    return json_response(dump(entity_response(found)))
+
+
+# ---- associations -----------------------------------------------------------------------------
+
+
+def _direction(request: web.Request) -> Direction:
+    raw = request.query.get("direction", Direction.BOTH.value)
+    try:
+        return Direction(raw.strip().lower())
+    except ValueError:
+        raise ApiError(
+            400, "invalid_direction", "direction must be one of out, in or both."
+        ) from None
+
+
+def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit")
+    if raw is None:
+        return DEFAULT_PAGE_SIZE
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ApiError(
+            400, "invalid_limit", f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}."
+        )
+    return limit
+
+
+def _association_type(request: web.Request) -> str | None:
+    raw = request.query.get("associationType")
+    if raw is None or not raw.strip():
+        return None
+    known = request.app[RULES].rules.get(raw)
+    if known is None:
+        name = raw.strip()[:128]
+        raise ApiError(
+            400, "unknown_association_type", f"There is no association type named {name!r}."
+        )
+    return known.name
+
+
+def _cursor(request: web.Request) -> str | None:
+    cursor = request.query.get("cursor")
+    if cursor is None or cursor == "":
+        return None
+    if len(cursor) > _MAX_CURSOR_LENGTH:
+        raise ApiError(400, "invalid_cursor", "The cursor is not one this API returned.")
+    return cursor
+
+
+def association_item(
+    record: AssociationRecord, asked: str, others: dict[str, StoredEntity]
+) -> AssociationItemResponse:
+    """``record`` seen from the entity ``asked``: ``out`` when it is the primary end."""
+    outgoing = record.entity_id == asked
+    other_id = record.related_id if outgoing else record.entity_id
+    other_type = record.related_type if outgoing else record.entity_type
+    names = list(record.association_types)
+    return AssociationItemResponse(
+        id=record.id,
+        entityID=record.entity_id,
+        relatedEntityID=record.related_id,
+        direction="out" if outgoing else "in",
+        otherEntity=OtherEntity(
+            id=other_id, type=other_type, summary=summary_of(others.get(other_id))
+        ),
+        associationName=names[0] if names else "",
+        associationNames=names,
+        fileAction=record.file_action,
+        createdAt=as_datetime(record.created_at),
+        lastSeen=as_datetime(record.last_seen),
+        submissions=record.submissions,
+    )
+
+
+@require_role("user")
+async def get_entity_associations(request: web.Request) -> web.StreamResponse:
+    """``GET /entity/{id}/associations``: one page of the edges at the chosen end(s).
+
+    Query: ``direction`` (out|in|both, default both), ``associationType`` (a known type name,
+    any case), ``limit`` (1..1000, default 100), ``cursor`` (``nextCursor`` of the previous
+    page). Each item names the other entity with its summary (its main attribute, read for the
+    whole page in one store call; null when that entity is not stored).
+    """
+    eid = _entity_id_param(request)
+    direction = _direction(request)
+    limit = _limit(request)
+    type_name = _association_type(request)
+    cursor = _cursor(request)
+    store = request.app[STORE]
+    with store_errors():
+        try:
+            page, next_cursor = await store.list_associations(
+                eid, direction=direction, association_type=type_name, limit=limit, cursor=cursor
+            )
+        except PermanentError as exc:
+            raise ApiError(400, exc.code, exc.message) from exc
+        other_ids = {r.related_id if r.entity_id == eid else r.entity_id for r in page}
+        others = await store.get_entities(other_ids) if other_ids else {}
+    response = AssociationListResponse(
+        items=[association_item(record, eid, others) for record in page], nextCursor=next_cursor
+    )
+    return json_response(dump(response))
+
+
+# ---- jobs -------------------------------------------------------------------------------------
+
+
+async def authenticated(request: web.Request) -> Principal:
+    """The caller of ``request`` whatever their roles (401 without valid credentials)."""
+    principal = await request.app[AUTHENTICATOR].authenticate(request)
+    structlog.contextvars.bind_contextvars(user_id=principal.user_id)
+    request[PRINCIPAL] = principal
+    return principal
+
+
+def job_response(job: JobStatus) -> JobStatusResponse:
+    counts = JobCounts(**{name: job.counts.get(name, 0) for name in JobCounts.model_fields})
+    return JobStatusResponse(
+        jobID=job.job_id,
+        status=job.status,
+        kind=job.kind,
+        total=job.total,
+        counts=counts,
+        errors=[JobItemError(index=e.index, code=e.code, message=e.message) for e in job.errors],
+        createdAt=as_datetime(job.created_at),
+        updatedAt=as_datetime(job.updated_at if job.updated_at is not None else job.created_at),
+    )
+
+
+async def get_job(request: web.Request) -> web.StreamResponse:
+    """``GET /jobs/{jobID}``: status, counts and the first 100 item errors, for the job's owner
+    or an admin; 404 for an unknown job and for another user's job alike."""
+    principal = await authenticated(request)
+    raw = request.match_info["jobID"]
+    try:
+        job_id = str(uuid.UUID(raw))
+    except ValueError:
+        raise ApiError(400, "invalid_job_id", "A job ID is a UUID.") from None
+    with store_errors():
+        job = await request.app[STORE].get_job(job_id)
+    if job is None or not (job.owner == principal.user_id or principal.has_role("admin")):
+        raise ApiError(404, "job_not_found", f"There is no job {job_id}.")
+    return json_response(dump(job_response(job)))
+
+
+# ---- vocabulary -------------------------------------------------------------------------------
+
+
+@require_role("user")
+async def get_association_types(request: web.Request) -> web.StreamResponse:
+    """``GET /association-types``: the defaults then the custom types, as this front applies
+    them now."""
+    rules = request.app[RULES].rules
+    return json_response([dump(AssociationTypeResponse.from_type(t)) for t in rules.types])
+
+
+@require_role("user")
+async def get_definitions(request: web.Request) -> web.StreamResponse:
+    """``GET /definitions``: the entity type catalogue, by type name."""
+    rows = sorted(CATALOGUE.values(), key=lambda row: row.name)
+    return json_response([dump(DefinitionResponse.from_entity_type(row)) for row in rows])
+
+
+def add_read_routes(app: web.Application) -> None:
+    """Register the read endpoints on ``app`` (before it starts)."""
+    router = app.router
+    router.add_get(f"{BASE}/entity/{{id}}", get_entity, allow_head=False)
+    router.add_get(f"{BASE}/entity/{{id}}/associations", get_entity_associations, allow_head=False)
+    router.add_get(f"{BASE}/jobs/{{jobID}}", get_job, allow_head=False)
+    router.add_get(f"{BASE}/association-types", get_association_types, allow_head=False)
+    router.add_get(f"{BASE}/definitions", get_definitions, allow_head=False)

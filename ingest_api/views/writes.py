@@ -1,0 +1,254 @@
+"""Write endpoints (SPEC §3): checked at once, queued through the coalescing publisher, and
+answered ``202 {"message": "acknowledged", "jobID": ...}`` only after the broker's confirm.
+
+A bulk request is one job: its valid items are queued together (all confirmed, or a 503 and
+none acknowledged); each item keeps its 0-based position in the request as its index in the
+job, and the job's ``total`` is the number of items queued. A bulk with no valid item is a 400
+whose body lists every item's error under ``rejected``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from assoc_ingest import metrics
+from assoc_ingest.errors import BrokerUnavailable, QueueFull
+from assoc_ingest.logs import get_logger
+from ingest_api.auth import Principal, require_role
+from ingest_api.bodies import iter_bulk, read_json
+from ingest_api.checks import (
+    AssociationRequest,
+    EntityRequest,
+    ItemProblem,
+    check_association,
+    check_entity,
+)
+from ingest_api.errors import ApiError, json_response
+from ingest_api.state import JOB_REGISTRY, PRINCIPAL, PUBLISHER, RULES, SETTINGS
+from schemas import AssociationItem, EntityItem, ItemMeta, MessageKind, encode_item, new_job_id
+from schemas.rules import AssociationRules
+from workers.store.records import JobHeader
+
+__all__ = [
+    "BASE",
+    "delete_association",
+    "post_association",
+    "post_associations",
+    "post_entities",
+    "post_entity",
+]
+
+BASE = "/api/ingest/v1"
+log = get_logger(__name__)
+
+Checked = AssociationRequest | EntityRequest
+
+
+# ---- building items ---------------------------------------------------------------------------
+
+
+def _association_item(checked: AssociationRequest, meta: dict[str, Any]) -> AssociationItem:
+    # Values are already validated: skip a second validation on the hot path.
+    return AssociationItem.model_construct(
+        **meta,
+        entity_id=checked.entity_id,
+        related_id=checked.related_id,
+        association_type=checked.association_type,
+    )
+
+
+def _entity_item(checked: EntityRequest, meta: dict[str, Any]) -> EntityItem:
+    return EntityItem.model_construct(
+        **meta, entity=checked.entity, children=checked.children, links=checked.links
+    )
+
+
+def _build(checked: Checked, meta: dict[str, Any]) -> ItemMeta:
+    if isinstance(checked, EntityRequest):
+        return _entity_item(checked, meta)
+    return _association_item(checked, meta)
+
+
+def _checker(kind: MessageKind, rules: AssociationRules) -> Callable[[Any], Checked | ItemProblem]:
+    if kind is MessageKind.ENTITY:
+        return lambda value: check_entity(value, rules)
+    delete = kind is MessageKind.ASSOCIATION_DELETE
+    return lambda value: check_association(value, rules, delete=delete)
+
+
+# ---- publishing -------------------------------------------------------------------------------
+
+
+async def _publish(request: web.Request, kind: MessageKind, items: Sequence[bytes]) -> None:
+    """Hand ``items`` to the publisher; 503 with ``Retry-After`` unless all are confirmed."""
+    settings = request.app[SETTINGS]
+    retry_after = str(max(1, math.ceil(settings.publish_timeout)))
+    # The publisher bounds each message's wait; this bounds the wait for a free slot too.
+    deadline = settings.publish_timeout * 3
+    try:
+        await asyncio.wait_for(request.app[PUBLISHER].publish(kind, items), deadline)
+    except QueueFull as exc:
+        metrics.BACKPRESSURE_RESPONSES.inc()
+        log.warning("job.refused", reason="queue_full", error=str(exc))
+        raise ApiError(
+            503,
+            "queue_full",
+            "The work queue is full; retry later.",
+            headers={"Retry-After": retry_after},
+        ) from exc
+    except (BrokerUnavailable, TimeoutError) as exc:
+        metrics.BACKPRESSURE_RESPONSES.inc()
+        log.warning("job.refused", reason="broker_unavailable", error=str(exc))
+        raise ApiError(
+            503,
+            "broker_unavailable",
+            "The broker could not confirm the job in time; retry later.",
+            headers={"Retry-After": retry_after},
+        ) from exc
+
+
+def _meta(job_id: str, index: int, total: int, principal: Principal, now: float) -> dict[str, Any]:
+    return {
+        "job": job_id,
+        "index": index,
+        "total": total,
+        "user": principal.user_id,
+        "groups": principal.groups,
+        "submitted_at": now,
+    }
+
+
+def _accepted(
+    request: web.Request, kind: MessageKind, job_id: str, total: int, now: float
+) -> dict[str, str]:
+    """Count, log and register an acknowledged job; return the Location header."""
+    principal = request[PRINCIPAL]
+    metrics.ITEMS_ACKNOWLEDGED.labels(kind=kind.value).inc(total)
+    log.info("job.accepted", kind=kind.value, items=total)
+    request.app[JOB_REGISTRY].add(
+        JobHeader(
+            job_id=job_id,
+            kind=kind.value,
+            owner=principal.user_id,
+            groups=principal.groups,
+            total=total,
+            created_at=now,
+        )
+    )
+    return {"Location": f"{BASE}/jobs/{job_id}"}
+
+
+def _refuse(problem: ItemProblem) -> ApiError:
+    metrics.ITEMS_INVALID.labels(code=problem.code).inc()
+    return problem.to_api_error()
+
+
+# ---- single writes ----------------------------------------------------------------------------
+
+
+async def _single(request: web.Request, kind: MessageKind) -> tuple[str, Checked, dict[str, str]]:
+    value = await read_json(request, request.app[SETTINGS].max_body_bytes)
+    checked = _checker(kind, request.app[RULES].rules)(value)
+    if isinstance(checked, ItemProblem):
+        raise _refuse(checked)
+    job_id = new_job_id()
+    structlog.contextvars.bind_contextvars(job_id=job_id)
+    now = time.time()
+    item = _build(checked, _meta(job_id, 0, 1, request[PRINCIPAL], now))
+    await _publish(request, kind, [encode_item(item)])
+    return job_id, checked, _accepted(request, kind, job_id, 1, now)
+
+
+async def _single_association(request: web.Request, kind: MessageKind) -> web.Response:
+    job_id, _, headers = await _single(request, kind)
+    return json_response({"message": "acknowledged", "jobID": job_id}, status=202, headers=headers)
+
+
+@require_role("reporter")
+async def post_association(request: web.Request) -> web.StreamResponse:
+    """``POST /association``: queue one association."""
+    return await _single_association(request, MessageKind.ASSOCIATION)
+
+
+@require_role("reporter")
+async def delete_association(request: web.Request) -> web.StreamResponse:
+    """``DELETE /association``: queue the removal of one association type (or all of a pair)."""
+    return await _single_association(request, MessageKind.ASSOCIATION_DELETE)
+
+
+@require_role("reporter")
+async def post_entity(request: web.Request) -> web.StreamResponse:
+    """``POST /entity``: queue one entity with its nested children and their links."""
+    job_id, checked, headers = await _single(request, MessageKind.ENTITY)
+    assert isinstance(checked, EntityRequest)
+    return json_response(
+        {"message": "acknowledged", "jobID": job_id, "entityID": checked.entity.id},
+        status=202,
+        headers=headers,
+    )
+
+
+# ---- bulk writes ------------------------------------------------------------------------------
+
+
+async def _bulk(request: web.Request, kind: MessageKind) -> web.Response:
+    settings = request.app[SETTINGS]
+    check = _checker(kind, request.app[RULES].rules)
+    valid: list[tuple[int, Checked]] = []
+    rejected: list[dict[str, Any]] = []
+    async for line in iter_bulk(
+        request, max_items=settings.bulk_max_items, max_bytes=settings.max_body_bytes
+    ):
+        if line.parse_error is not None:
+            outcome: Checked | ItemProblem = ItemProblem("invalid_json", line.parse_error)
+        else:
+            outcome = check(line.value)
+        if isinstance(outcome, ItemProblem):
+            metrics.ITEMS_INVALID.labels(code=outcome.code).inc()
+            rejected.append({"index": line.index, "error": outcome.as_error()})
+        else:
+            valid.append((line.index, outcome))
+    if not valid:
+        if not rejected:
+            raise ApiError(400, "invalid_body", "The bulk body holds no items.")
+        raise ApiError(
+            400,
+            "no_valid_items",
+            f"None of the {len(rejected)} items is valid; nothing was queued.",
+            body_extra={"accepted": 0, "rejected": rejected},
+        )
+    job_id = new_job_id()
+    structlog.contextvars.bind_contextvars(job_id=job_id)
+    now = time.time()
+    principal = request[PRINCIPAL]
+    total = len(valid)
+    encoded = [
+        encode_item(_build(checked, _meta(job_id, index, total, principal, now)))
+        for index, checked in valid
+    ]
+    await _publish(request, kind, encoded)
+    headers = _accepted(request, kind, job_id, total, now)
+    return json_response(
+        {"message": "acknowledged", "jobID": job_id, "accepted": total, "rejected": rejected},
+        status=202,
+        headers=headers,
+    )
+
+
+@require_role("reporter")
+async def post_associations(request: web.Request) -> web.StreamResponse:
+    """``POST /associations``: queue the valid associations of an NDJSON or JSON-array body."""
+    return await _bulk(request, MessageKind.ASSOCIATION)
+
+
+@require_role("reporter")
+async def post_entities(request: web.Request) -> web.StreamResponse:
+    """``POST /entities``: queue the valid entities of an NDJSON or JSON-array body."""
+    return await _bulk(request, MessageKind.ENTITY)

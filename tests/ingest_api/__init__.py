@@ -1,0 +1,1 @@
+"""Tests of the ingest front, through real HTTP."""

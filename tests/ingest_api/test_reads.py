@@ -1,0 +1,361 @@
+"""Read endpoints through real HTTP, on the embedded store and the in-process queue: entities,
+associations from either end with filters and pages, job status, types and definitions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from ingest_api.app import create_app
+from schemas import association_id, entity_id
+from schemas.jobids import new_job_id
+from tests.ingest_api.conftest import make_settings
+from tests.ingest_api.support import ASN, BASE, DOMAIN, FILE, IP, IP_2, bearer
+from workers.queue.base import Topology
+from workers.queue.memory import MemoryJobQueue
+from workers.store.records import (
+    EdgeWrite,
+    EntityRecord,
+    EntityWrite,
+    JobHeader,
+    Outcome,
+    PresetOutcome,
+    WriteBatch,
+)
+from workers.store.sqlite import SqliteStore
+
+Client = TestClient[Any, Any]
+USER = bearer("carol", ("user",))
+ADMIN = bearer("root", ("admin",))
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, store: SqliteStore) -> AsyncIterator[Client]:
+    queue = MemoryJobQueue(Topology(base="reads"))
+    await queue.start()
+    app = create_app(make_settings(), queue=queue, store=store, manage_backends=False)
+    try:
+        yield await aiohttp_client(app)
+    finally:
+        await queue.close()
+
+
+def _record(type_name: str, value: str) -> EntityRecord:
+    return EntityRecord(
+        id=entity_id(type_name, value), type=type_name, attributes={type_name: value}
+    )
+
+
+def _edge(index: int, job: str, primary: str, related: str, name: str) -> EdgeWrite:
+    return EdgeWrite(
+        key=(job, index),
+        association_id=association_id(primary, related),
+        entity_id=primary,
+        related_id=related,
+        entity_type=primary.rsplit("-", 1)[0],
+        related_type=related.rsplit("-", 1)[0],
+        association_type=name,
+        file_action=name.startswith("File "),
+        created_by="alice",
+    )
+
+
+async def write(
+    store: SqliteStore,
+    entities: Sequence[tuple[str, str]] = (),
+    edges: Sequence[tuple[str, str, str]] = (),
+) -> None:
+    """Store ``entities`` (type, value) and ``edges`` (primary, related, type name)."""
+    job = new_job_id()
+    batch = WriteBatch(now=time.time())
+    if entities:
+        batch.entities.append(
+            EntityWrite(key=(job, 0), entities=tuple(_record(t, v) for t, v in entities))
+        )
+    batch.edges.extend(_edge(i + 1, job, *edge) for i, edge in enumerate(edges))
+    await store.write_batch(batch)
+
+
+async def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status == status
+    body: dict[str, Any] = await response.json()
+    assert body["error"]["code"] == code
+    assert response.headers["x-error-id"] == body["error"]["errorID"]
+    return body
+
+
+async def associations(client: Client, eid: str, **query: str) -> dict[str, Any]:
+    response = await client.get(f"{BASE}/entity/{eid}/associations", params=query, headers=USER)
+    assert response.status == 200, await response.text()
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+# ---- entities ---------------------------------------------------------------------------------
+
+
+async def test_a_stored_entity_is_returned_with_its_attributes(
+    client: Client, store: SqliteStore
+) -> None:
+    await write(store, [("domain", "example.com")])
+    response = await client.get(f"{BASE}/entity/{DOMAIN}", headers=USER)
+    assert response.status == 200
+    body = await response.json()
+    assert body["id"] == DOMAIN
+    assert body["type"] == "domain"
+    assert body["attributes"] == {"domain": "example.com"}
+    assert body["createdAt"] and body["lastSeen"]
+
+
+async def test_an_absent_entity_is_a_404_entity_not_found(client: Client) -> None:
+    response = await client.get(f"{BASE}/entity/{DOMAIN}", headers=USER)
+    await assert_error(response, 404, "entity_not_found")
+
+
+async def test_a_malformed_entity_id_is_a_400(client: Client) -> None:
+    response = await client.get(f"{BASE}/entity/domain-XYZ", headers=USER)
+    await assert_error(response, 400, "invalid_entity_id")
+
+
+async def test_reading_needs_credentials_and_the_user_role(client: Client) -> None:
+    await assert_error(await client.get(f"{BASE}/entity/{DOMAIN}"), 401, "unauthorized")
+    reporter = bearer("alice", ("reporter",))
+    response = await client.get(f"{BASE}/entity/{DOMAIN}", headers=reporter)
+    await assert_error(response, 403, "forbidden")
+
+
+# ---- associations -----------------------------------------------------------------------------
+
+
+async def test_an_association_is_readable_from_both_ends(
+    client: Client, store: SqliteStore
+) -> None:
+    await write(store, [("asn", "15169"), ("ip", "203.0.113.5")], [(ASN, IP, "ASN to Address")])
+
+    [out] = (await associations(client, ASN))["items"]
+    assert out["direction"] == "out"
+    assert out["otherEntity"] == {"id": IP, "type": "ip", "summary": "203.0.113.5"}
+    assert out["associationName"] == "ASN to Address"
+    assert out["entityID"] == ASN and out["relatedEntityID"] == IP
+    assert out["submissions"] == 1 and out["fileAction"] is False
+
+    [back] = (await associations(client, IP))["items"]
+    assert back["direction"] == "in"
+    assert back["otherEntity"] == {"id": ASN, "type": "asn", "summary": "15169"}
+    assert back["id"] == out["id"] == association_id(ASN, IP)
+
+
+async def test_the_summary_is_null_when_the_other_entity_is_not_stored(
+    client: Client, store: SqliteStore
+) -> None:
+    await write(store, edges=[(ASN, IP, "ASN to Address")])
+    [item] = (await associations(client, ASN))["items"]
+    assert item["otherEntity"]["summary"] is None
+
+
+async def test_the_direction_filter_keeps_one_end(client: Client, store: SqliteStore) -> None:
+    await write(store, edges=[(ASN, IP, "ASN to Address"), (IP, DOMAIN, "DNS PTR Record")])
+
+    out = (await associations(client, IP, direction="out"))["items"]
+    assert [(i["direction"], i["otherEntity"]["id"]) for i in out] == [("out", DOMAIN)]
+    incoming = (await associations(client, IP, direction="in"))["items"]
+    assert [(i["direction"], i["otherEntity"]["id"]) for i in incoming] == [("in", ASN)]
+    both = (await associations(client, IP))["items"]
+    assert {i["otherEntity"]["id"] for i in both} == {ASN, DOMAIN}
+
+
+async def test_an_unknown_direction_is_a_400(client: Client) -> None:
+    response = await client.get(
+        f"{BASE}/entity/{IP}/associations", params={"direction": "sideways"}, headers=USER
+    )
+    await assert_error(response, 400, "invalid_direction")
+
+
+async def test_the_type_filter_matches_a_known_type_in_any_case(
+    client: Client, store: SqliteStore
+) -> None:
+    await write(store, edges=[(FILE, DOMAIN, "File DNS Query"), (FILE, IP, "File Traffic")])
+    items = (await associations(client, FILE, associationType="file traffic"))["items"]
+    assert [i["otherEntity"]["id"] for i in items] == [IP]
+
+
+async def test_an_unknown_association_type_filter_is_a_400(client: Client) -> None:
+    response = await client.get(
+        f"{BASE}/entity/{FILE}/associations",
+        params={"associationType": "No Such Type"},
+        headers=USER,
+    )
+    await assert_error(response, 400, "unknown_association_type")
+
+
+async def test_a_pair_with_several_types_lists_every_name(
+    client: Client, store: SqliteStore
+) -> None:
+    await write(store, edges=[(FILE, DOMAIN, "File DNS Query"), (FILE, DOMAIN, "File Traffic")])
+    [item] = (await associations(client, DOMAIN))["items"]
+    assert sorted(item["associationNames"]) == ["File DNS Query", "File Traffic"]
+    assert item["associationName"] in item["associationNames"]
+    assert item["fileAction"] is True
+
+
+async def test_250_edges_come_in_three_pages_of_at_most_100_without_repeats(
+    client: Client, store: SqliteStore
+) -> None:
+    ips = [entity_id("ip", f"203.0.113.{n}") for n in range(250)]
+    await write(store, edges=[(ip, DOMAIN, "DNS PTR Record") for ip in ips])
+
+    pages: list[list[str]] = []
+    query: dict[str, str] = {"limit": "100"}
+    while True:
+        body = await associations(client, DOMAIN, **query)
+        pages.append([item["otherEntity"]["id"] for item in body["items"]])
+        if body["nextCursor"] is None:
+            break
+        query["cursor"] = body["nextCursor"]
+        assert len(pages) < 5, "pagination does not end"
+
+    assert [len(page) for page in pages] == [100, 100, 50]
+    seen = [eid for page in pages for eid in page]
+    assert len(set(seen)) == 250
+    assert set(seen) == set(ips)
+
+
+async def test_the_default_page_holds_100_items(client: Client, store: SqliteStore) -> None:
+    ips = [entity_id("ip", f"198.51.100.{n}") for n in range(101)]
+    await write(store, edges=[(ip, DOMAIN, "DNS PTR Record") for ip in ips])
+    body = await associations(client, DOMAIN)
+    assert len(body["items"]) == 100
+    assert body["nextCursor"] is not None
+
+
+@pytest.mark.parametrize("limit", ["0", "1001", "-5", "ten"])
+async def test_a_limit_outside_1_to_1000_is_a_400(client: Client, limit: str) -> None:
+    response = await client.get(
+        f"{BASE}/entity/{DOMAIN}/associations", params={"limit": limit}, headers=USER
+    )
+    body = await assert_error(response, 400, "invalid_limit")
+    assert "1000" in body["error"]["message"]
+
+
+async def test_a_malformed_cursor_is_a_400(client: Client) -> None:
+    response = await client.get(
+        f"{BASE}/entity/{DOMAIN}/associations", params={"cursor": "not-a-cursor"}, headers=USER
+    )
+    await assert_error(response, 400, "invalid_cursor")
+
+
+# ---- jobs -------------------------------------------------------------------------------------
+
+
+async def _job_of_alice(store: SqliteStore) -> str:
+    job = new_job_id()
+    now = time.time()
+    header = JobHeader(
+        job_id=job, kind="association", owner="alice", groups=(), total=3, created_at=now
+    )
+    batch = WriteBatch(now=now, jobs=[header])
+    batch.edges.append(_edge(0, job, ASN, IP, "ASN to Address"))
+    batch.preset.append(
+        PresetOutcome((job, 2), Outcome.REJECTED, "entity_not_found", "no entity " + DOMAIN)
+    )
+    await store.write_batch(batch)
+    return job
+
+
+async def test_the_owner_sees_the_progress_of_a_job(client: Client, store: SqliteStore) -> None:
+    job = await _job_of_alice(store)
+    response = await client.get(f"{BASE}/jobs/{job}", headers=bearer("alice", ("reporter",)))
+    assert response.status == 200
+    body = await response.json()
+    assert body["jobID"] == job
+    assert body["status"] == "processing"
+    assert body["total"] == 3
+    assert body["counts"]["stored"] == 1 and body["counts"]["rejected"] == 1
+    assert body["errors"] == [
+        {"index": 2, "code": "entity_not_found", "message": "no entity " + DOMAIN}
+    ]
+
+
+async def test_another_users_job_is_a_404_as_if_it_did_not_exist(
+    client: Client, store: SqliteStore
+) -> None:
+    job = await _job_of_alice(store)
+    response = await client.get(f"{BASE}/jobs/{job}", headers=bearer("mallory", ("user",)))
+    await assert_error(response, 404, "job_not_found")
+
+
+async def test_an_admin_sees_any_job(client: Client, store: SqliteStore) -> None:
+    job = await _job_of_alice(store)
+    response = await client.get(f"{BASE}/jobs/{job}", headers=ADMIN)
+    assert response.status == 200
+    assert (await response.json())["jobID"] == job
+
+
+async def test_an_unknown_job_is_a_404_and_a_malformed_id_a_400(client: Client) -> None:
+    response = await client.get(f"{BASE}/jobs/{new_job_id()}", headers=ADMIN)
+    await assert_error(response, 404, "job_not_found")
+    response = await client.get(f"{BASE}/jobs/not-a-job", headers=ADMIN)
+    await assert_error(response, 400, "invalid_job_id")
+
+
+async def test_a_job_accepted_by_the_front_is_visible_to_its_submitter(client: Client) -> None:
+    alice = bearer("alice", ("reporter",))
+    response = await client.post(
+        f"{BASE}/association", json={"entityID": ASN, "relatedEntityID": IP_2}, headers=alice
+    )
+    assert response.status == 202
+    location = response.headers["Location"]
+    for _ in range(100):  # the front registers accepted jobs in the background
+        status = await client.get(location, headers=alice)
+        if status.status == 200:
+            break
+        await asyncio.sleep(0.02)
+    assert status.status == 200
+    assert (await status.json())["status"] == "queued"
+
+
+# ---- vocabulary -------------------------------------------------------------------------------
+
+
+async def test_the_association_types_include_the_defaults(client: Client) -> None:
+    response = await client.get(f"{BASE}/association-types", headers=USER)
+    assert response.status == 200
+    types = {t["name"]: t for t in await response.json()}
+    assert types["URL Host"] == {
+        "name": "URL Host",
+        "primary": "URL",
+        "nonPrimary": ["Address", "Host"],
+        "fileAction": False,
+        "custom": False,
+    }
+    assert types["File Traffic"]["fileAction"] is True
+
+
+async def test_the_definitions_list_the_catalogue(client: Client) -> None:
+    response = await client.get(f"{BASE}/definitions", headers=USER)
+    assert response.status == 200
+    definitions = {d["type"]: d for d in await response.json()}
+    assert definitions["domain"]["kind"] == "Host"
+    assert definitions["domain"]["dataType"] == "fqdn"
+    assert definitions["sha256"]["kind"] == "File"
+
+
+async def test_the_openapi_document_describes_every_read_and_admin_path(client: Client) -> None:
+    document = await (await client.get("/openapi.json")).json()
+    paths = document["paths"]
+    expected = {
+        f"{BASE}/entity/{{id}}": "get",
+        f"{BASE}/entity/{{id}}/associations": "get",
+        f"{BASE}/jobs/{{jobID}}": "get",
+        f"{BASE}/association-types": "get",
+        f"{BASE}/definitions": "get",
+    }
+    for path, method in expected.items():
+        assert method in paths[path], path
+    schemas = document["components"]["schemas"]
+    assert {"EntityResponse", "AssociationListResponse", "JobStatusResponse"} <= set(schemas)

@@ -1,0 +1,221 @@
+"""Accepted writes: a 202 only once the job is in the real broker, with the right items."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestClient
+
+from schemas import AssociationItem, EntityItem, MessageKind, entity_id
+from tests.ingest_api.support import ASN, BASE, DOMAIN, FILE, IP, IP_2, URL, bearer, consume
+from workers.queue.rabbit import RabbitJobQueue
+from workers.store.sqlite import SqliteStore
+
+pytestmark = pytest.mark.rabbitmq
+
+Client = TestClient[Any, Any]
+
+
+async def test_an_association_is_acknowledged_with_exactly_message_and_job_id(
+    client: Client, rabbit: RabbitJobQueue, api_key: dict[str, str]
+) -> None:
+    inbox = await consume(rabbit)
+    response = await client.post(
+        f"{BASE}/association", json={"entityID": ASN, "relatedEntityID": IP}, headers=api_key
+    )
+    assert response.status == 202
+    body = await response.json()
+    assert body == {"message": "acknowledged", "jobID": body["jobID"]}
+    assert response.headers["Location"] == f"{BASE}/jobs/{body['jobID']}"
+    message = await inbox.next()
+    assert message.kind == MessageKind.ASSOCIATION
+    (item,) = message.items
+    assert isinstance(item, AssociationItem)
+    assert (item.job, item.index, item.total) == (body["jobID"], 0, 1)
+    assert (item.entity_id, item.related_id) == (ASN, IP)
+    assert item.association_type == "ASN to Address"
+    assert (item.user, item.groups) == ("alice", ("soc",))
+    assert abs(item.submitted_at - time.time()) < 60
+
+
+async def test_a_named_type_is_queued_under_its_canonical_name(
+    client: Client, rabbit: RabbitJobQueue
+) -> None:
+    inbox = await consume(rabbit)
+    response = await client.post(
+        f"{BASE}/association",
+        json={"entityID": FILE, "relatedEntityID": DOMAIN, "associationType": "file dns QUERY"},
+        headers=bearer(),
+    )
+    assert response.status == 202
+    (item,) = (await inbox.next()).items
+    assert isinstance(item, AssociationItem)
+    assert item.association_type == "File DNS Query"
+
+
+async def test_a_delete_without_type_is_queued_for_every_type_of_the_pair(
+    client: Client, rabbit: RabbitJobQueue
+) -> None:
+    inbox = await consume(rabbit)
+    response = await client.delete(
+        f"{BASE}/association", json={"entityID": URL, "relatedEntityID": DOMAIN}, headers=bearer()
+    )
+    assert response.status == 202
+    message = await inbox.next()
+    assert message.kind == MessageKind.ASSOCIATION_DELETE
+    (item,) = message.items
+    assert isinstance(item, AssociationItem)
+    assert (item.entity_id, item.related_id, item.association_type) == (URL, DOMAIN, None)
+
+
+async def test_a_nested_entity_yields_its_id_children_and_oriented_links(
+    client: Client, rabbit: RabbitJobQueue
+) -> None:
+    inbox = await consume(rabbit)
+    body = {
+        "type": "domain",
+        "attributes": {"domain": "WWW.Example.COM.", "registrar": "x"},
+        "reputation": -2,
+        "tags": ["phishing"],
+        "visibleBy": ["soc"],
+        "associations": [
+            {  # Address -> Host (DNS PTR Record): the child is the primary end
+                "mode": "aggregation",
+                "type": "ip",
+                "attributes": {"ip": "203.0.113.5"},
+                "associations": [
+                    {"type": "asn", "attributes": {"asn": "AS15169"}},  # ASN -> Address
+                ],
+            },
+            {"type": "email-address", "attributes": {"email-address": "B@X.org"}},
+        ],
+    }
+    response = await client.post(f"{BASE}/entity", json=body, headers=bearer())
+    assert response.status == 202
+    answer = await response.json()
+    domain = entity_id("domain", "www.example.com")
+    assert answer == {"message": "acknowledged", "jobID": answer["jobID"], "entityID": domain}
+    message = await inbox.next()
+    assert message.kind == MessageKind.ENTITY
+    (item,) = message.items
+    assert isinstance(item, EntityItem)
+    assert item.entity.id == domain
+    assert item.entity.attributes["domain"] == "www.example.com"
+    assert (item.entity.reputation, item.entity.tags) == (-2, ("phishing",))
+    email = entity_id("email-address", "b@x.org")
+    assert [child.id for child in item.children] == [IP, ASN, email]
+    links = {(link.entity_id, link.related_id, link.association_type) for link in item.links}
+    assert links == {
+        (IP, domain, "DNS PTR Record"),
+        (ASN, IP, "ASN to Address"),
+        (domain, email, "Domain Registrant Email"),
+    }
+
+
+async def test_a_bulk_in_ndjson_queues_only_the_valid_lines_and_reports_the_others(
+    client: Client, rabbit: RabbitJobQueue
+) -> None:
+    inbox = await consume(rabbit)
+    lines = [
+        orjson.dumps({"entityID": ASN, "relatedEntityID": IP}),
+        b"{not json",
+        orjson.dumps({"entityID": IP, "relatedEntityID": ASN}),  # wrong direction
+        b"",  # blank lines are skipped
+        orjson.dumps({"entityID": ASN, "relatedEntityID": IP_2}),
+    ]
+    response = await client.post(
+        f"{BASE}/associations",
+        data=b"\n".join(lines) + b"\n",
+        headers={**bearer(), "Content-Type": "application/x-ndjson"},
+    )
+    assert response.status == 202
+    body = await response.json()
+    assert body["message"] == "acknowledged"
+    assert body["accepted"] == 2
+    assert [(r["index"], r["error"]["code"]) for r in body["rejected"]] == [
+        (1, "invalid_json"),
+        (2, "association_not_allowed"),
+    ]
+    items = await inbox.items(2)
+    assert [(i.index, i.total, i.related_id) for i in items] == [(0, 2, IP), (3, 2, IP_2)]
+    assert {i.job for i in items} == {body["jobID"]}
+
+
+async def test_a_bulk_as_a_json_array_queues_only_the_valid_items(
+    client: Client, rabbit: RabbitJobQueue
+) -> None:
+    inbox = await consume(rabbit)
+    response = await client.post(
+        f"{BASE}/associations",
+        json=[
+            {"entityID": IP, "relatedEntityID": IP},
+            {"entityID": URL, "relatedEntityID": DOMAIN},
+            "not an object",
+        ],
+        headers=bearer(),
+    )
+    assert response.status == 202
+    body = await response.json()
+    assert body["accepted"] == 1
+    assert [(r["index"], r["error"]["code"]) for r in body["rejected"]] == [
+        (0, "self_association"),
+        (2, "invalid_body"),
+    ]
+    (item,) = await inbox.items(1)
+    assert (item.index, item.entity_id, item.association_type) == (1, URL, "URL Host")
+
+
+async def test_a_bulk_of_entities_queues_one_item_per_valid_entity(
+    client: Client, rabbit: RabbitJobQueue
+) -> None:
+    inbox = await consume(rabbit)
+    response = await client.post(
+        f"{BASE}/entities",
+        json=[
+            {"type": "ip", "attributes": {"ip": "10.0.0.1"}},  # private: refused
+            {"type": "ip", "attributes": {"ip": "203.0.113.5"}},
+        ],
+        headers=bearer(),
+    )
+    assert response.status == 202
+    body = await response.json()
+    assert (body["accepted"], body["rejected"][0]["index"]) == (1, 0)
+    assert body["rejected"][0]["error"]["code"] == "invalid_entity"
+    (item,) = await inbox.items(1)
+    assert isinstance(item, EntityItem)
+    assert (item.index, item.entity.id) == (1, IP)
+
+
+async def test_a_bulk_with_no_valid_item_is_refused_with_every_error(
+    client: Client, rabbit: RabbitJobQueue
+) -> None:
+    inbox = await consume(rabbit)
+    response = await client.post(
+        f"{BASE}/associations",
+        json=[{"entityID": IP}, {"entityID": IP, "relatedEntityID": IP}],
+        headers=bearer(),
+    )
+    assert response.status == 400
+    body = await response.json()
+    assert body["error"]["code"] == "no_valid_items"
+    assert [r["index"] for r in body["rejected"]] == [0, 1]
+    assert body["accepted"] == 0
+    assert inbox.is_empty()
+
+
+async def test_an_accepted_job_is_registered_as_queued(client: Client, store: SqliteStore) -> None:
+    response = await client.post(
+        f"{BASE}/association", json={"entityID": ASN, "relatedEntityID": IP}, headers=bearer()
+    )
+    job_id = (await response.json())["jobID"]
+    for _ in range(100):
+        job = await store.get_job(job_id)
+        if job is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert job is not None
+    assert (job.status, job.owner, job.total, job.kind) == ("queued", "alice", 1, "association")
