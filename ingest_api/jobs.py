@@ -2,8 +2,10 @@
 
 After a 202 the front records the job header so that ``GET /jobs/{id}`` shows it ``queued``
 before a worker has touched it. This is never on a request's critical path: ``add`` only
-appends to a buffer; one background task writes whatever has gathered while the previous write
-was running (group commit, no timer). Failures are logged and the headers dropped after a few
+appends to a buffer; one background task writes whatever has gathered, waiting ``linger``
+seconds after the first header of a batch so that a busy front writes a few large batches
+rather than one small transaction per request (the embedded store pays per transaction, and
+nobody waits on this write). Failures are logged and the headers dropped after a few
 attempts, which is harmless: workers record the header too when they write the first outcome.
 """
 
@@ -38,12 +40,14 @@ class JobRegistry:
         max_pending: int = 100_000,
         attempts: int = 3,
         close_timeout: float = 5.0,
+        linger: float = 0.05,
     ) -> None:
         self._store = store
         self._max_batch = max_batch
         self._max_pending = max_pending
         self._attempts = attempts
         self._close_timeout = close_timeout
+        self._linger = linger
         self._pending: list[JobHeader] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -88,6 +92,8 @@ class JobRegistry:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
+            if len(self._pending) < self._max_batch and not self._closing and self._linger > 0:
+                await asyncio.sleep(self._linger)
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
             await self._write(batch)

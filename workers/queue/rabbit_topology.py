@@ -44,12 +44,23 @@ def dead_queue_arguments(topology: Topology) -> dict[str, Any]:
 
 
 def retry_queue_arguments(topology: Topology, tier: float) -> dict[str, Any]:
-    return {
+    """A delay queue: messages wait out the TTL, then dead-letter back to the work queue.
+
+    Dead-lettering is at most once by default: a message whose TTL ran out while the broker
+    was stopping was silently dropped (``make chaos`` lost whole retried jobs across one
+    ``stop_app``). Quorum queues can dead-letter at least once (RabbitMQ >= 3.10), which needs
+    ``reject-publish`` overflow on the delay queue itself.
+    """
+    arguments: dict[str, Any] = {
         "x-queue-type": topology.queue_type,
         "x-message-ttl": int(tier * 1000),
         "x-dead-letter-exchange": topology.exchange,
         "x-dead-letter-routing-key": topology.work_routing_key,
     }
+    if topology.queue_type == "quorum":
+        arguments["x-dead-letter-strategy"] = "at-least-once"
+        arguments["x-overflow"] = "reject-publish"
+    return arguments
 
 
 async def declare_topology(channel: AbstractRobustChannel, topology: Topology) -> None:
