@@ -1,0 +1,239 @@
+"""What the chaos scenario must find at the end, computed from what the client was told and
+what the store file holds; every check is one line of the printed table."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.chaos_store import StoreContent
+from bench.chaos_submit import ACKNOWLEDGED, REFUSED, WRONG, Answer
+from bench.chaos_workload import Workload
+
+__all__ = ["Check", "Recovery", "verify"]
+
+STORED = "stored"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    expected: object
+    actual: object
+    examples: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """A check without ``expected`` only informs."""
+        return self.expected is None or self.expected == self.actual
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """Observed just before the processes were stopped."""
+
+    front_same_pid: bool
+    front_alive: bool
+    readyz_status: int | None
+    survivor_alive: bool
+    queues: dict[str, tuple[int, int, int]]
+    """The topology's queues at the end: name -> (ready, unacked, consumers)."""
+    work_queue: str
+    dead_queue: str
+    workers: int
+
+
+@dataclass
+class _Ledger:
+    """The items of every request, sorted by what the client was told."""
+
+    acked_items: dict[tuple[str, int], str] = field(default_factory=dict)
+    acked_entities: set[str] = field(default_factory=set)
+    acked_pairs: dict[str, tuple[str, int]] = field(default_factory=dict)
+    refused_entities: set[str] = field(default_factory=set)
+    refused_pairs: set[str] = field(default_factory=set)
+    jobs: dict[str, int] = field(default_factory=dict)
+    described: dict[str, str] = field(default_factory=dict)
+    """job ID -> what and when (for the examples of a failed check)."""
+
+    @classmethod
+    def of(cls, answers: list[Answer]) -> _Ledger:
+        ledger = cls()
+        for answer in answers:
+            entities = answer.kind == "entities"
+            if answer.verdict == ACKNOWLEDGED and answer.job_id:
+                ledger.jobs[answer.job_id] = len(answer.keys)
+                ledger.described[answer.job_id] = (
+                    f"{answer.job_id} ({len(answer.keys)} {answer.kind}, step {answer.step}, "
+                    f"sent at {answer.sent:.1f} s, 202 at {answer.answered:.1f} s)"
+                )
+                for index, key in enumerate(answer.keys):
+                    ledger.acked_items[(answer.job_id, index)] = key
+                    if entities:
+                        ledger.acked_entities.add(key)
+                    else:
+                        ledger.acked_pairs[key] = (answer.job_id, index)
+            elif answer.verdict == REFUSED:
+                (ledger.refused_entities if entities else ledger.refused_pairs).update(answer.keys)
+        return ledger
+
+
+def _few(values: Any, n: int = 5) -> tuple[str, ...]:
+    return tuple(str(v) for v in list(values)[:n])
+
+
+def verify(
+    workload: Workload,
+    answers: list[Answer],
+    polled: dict[str, dict[str, Any]],
+    store: StoreContent,
+    recovery: Recovery,
+    broker_back: float | None = None,
+) -> list[Check]:
+    """Every check of the scenario, in the order they are printed; ``broker_back`` is when
+    (seconds into the stream) the broker was last started again, if it was stopped."""
+    led = _Ledger.of(answers)
+    verdicts = Counter(answer.verdict for answer in answers)
+    checks = [
+        Check(
+            "requests with an unexpected answer",
+            0,
+            verdicts[WRONG],
+            _few(f"step {a.step}: {a.detail}" for a in answers if a.verdict == WRONG),
+        )
+    ]
+    checks += _job_checks(led, polled, store)
+    checks += _association_checks(workload, led, store)
+    checks += _refusal_checks(led, store)
+    checks += [
+        Check(
+            "front: same process at the end", True, recovery.front_same_pid and recovery.front_alive
+        ),
+        Check("front: GET /readyz", 200, recovery.readyz_status),
+        *_resumed(answers, broker_back),
+        Check("worker never killed: still alive", True, recovery.survivor_alive),
+        *_queue_checks(recovery),
+    ]
+    return checks
+
+
+def _resumed(answers: list[Answer], broker_back: float | None) -> list[Check]:
+    if broker_back is None:
+        return []
+    later = [a for a in answers if a.verdict == ACKNOWLEDGED and a.sent > broker_back]
+    return [Check("front: requests acknowledged after the broker was back", True, bool(later))]
+
+
+def _queue_checks(recovery: Recovery) -> list[Check]:
+    work = recovery.queues.get(recovery.work_queue, (-1, -1, -1))
+    dead = recovery.queues.get(recovery.dead_queue, (-1, -1, -1))
+    others = sum(
+        r + u
+        for name, (r, u, _) in recovery.queues.items()
+        if name not in (recovery.work_queue, recovery.dead_queue)
+    )
+    return [
+        Check("consumers on the work queue", recovery.workers, work[2]),
+        Check("messages left in the work queue", 0, work[0] + work[1]),
+        Check("messages left in the retry queues", 0, others),
+        Check("dead letters", 0, dead[0] + dead[1]),
+    ]
+
+
+def _job_checks(
+    led: _Ledger, polled: dict[str, dict[str, Any]], store: StoreContent
+) -> list[Check]:
+    unfinished = [
+        job for job in led.jobs if polled.get(job, {}).get("status") not in ("done", "failed")
+    ]
+    wrong_counts = []
+    for job, total in led.jobs.items():
+        body = polled.get(job, {})
+        counts = body.get("counts") or {}
+        if body.get("total") != total or sum(counts.values()) != total:
+            wrong_counts.append(f"{job}: total {body.get('total')}/{total}, counts {counts}")
+    missing = [key for key in led.acked_items if key not in store.outcomes]
+    foreign_jobs = {job for job in store.jobs if job not in led.jobs}
+    foreign_items = [key for key in store.outcomes if key[0] not in led.jobs]
+    return [
+        Check(
+            "acknowledged jobs done or failed (GET /jobs)",
+            len(led.jobs),
+            len(led.jobs) - len(unfinished),
+            _few(led.described[j] for j in unfinished),
+        ),
+        Check(
+            "jobs whose counts do not sum to their total", 0, len(wrong_counts), _few(wrong_counts)
+        ),
+        Check(
+            "acknowledged items with one outcome in the store",
+            len(led.acked_items),
+            len(led.acked_items) - len(missing),
+            _few(missing),
+        ),
+        Check("outcome rows in the store", len(led.acked_items), store.outcome_rows),
+        Check(
+            "jobs in the store that no 202 acknowledged", 0, len(foreign_jobs), _few(foreign_jobs)
+        ),
+        Check("outcomes of items of unacknowledged jobs", 0, len(foreign_items)),
+    ]
+
+
+def _association_checks(workload: Workload, led: _Ledger, store: StoreContent) -> list[Check]:
+    outcome_of = {pair: store.outcomes.get(key) for pair, key in led.acked_pairs.items()}
+    should_store = {
+        pair for pair in led.acked_pairs if set(workload.ends(pair)) <= led.acked_entities
+    }
+    ended_stored = {pair for pair, out in outcome_of.items() if out and out[0] == STORED}
+    wrong_outcome = [
+        f"{pair}: {outcome_of[pair]}"
+        for pair in led.acked_pairs
+        if (pair in should_store) != (pair in ended_stored)
+        or (pair not in should_store and outcome_of[pair] != ("rejected", "entity_not_found"))
+    ]
+    absent = [p for p in ended_stored if p not in store.associations]
+    wrong_ends = [
+        p
+        for p in ended_stored
+        if p in store.associations and store.associations[p][:2] != workload.ends(p)
+    ]
+    resubmitted = [f"{p}: {rec[2]}" for p, rec in store.associations.items() if rec[2] != 1]
+    unexpected = [p for p in store.associations if p not in ended_stored]
+    missing_entities = led.acked_entities - store.entities
+    return [
+        Check("acknowledged pairs with both entities acknowledged", None, len(should_store)),
+        Check("  ... that ended stored", len(should_store), len(ended_stored & should_store)),
+        Check(
+            "acknowledged pairs with a wrong outcome", 0, len(wrong_outcome), _few(wrong_outcome)
+        ),
+        Check("association records in the store", len(ended_stored), store.association_rows),
+        Check("stored pairs absent from the store", 0, len(absent), _few(absent)),
+        Check("records with wrong ends", 0, len(wrong_ends), _few(wrong_ends)),
+        Check("records with submissions != 1", 0, len(resubmitted), _few(resubmitted)),
+        Check("records that no stored outcome explains", 0, len(unexpected), _few(unexpected)),
+        Check(
+            "acknowledged entities in the store",
+            len(led.acked_entities),
+            len(led.acked_entities) - len(missing_entities),
+            _few(missing_entities),
+        ),
+    ]
+
+
+def _refusal_checks(led: _Ledger, store: StoreContent) -> list[Check]:
+    half_pairs = sorted(led.refused_pairs & set(store.associations))
+    half_entities = sorted(led.refused_entities & store.entities)
+    extra_entities = store.entities - led.acked_entities - led.refused_entities
+    return [
+        Check(
+            "refused pairs found in the store (half-written)", 0, len(half_pairs), _few(half_pairs)
+        ),
+        Check(
+            "refused entities found in the store (half-written)",
+            0,
+            len(half_entities),
+            _few(half_entities),
+        ),
+        Check("entities in the store never submitted", 0, len(extra_entities)),
+    ]
