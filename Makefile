@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench chaos clean
+.PHONY: install run test lint bench chaos fuzz clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -30,6 +30,10 @@ bench: install
 
 chaos: install
 	$(PY) -m bench.chaos
+
+fuzz: install
+	FUZZ_PROFILE=deep $(PY) -m pytest tests/fuzz
+	$(PY) -m bench.fuzz
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

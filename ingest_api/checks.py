@@ -38,6 +38,10 @@ __all__ = [
 MAX_NESTED_ENTITIES = 10_000
 """Children one entity body may carry in all (every level counted)."""
 
+MAX_ATTRIBUTE_DEPTH = 32
+"""Levels of lists and objects an entity's attributes may nest (deeper ones cannot be
+serialised into a queue message: pydantic stops at about 255)."""
+
 
 @dataclass(frozen=True, slots=True)
 class ItemProblem:
@@ -139,9 +143,30 @@ def check_association(
     return AssociationRequest(body.entityID, body.relatedEntityID, matched.name)
 
 
+def _nests_deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and objects in ``value`` nest more than ``limit`` levels (no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def _record(
     node: EntityBody | NestedEntity, path: str, visible_by: tuple[str, ...]
 ) -> EntityRecord | ItemProblem:
+    if _nests_deeper_than(node.attributes, MAX_ATTRIBUTE_DEPTH):
+        return ItemProblem(
+            "invalid_body", f"{path}attributes nest deeper than {MAX_ATTRIBUTE_DEPTH} levels."
+        )
     try:
         normalised = normalise(node.type, entity_main_value(node))
     except NormalisationError as exc:

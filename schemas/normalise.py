@@ -30,6 +30,13 @@ class _Reject(Exception):
     """Raised inside a normaliser; ``normalise`` turns it into ``NormalisationError``."""
 
 
+MAX_EMAIL_INPUT = 1024
+"""Longest email-address value accepted, display name and comments included."""
+
+MAX_INT_DIGITS = 64
+"""Longest whole number accepted for the int data type (account and card numbers fit)."""
+
+
 def _ranges(*pairs: tuple[str, str]) -> tuple[tuple[int, int, int, str], ...]:
     nets = ((ipaddress.ip_network(net), reason) for net, reason in pairs)
     return tuple(
@@ -96,6 +103,8 @@ def _cidr(value: str) -> str:
         network: IPNetwork = ipaddress.ip_network(value.strip(), strict=False)
     except ValueError:
         raise _Reject("not a network in CIDR notation") from None
+    if "%" in value:
+        raise _Reject("a scoped IPv6 network is not public")
     _reject_range(network.version, int(network.network_address), int(network.broadcast_address))
     return str(network)
 
@@ -164,7 +173,14 @@ def _email(value: str) -> str:
     text = value.strip()
     if _HAS_CONTROL.search(text):
         raise _Reject("contains control characters")
-    addresses = getaddresses([text])
+    # RFC 5321 caps an address at 254 characters; the display name and comments around it
+    # get room, but not unbounded (getaddresses recurses once per nested comment).
+    if len(text) > MAX_EMAIL_INPUT:
+        raise _Reject(f"longer than {MAX_EMAIL_INPUT} characters")
+    try:
+        addresses = getaddresses([text])
+    except RecursionError:
+        raise _Reject("comments nest too deeply") from None
     if len(addresses) != 1:
         raise _Reject("must be exactly one address")
     address = addresses[0][1]
@@ -219,12 +235,15 @@ def _int(value: str) -> str:
     text = value.strip()
     if not _DIGITS.fullmatch(text):
         raise _Reject("must be a non-negative whole number")
-    return str(int(text))
+    digits = text.lstrip("0") or "0"
+    if len(digits) > MAX_INT_DIGITS:  # int() refuses past 4,300 digits anyway
+        raise _Reject(f"longer than {MAX_INT_DIGITS} digits")
+    return digits
 
 
 def _port(value: str) -> str:
     text = value.strip()
-    if not _DIGITS.fullmatch(text) or not 1 <= int(text) <= 65535:
+    if not _DIGITS.fullmatch(text) or len(text) > 5 or not 1 <= int(text) <= 65535:
         raise _Reject("must be a port number between 1 and 65535")
     return str(int(text))
 
@@ -280,6 +299,10 @@ def normalise(type_name: str, value: str) -> str:
     if not isinstance(value, str):
         raise NormalisationError(type_name, "the value must be a string")
     try:
-        return _NORMALISERS[row.data_type](value, row)
+        normalised = _NORMALISERS[row.data_type](value, row)
+        normalised.encode()  # entity IDs hash the UTF-8 bytes: lone surrogates cannot be one
     except _Reject as exc:
         raise NormalisationError(type_name, str(exc)) from None
+    except UnicodeEncodeError:
+        raise NormalisationError(type_name, "contains a lone surrogate (not UTF-8)") from None
+    return normalised

@@ -83,6 +83,12 @@ ACCEPTED = [
 ]
 
 REJECTED = [
+    ("cidr", "2001:db8::%eth0/64", "scoped"),
+    ("email-address", "(" * 1100 + "a@example.com", "longer than"),
+    ("email-address", "(" * 600 + "a@example.com" + ")" * 2, "nest too deeply"),
+    ("port", "9" * 5000, "port number"),
+    ("bin", "9" * 65, "longer than 64 digits"),
+    ("malware", "emotet\ud800", "surrogate"),
     # ip: one per rule
     ("ip", "not-an-ip", "not an IPv4 or IPv6 address"),
     ("ip", "127.0.0.1", "loopback"),
