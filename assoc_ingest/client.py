@@ -238,6 +238,9 @@ class IngestClient:
                 if status in (401, 403):
                     message = _error_of(parsed, status).get("message", "not authorised")
                     raise SubmitError(f"HTTP {status}: {message}", status)
+                if status == 400 and isinstance(parsed, dict) and parsed.get("rejected"):
+                    # Every item was invalid: the front lists each one's error, as on a 202.
+                    return _accepted(chunk, {**parsed, "accepted": 0, "jobID": None})
                 if status not in RETRY_STATUSES:
                     error = _error_of(parsed, status)
                     return _ChunkResult(rejected=[(number, error) for number, _ in chunk])
