@@ -25,6 +25,7 @@ from ingest_api.views import admin, operations, reads, writes
 from ingest_api.views.writes import BASE
 from workers.publisher import CoalescingPublisher
 from workers.queue.base import JobQueue
+from workers.queue.depth import QueueDepthSampler
 from workers.rules_cache import RulesCache
 from workers.store.base import Store
 
@@ -60,6 +61,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     await rules.start()
     registry = JobRegistry(app[STORE])
     await registry.start()
+    depth = QueueDepthSampler(app[QUEUE])
+    depth.start()
     app[PUBLISHER] = publisher
     app[RULES] = rules
     app[JOB_REGISTRY] = registry
@@ -69,6 +72,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         # Requests still waiting for a confirm get their answer before the queue closes.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(publisher.wait_idle(), _DRAIN_TIMEOUT)
+        await depth.stop()
         await registry.close()
         await rules.stop()
 
