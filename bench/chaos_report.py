@@ -102,11 +102,12 @@ class ChaosReport:
         lines += [f"  {name:<40} {n:7}" for name, n in sorted(outcomes.items())]
         lines += ["", "log events (process: event):"]
         lines += [f"  {name:<48} {n:7}" for name, n in sorted(self.events.items())]
-        lines += ["", f"  {'check':<52} {'expected':>9} {'actual':>9}"]
+        width = max([52, *(len(check.name) for check in self.checks)])
+        lines += ["", f"  {'check':<{width}} {'expected':>9} {'actual':>9}"]
         for check in self.checks:
             mark = "ok" if check.ok else "FAIL"
             expected = "-" if check.expected is None else str(check.expected)
-            lines.append(f"  {check.name:<52} {expected:>9} {check.actual!s:>9}  {mark}")
+            lines.append(f"  {check.name:<{width}} {expected:>9} {check.actual!s:>9}  {mark}")
             if not check.ok:
                 lines += [f"      e.g. {example}" for example in check.examples]
         lines += ["", "CHAOS PASSED" if self.ok else f"CHAOS FAILED (logs in {self.work_dir})"]

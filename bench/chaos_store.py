@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["StoreContent", "hold_exclusive_lock", "read_store"]
@@ -48,6 +48,8 @@ class StoreContent:
     outcomes: dict[tuple[str, int], tuple[str, str | None]]
     """(job_id, index) -> (outcome, rejection code)."""
     outcome_rows: int
+    job_kinds: dict[str, str] = field(default_factory=dict)
+    """job_id -> message kind (``association``, ``entity``)."""
 
 
 def read_store(path: Path) -> StoreContent:
@@ -59,7 +61,7 @@ def read_store(path: Path) -> StoreContent:
             "SELECT id, entity_id, related_id, submissions, association_types FROM associations"
         ).fetchall()
         entity_rows = [row[0] for row in conn.execute("SELECT id FROM entities")]
-        jobs = dict(conn.execute("SELECT job_id, total FROM jobs").fetchall())
+        job_rows = conn.execute("SELECT job_id, kind, total FROM jobs").fetchall()
         outcome_rows = conn.execute("SELECT job_id, idx, outcome, code FROM job_items").fetchall()
         conn.execute("COMMIT")
     finally:
@@ -69,7 +71,8 @@ def read_store(path: Path) -> StoreContent:
         association_rows=len(assoc_rows),
         entities=set(entity_rows),
         entity_rows=len(entity_rows),
-        jobs={str(job): int(total) for job, total in jobs.items()},
+        jobs={str(job): int(total) for job, _, total in job_rows},
         outcomes={(row[0], int(row[1])): (row[2], row[3]) for row in outcome_rows},
         outcome_rows=len(outcome_rows),
+        job_kinds={str(job): str(kind) for job, kind, _ in job_rows},
     )
