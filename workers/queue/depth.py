@@ -8,13 +8,15 @@ retried at the next tick.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from assoc_ingest import metrics
 from assoc_ingest.errors import TransientError
+from assoc_ingest.logs import get_logger
 from workers.queue.base import JobQueue
 
 DEFAULT_INTERVAL = 5.0
+
+log = get_logger(__name__)
 
 
 class QueueDepthSampler:
@@ -25,8 +27,10 @@ class QueueDepthSampler:
 
     async def sample(self) -> None:
         """Read the depth once and set the gauge (skipped while the broker is unavailable)."""
-        with contextlib.suppress(TransientError):
+        try:
             metrics.QUEUE_DEPTH.set(await self._queue.depth())
+        except TransientError as exc:
+            log.debug("queue.depth_unavailable", error=str(exc))
 
     def start(self) -> None:
         if self._task is None:
@@ -36,10 +40,13 @@ class QueueDepthSampler:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # The driver may turn the cancellation of a call in flight into its own error.
+            await asyncio.gather(task, return_exceptions=True)
 
     async def _run(self) -> None:
         while True:
-            await self.sample()
+            try:
+                await self.sample()
+            except Exception:  # a driver error must not end the sampling for good
+                log.warning("queue.depth_failed", exc_info=True)
             await asyncio.sleep(self._interval)
