@@ -18,6 +18,7 @@ from urllib.request import Request, urlopen
 
 import pytest
 
+from bench.common import free_port
 from schemas import entity_id
 from workers.queue.base import Topology
 from workers.queue.rabbit import RabbitJobQueue
@@ -26,13 +27,6 @@ FEEDS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "feeds"
 CLI = [sys.executable, "-m", "assoc_ingest"]
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
