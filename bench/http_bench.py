@@ -31,7 +31,7 @@ from bench.common import (
     process,
     unique,
 )
-from bench.wrk import WrkResult, run_wrk
+from bench.wrk import WrkResult, fixed_rate, run_wrk
 
 PATH_SINGLE = "/api/ingest/v1/association"
 PATH_BULK = "/api/ingest/v1/associations"
@@ -141,15 +141,15 @@ def front_single(runs: int, seconds: float, connections: int) -> dict[str, Any]:
         ]
         half = summarise(at_max)["rate"] / 2
         at_half = [
-            run_wrk(
+            fixed_rate(
                 url,
                 PATH_SINGLE,
                 bodies,
                 headers,
+                rate=half,
                 seconds=seconds,
                 connections=connections,
-                rate=half,
-            )
+            )[0]
             for _ in range(runs)
         ]
     return {

@@ -90,16 +90,16 @@ def run_wrk(
     seconds: float,
     connections: int,
     threads: int = 1,
-    rate: float | None = None,
+    delay_ms: int = 0,
     method: str = "POST",
 ) -> WrkResult:
-    """Run wrk against ``url + path`` cycling ``bodies``; ``rate`` (req/s) makes it fixed-rate."""
+    """Run wrk against ``url + path`` cycling ``bodies``; each connection waits ``delay_ms``
+    between a response and its next request (see ``fixed_rate``)."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (apt-get install wrk)")
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         work = Path(tmp)
         (work / "bodies.txt").write_bytes(b"\n".join(bodies) + b"\n")
-        delay_ms = int(connections * 1000 / rate) if rate else 0
         script = LUA_TEMPLATE % {
             "path": path,
             "method": method,
@@ -135,3 +135,30 @@ def run_wrk(
         p99_ms=raw["p99_us"] / 1000,
         p999_ms=raw["p999_us"] / 1000,
     )
+
+
+def fixed_rate(
+    url: str,
+    path: str,
+    bodies: list[bytes],
+    headers: dict[str, str],
+    *,
+    rate: float,
+    seconds: float,
+    connections: int,
+) -> tuple[WrkResult, int]:
+    """Run at about ``rate`` requests/s; return the result and the per-connection delay used.
+
+    A connection sends every ``delay + latency``, so a short calibration run measures the
+    latency at that load and the delay is corrected once: ``delay = connections / rate -
+    latency``.
+    """
+    delay = int(connections * 1000 / rate)
+    probe = run_wrk(url, path, bodies, headers, seconds=2, connections=connections, delay_ms=delay)
+    if probe.rate > 0:
+        latency_ms = connections * 1000 / probe.rate - delay
+        delay = max(int(connections * 1000 / rate - latency_ms), 0)
+    result = run_wrk(
+        url, path, bodies, headers, seconds=seconds, connections=connections, delay_ms=delay
+    )
+    return result, delay
