@@ -11,10 +11,22 @@
   per batch into a rowid table with the same indexes, SQLite's default settings, no job items.
 
 Run ``python -m bench.store_bench [--rows N] [--batch B] [--repeat R]``; it prints the median
-of each figure over the repeats. On the 2-core development VM (shared, ext4; medians of 3,
-200k rows): store 19.0k rows/s sequential, 27.4k with 4 tasks, 73.9k for duplicates; raw-SQL
-baseline 13.9k. Random hash keys make every commit write about one page per index per row to
-the WAL; at 1.1M rows already stored the sequential rate falls to about 9.5k rows/s.
+of each figure over the repeats. Before and after the 64-bit key layout of ``sqlite_schema``
+(2-core development VM, shared with other work, same sitting; batches of 1,000):
+
+=============================  ===========  ==========  ============  ===========
+figure (rows/s)                200k before  200k after  1M before     1M after
+=============================  ===========  ==========  ============  ===========
+store_new_rows_per_s           14.5k        41.8k       10.8k         22.7k
+store_duplicate_rows_per_s     63.2k        90.7k       64.4k         91.7k
+store_new_rows_per_s_4_tasks   17.4k        55.3k       11.6k         30.0k
+baseline_rows_per_s (raw SQL)  12.0k        14.3k       10.0k         10.1k
+=============================  ===========  ==========  ============  ===========
+
+(``--rows 1000000 --repeat 1``: the rate is the mean over the growing table, 0 to 1M rows.)
+Random hash keys make every commit write about one page per hash-keyed index per row to the
+WAL once the indexes are larger than a batch; the layout keeps those indexes small (see
+``workers/store/sqlite_schema.py``) and group commit makes batches larger.
 """
 
 from __future__ import annotations

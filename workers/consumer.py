@@ -259,18 +259,22 @@ class Worker:
         submitted = {(item.job, item.index): item.submitted_at for item in message.items}
         codes = {preset.key: preset.code or "" for preset in plan.batch.preset}
         now = self._clock()
-        outcomes: Counter[str] = Counter()
-        reasons: Counter[str] = Counter()
+        labelled: Counter[tuple[str, str]] = Counter()
         for key, outcome in result.outcomes.items():
             if key in result.skipped:
                 continue
             reason = codes.get(key, "") if outcome == Outcome.REJECTED else ""
-            metrics.ITEMS_PROCESSED.labels(kind, outcome.value, reason).inc()
+            labelled[(outcome.value, reason)] += 1
             if key in submitted:
                 metrics.END_TO_END_SECONDS.observe(max(0.0, now - submitted[key]))
-            outcomes[outcome.value] += 1
+        # One counter update per (outcome, reason), not per item: labels() is a locked lookup.
+        outcomes: Counter[str] = Counter()
+        reasons: Counter[str] = Counter()
+        for (outcome_name, reason), count in labelled.items():
+            metrics.ITEMS_PROCESSED.labels(kind, outcome_name, reason).inc(count)
+            outcomes[outcome_name] += count
             if reason:
-                reasons[reason] += 1
+                reasons[reason] += count
         jobs = {item.job for item in message.items}
         summary = {
             "kind": kind,

@@ -5,15 +5,16 @@
   or an OS crash may lose the last few commits (the file itself stays consistent).
 - Every write is one ``BEGIN IMMEDIATE`` transaction: the write lock is taken before the batch
   reads what it is about to change, so concurrent writers (tasks, stores, processes) are
-  serialised and an upsert can never be lost. A busy database is waited for (``busy_timeout``)
-  and the transaction retried; if it stays busy, or the file cannot be read or written, the
-  call raises ``StoreUnavailable``.
+  serialised and an upsert can never be lost. A busy database is waited for (``busy_timeout``,
+  polled every millisecond: ``sqlite_write``) and the transaction retried; if it stays busy,
+  or the file cannot be read or written, the call raises ``StoreUnavailable``.
 - All blocking sqlite3 calls run off the event loop, on one thread that owns the connection.
 - Group commit: batches that arrive while a write is in progress are written together in the
   next transaction, each in its own savepoint (a batch that fails alone is rolled back alone
   and its caller gets the error). Every caller's result is returned only after the commit
-  that carries its batch. Fewer commits means fewer WAL page writes, which dominate the cost
-  with random keys; when writes do not overlap, each batch is its own transaction.
+  that carries its batch (up to ``sqlite_write.GROUP_MAX_ITEMS`` items a transaction). Fewer
+  commits means fewer WAL page writes, which dominate the cost with random keys; when writes
+  do not overlap, each batch is its own transaction.
 """
 
 from __future__ import annotations
@@ -41,8 +42,14 @@ from workers.store.records import (
     StoredEntity,
     WriteBatch,
 )
-from workers.store.sqlite_batch import apply_batch
 from workers.store.sqlite_schema import configure, create_tables
+from workers.store.sqlite_write import (
+    BUG_ERRORS,
+    apply_group,
+    begin_immediate,
+    group_size,
+    is_busy,
+)
 
 __all__ = ["SqliteStore"]
 
@@ -50,35 +57,7 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 _BUSY_RETRIES = 3
-_GROUP_MAX_BATCHES = 16
-_BUG_ERRORS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
 _Pending = tuple[WriteBatch, "asyncio.Future[BatchResult]"]
-
-
-def _is_busy(exc: sqlite3.Error) -> bool:
-    name = getattr(exc, "sqlite_errorname", "")
-    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in str(exc)
-
-
-def _apply_group(
-    conn: sqlite3.Connection, batches: list[WriteBatch]
-) -> list[BatchResult | Exception]:
-    """Apply ``batches`` in order inside the caller's transaction, one savepoint each."""
-    results: list[BatchResult | Exception] = []
-    for batch in batches:
-        conn.execute("SAVEPOINT batch")
-        try:
-            results.append(apply_batch(conn, batch))
-        except sqlite3.Error as exc:
-            if not isinstance(exc, _BUG_ERRORS):
-                raise  # busy, I/O, corruption: the whole transaction is retried or fails
-            conn.execute("ROLLBACK TO batch")
-            results.append(exc)
-        except Exception as exc:
-            conn.execute("ROLLBACK TO batch")
-            results.append(exc)
-        conn.execute("RELEASE batch")
-    return results
 
 
 class SqliteStore:
@@ -112,7 +91,7 @@ class SqliteStore:
     def _translated(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return fn(*args, **kwargs)
-        except _BUG_ERRORS:
+        except BUG_ERRORS:
             raise  # a bug in this module, not an unavailable store
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"SQLite store unavailable: {exc}") from exc
@@ -139,7 +118,7 @@ class SqliteStore:
         conn = self._connection()
         for attempt in range(_BUSY_RETRIES + 1):
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                begin_immediate(conn, self._busy_timeout_ms)
                 try:
                     result = fn(conn, *args)
                     conn.execute("COMMIT")
@@ -149,7 +128,7 @@ class SqliteStore:
                         conn.execute("ROLLBACK")
                     raise
             except sqlite3.OperationalError as exc:
-                if not _is_busy(exc) or attempt == _BUSY_RETRIES:
+                if not is_busy(exc) or attempt == _BUSY_RETRIES:
                     raise
                 time.sleep(0.05 * 2**attempt)
         raise AssertionError("unreachable")
@@ -221,10 +200,11 @@ class SqliteStore:
 
     async def _drain_pending(self) -> None:
         while self._pending:
-            group = self._pending[:_GROUP_MAX_BATCHES]
-            del self._pending[:_GROUP_MAX_BATCHES]
+            count = group_size([batch for batch, _ in self._pending])
+            group = self._pending[:count]
+            del self._pending[:count]
             try:
-                results = await self._run(self._write, _apply_group, [b for b, _ in group])
+                results = await self._run(self._write, apply_group, [b for b, _ in group])
             except BaseException as exc:  # the whole transaction failed: every caller sees it
                 for _, future in group:
                     if not future.done():

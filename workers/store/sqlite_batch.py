@@ -19,21 +19,17 @@ from workers.store.records import (
     BatchResult,
     EdgeDelete,
     EdgeWrite,
-    EntityRecord,
     EntityWrite,
     ItemKey,
     Outcome,
     PresetOutcome,
     WriteBatch,
 )
+from workers.store.sqlite_entities import EntityRows
+from workers.store.sqlite_schema import dumps, key64
 
 _OUTCOMES = {outcome.value: outcome for outcome in Outcome}
 _SINGLE_NAME_JSON: dict[str, str] = {}
-
-
-def dumps(value: Any) -> str:
-    """JSON text as stored in TEXT columns."""
-    return orjson.dumps(value).decode()
 
 
 def _names_json(names: list[str]) -> str:
@@ -47,62 +43,61 @@ def _names_json(names: list[str]) -> str:
 
 
 class _Edge:
-    __slots__ = ("alive", "dirty", "existed", "file_action", "insert", "names", "submissions")
+    __slots__ = ("alive", "dirty", "file_action", "names", "new", "seq", "submissions")
 
     def __init__(
         self,
         names: list[str],
         submissions: int,
         file_action: bool,
-        existed: bool,
-        insert: tuple[Any, ...] | None = None,
+        seq: int | None,
+        new: EdgeWrite | None = None,
     ) -> None:
         self.names = names
         self.submissions = submissions
         self.file_action = file_action
-        self.existed = existed
-        # (id, entity_id, related_id, entity_type, related_type, created_at, created_by)
-        self.insert = insert
+        self.seq = seq  # the stored row; None when the batch inserts it
+        self.new = new  # the write that creates the row, when it is new
         self.alive = True
         self.dirty = False
 
 
 class _Associations:
-    """The associations a batch touches, read once and written back once."""
+    """The associations a batch touches, read once and written back once.
+
+    Rows are found through the 64-bit ``id_key`` index and confirmed by the full ID (see
+    ``sqlite_schema``); updates and deletes then address the row by its ``seq``.
+    """
 
     def __init__(self, conn: sqlite3.Connection, ids: Iterable[str]) -> None:
         self.edges: dict[str, _Edge] = {}
-        wanted = list(set(ids))
+        wanted = set(ids)
         if wanted:
             rows = conn.execute(
-                "SELECT id, association_types, submissions, file_action FROM associations"
-                " WHERE id IN (SELECT value FROM json_each(?))",
-                (dumps(wanted),),
+                "SELECT seq, id, association_types, submissions, file_action FROM associations"
+                " WHERE id_key IN (SELECT value FROM json_each(?))",
+                (orjson.dumps([key64(aid) for aid in wanted]),),
             )
-            for aid, names, submissions, file_action in rows:
-                self.edges[aid] = _Edge(orjson.loads(names), submissions, bool(file_action), True)
+            for seq, aid, names, submissions, file_action in rows:
+                if aid in wanted:
+                    self.edges[aid] = _Edge(
+                        orjson.loads(names), submissions, bool(file_action), seq
+                    )
 
-    def upsert(self, edge: EdgeWrite, now: float) -> Outcome:
+    def upsert(self, edge: EdgeWrite) -> Outcome:
         state = self.edges.get(edge.association_id)
-        if state is None or not state.alive:
-            if state is None:
-                state = _Edge([], 0, edge.file_action, False)
-                self.edges[edge.association_id] = state
+        if state is None:
+            state = _Edge([edge.association_type], 1, edge.file_action, None, edge)
+            state.dirty = True
+            self.edges[edge.association_id] = state
+            return Outcome.STORED
+        if not state.alive:  # deleted earlier in this batch: written again from scratch
             state.alive = True
             state.names = [edge.association_type]
             state.submissions = 1
             state.file_action = edge.file_action
-            if not state.existed:
-                state.insert = (
-                    edge.association_id,
-                    edge.entity_id,
-                    edge.related_id,
-                    edge.entity_type,
-                    edge.related_type,
-                    now,
-                    edge.created_by,
-                )
-            state.dirty = True
+            if state.seq is None:
+                state.new = edge
             return Outcome.STORED
         state.submissions += 1
         state.file_action = state.file_action or edge.file_action
@@ -131,109 +126,55 @@ class _Associations:
     def flush(self, conn: sqlite3.Connection, now: float) -> None:
         inserts: list[tuple[Any, ...]] = []
         updates: list[tuple[Any, ...]] = []
-        removed: list[tuple[str]] = []
-        for aid, state in self.edges.items():
+        removed: list[tuple[int]] = []
+        for state in self.edges.values():
             if not state.dirty:
                 continue
+            seq = state.seq
             if not state.alive:
-                if state.existed:
-                    removed.append((aid,))
-            elif state.existed:
+                if seq is not None:
+                    removed.append((seq,))
+            elif seq is not None:
                 updates.append(
-                    (_names_json(state.names), now, state.submissions, state.file_action, aid)
+                    (_names_json(state.names), now, state.submissions, state.file_action, seq)
                 )
             else:
-                assert state.insert is not None
-                eid, entity_id, related_id, entity_type, related_type, created, by = state.insert
+                edge = state.new
+                assert edge is not None
                 inserts.append(
                     (
-                        eid,
-                        entity_id,
-                        related_id,
-                        entity_type,
-                        related_type,
+                        key64(edge.association_id),
+                        key64(edge.entity_id),
+                        key64(edge.related_id),
+                        edge.association_id,
+                        edge.entity_id,
+                        edge.related_id,
+                        edge.entity_type,
+                        edge.related_type,
                         _names_json(state.names),
                         state.file_action,
-                        created,
+                        now,
                         now,
                         state.submissions,
-                        by,
+                        edge.created_by,
                     )
                 )
         if inserts:
             conn.executemany(
-                "INSERT INTO associations (id, entity_id, related_id, entity_type, related_type,"
-                " association_types, file_action, created_at, last_seen, submissions, created_by)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO associations (id_key, entity_key, related_key, id, entity_id,"
+                " related_id, entity_type, related_type, association_types, file_action,"
+                " created_at, last_seen, submissions, created_by)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 inserts,
             )
         if updates:
             conn.executemany(
                 "UPDATE associations SET association_types = ?, last_seen = ?, submissions = ?,"
-                " file_action = ? WHERE id = ?",
+                " file_action = ? WHERE seq = ?",
                 updates,
             )
         if removed:
-            conn.executemany("DELETE FROM associations WHERE id = ?", removed)
-
-
-class _Entities:
-    """The entities a batch touches, merged in memory and written back with one upsert."""
-
-    def __init__(self, conn: sqlite3.Connection, ids: Iterable[str]) -> None:
-        self.rows: dict[str, list[Any]] = {}
-        wanted = list(set(ids))
-        if wanted:
-            rows = conn.execute(
-                "SELECT id, type, attributes, reputation, tags, visible_by, created_at"
-                " FROM entities WHERE id IN (SELECT value FROM json_each(?))",
-                (dumps(wanted),),
-            )
-            for eid, etype, attributes, reputation, tags, visible_by, created_at in rows:
-                self.rows[eid] = [
-                    etype,
-                    orjson.loads(attributes),
-                    reputation,
-                    orjson.loads(tags),
-                    orjson.loads(visible_by),
-                    created_at,
-                ]
-
-    def upsert(self, record: EntityRecord, now: float) -> bool:
-        """Merge ``record`` in; True when the entity is new."""
-        row = self.rows.get(record.id)
-        if row is None:
-            self.rows[record.id] = [
-                record.type,
-                dict(record.attributes),
-                record.reputation,
-                list(dict.fromkeys(record.tags)),
-                list(dict.fromkeys(record.visible_by)),
-                now,
-            ]
-            return True
-        row[1] = {**row[1], **record.attributes}
-        if record.reputation is not None:
-            row[2] = record.reputation
-        row[3] = list(dict.fromkeys([*row[3], *record.tags]))
-        row[4] = list(dict.fromkeys([*row[4], *record.visible_by]))
-        return False
-
-    def flush(self, conn: sqlite3.Connection, touched: set[str], now: float) -> None:
-        rows = [
-            (eid, r[0], dumps(r[1]), r[2], dumps(r[3]), dumps(r[4]), r[5], now)
-            for eid, r in self.rows.items()
-            if eid in touched
-        ]
-        if rows:
-            conn.executemany(
-                "INSERT INTO entities (id, type, attributes, reputation, tags, visible_by,"
-                " created_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (id) DO UPDATE SET attributes = excluded.attributes,"
-                " reputation = excluded.reputation, tags = excluded.tags,"
-                " visible_by = excluded.visible_by, last_seen = excluded.last_seen",
-                rows,
-            )
+            conn.executemany("DELETE FROM associations WHERE seq = ?", removed)
 
 
 def recorded_outcomes(conn: sqlite3.Connection, keys: list[ItemKey]) -> dict[ItemKey, Outcome]:
@@ -290,19 +231,19 @@ def apply_batch(conn: sqlite3.Connection, batch: WriteBatch) -> BatchResult:
         + [d.association_id for d in deletes],
     )
     touched = {record.id for w in entity_writes for record in w.entities}
-    entities = _Entities(conn, touched)
+    entities = EntityRows(conn, touched)
 
     outcomes: dict[ItemKey, Outcome] = dict(recorded)
     items: list[tuple[str, int, str, str | None, str | None, float]] = []
     for write in entity_writes:
         new = [entities.upsert(record, now) for record in write.entities]
         for edge in write.edges:
-            associations.upsert(edge, now)
+            associations.upsert(edge)
         outcome = Outcome.STORED if new and new[0] else Outcome.DUPLICATE
         outcomes[write.key] = outcome
         items.append((write.key[0], write.key[1], outcome.value, None, None, now))
     for edge in edges:
-        outcome = associations.upsert(edge, now)
+        outcome = associations.upsert(edge)
         outcomes[edge.key] = outcome
         items.append((edge.key[0], edge.key[1], outcome.value, None, None, now))
     for delete in deletes:

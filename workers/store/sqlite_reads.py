@@ -23,7 +23,7 @@ from workers.store.records import (
     Outcome,
     StoredEntity,
 )
-from workers.store.sqlite_batch import dumps
+from workers.store.sqlite_schema import dumps, key64
 
 MAX_ERRORS = 100
 _CURSOR_RE = re.compile(r"^[0-9]{1,19}$")
@@ -90,7 +90,8 @@ def get_entities(conn: sqlite3.Connection, ids: list[str]) -> dict[str, StoredEn
 
 def get_association(conn: sqlite3.Connection, association_id: str) -> AssociationRecord | None:
     row = conn.execute(
-        f"SELECT {_ASSOCIATION_COLUMNS} FROM associations WHERE id = ?", (association_id,)
+        f"SELECT {_ASSOCIATION_COLUMNS} FROM associations WHERE id_key = ? AND id = ?",
+        (key64(association_id), association_id),
     ).fetchone()
     return None if row is None else _association(row)
 
@@ -103,7 +104,8 @@ def list_associations(
     limit: int,
     after: int,
 ) -> tuple[list[AssociationRecord], str | None]:
-    """One page in insertion (``seq``) order, starting after ``after``."""
+    """One page in insertion (``seq``) order, starting after ``after``: the ``entity_key`` and
+    ``related_key`` indexes find an end's rows already in ``seq`` order, the ID confirms them."""
     type_filter = ""
     type_args: tuple[str, ...] = ()
     if association_type is not None:
@@ -111,14 +113,15 @@ def list_associations(
         type_args = (association_type,)
     out_sql = (
         f"SELECT {_ASSOCIATION_COLUMNS}, seq FROM associations"
-        f" WHERE entity_id = ? AND seq > ?{type_filter}"
+        f" WHERE entity_key = ? AND entity_id = ? AND seq > ?{type_filter}"
     )
     in_sql = (
         f"SELECT {_ASSOCIATION_COLUMNS}, seq FROM associations"
-        f" WHERE related_id = ? AND seq > ? AND entity_id != ?{type_filter}"
+        f" WHERE related_key = ? AND related_id = ? AND seq > ? AND entity_id != ?{type_filter}"
     )
-    out_args = (entity_id, after, *type_args)
-    in_args = (entity_id, after, entity_id, *type_args)
+    key = key64(entity_id)
+    out_args = (key, entity_id, after, *type_args)
+    in_args = (key, entity_id, after, entity_id, *type_args)
     if direction is Direction.OUT:
         sql, args = out_sql, out_args
     elif direction is Direction.IN:

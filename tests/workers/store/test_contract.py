@@ -488,3 +488,21 @@ async def test_custom_types_are_added_listed_and_deleted_by_name_in_any_case(sto
 
 async def test_a_started_store_answers_ping(store: Store) -> None:
     await store.ping()
+
+
+async def test_entities_of_two_types_with_the_same_value_are_different_ends(
+    store: Store,
+) -> None:
+    domain = f.entity_id("domain", "evil.example")
+    hostname = f.entity_id("hostname", "evil.example")
+    job = f.new_job(total=2)
+    await store.write_batch(
+        f.batch(jobs=[job], edges=[f.edge(job, 0, URL, domain), f.edge(job, 1, URL, hostname)])
+    )
+
+    to_domain, _ = await store.list_associations(domain)
+    to_hostname, _ = await store.list_associations(hostname)
+
+    assert [r.related_id for r in to_domain] == [domain]
+    assert [r.related_id for r in to_hostname] == [hostname]
+    assert len((await store.list_associations(URL))[0]) == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,78 @@ async def test_open_store_uses_mongodb_when_its_url_is_set(tmp_path: Path) -> No
     assert isinstance(store, MongoStore)
     assert store.database_name == "x"
     await store.close()
+
+
+async def test_associations_whose_ids_end_alike_are_kept_apart(tmp_path: Path) -> None:
+    # The store indexes 64 bits of each ID; the full ID must still tell records apart.
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    await store.start()
+    job = f.new_job(total=2)
+    first = f.edge(job, 0, URL, HOST)
+    second = f.edge(job, 1, HOST, URL)
+    tail = first.association_id[-16:]
+    first = replace(first, association_id="0" * 48 + tail)
+    second = replace(second, association_id="f" * 48 + tail)
+    try:
+        result = await store.write_batch(f.batch(jobs=[job], edges=[first, second]))
+        one = await store.get_association(first.association_id)
+        other = await store.get_association(second.association_id)
+    finally:
+        await store.close()
+
+    assert set(result.outcomes.values()) == {Outcome.STORED}
+    assert one is not None and (one.entity_id, one.related_id) == (URL, HOST)
+    assert other is not None and (other.entity_id, other.related_id) == (HOST, URL)
+
+
+async def test_ids_that_are_not_hashes_are_stored_and_read_back(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    await store.start()
+    job = f.new_job()
+    write = replace(f.edge(job, 0, "legacy-ab", "legacy-cd"), association_id="not-a-hash")
+    try:
+        await store.write_batch(f.batch(jobs=[job], edges=[write]))
+        record = await store.get_association("not-a-hash")
+        page, _ = await store.list_associations("legacy-cd")
+    finally:
+        await store.close()
+
+    assert record is not None and record.entity_id == "legacy-ab"
+    assert [r.id for r in page] == ["not-a-hash"]
+
+
+LEGACY_ASSOCIATIONS = """
+CREATE TABLE associations (
+    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, entity_id TEXT NOT NULL,
+    related_id TEXT NOT NULL, entity_type TEXT NOT NULL, related_type TEXT NOT NULL,
+    association_types TEXT NOT NULL, file_action INTEGER NOT NULL, created_at REAL NOT NULL,
+    last_seen REAL NOT NULL, submissions INTEGER NOT NULL, created_by TEXT NOT NULL);
+CREATE INDEX associations_entity ON associations (entity_id);
+CREATE INDEX associations_related ON associations (related_id);
+"""
+
+
+async def test_a_file_of_the_earlier_layout_keeps_its_associations(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    legacy = sqlite3.connect(path)
+    legacy.executescript(LEGACY_ASSOCIATIONS)
+    legacy.execute(
+        "INSERT INTO associations VALUES (7, ?, ?, ?, 'url', 'domain', '[\"URL Host\"]', 0,"
+        " 100.0, 100.0, 1, 'alice')",
+        (f.association_id(URL, HOST), URL, HOST),
+    )
+    legacy.commit()
+    legacy.close()
+    store = SqliteStore(path)
+    await store.start()
+    job = f.new_job()
+    try:
+        result = await store.write_batch(f.batch(jobs=[job], edges=[f.edge(job, 0, URL, HOST)]))
+        record = await store.get_association(f.association_id(URL, HOST))
+        page, _ = await store.list_associations(HOST)
+    finally:
+        await store.close()
+
+    assert result.outcomes == {(job.job_id, 0): Outcome.DUPLICATE}
+    assert record is not None and record.submissions == 2 and record.created_at == 100.0
+    assert [r.id for r in page] == [f.association_id(URL, HOST)]

@@ -1,0 +1,72 @@
+"""The entities one ``WriteBatch`` touches, merged in memory and written back with one upsert
+(inside the caller's write transaction)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from workers.store.records import EntityRecord
+from workers.store.sqlite_schema import dumps
+
+
+class EntityRows:
+    """The entities a batch touches, merged in memory and written back with one upsert."""
+
+    def __init__(self, conn: sqlite3.Connection, ids: Iterable[str]) -> None:
+        self.rows: dict[str, list[Any]] = {}
+        wanted = list(set(ids))
+        if wanted:
+            rows = conn.execute(
+                "SELECT id, type, attributes, reputation, tags, visible_by, created_at"
+                " FROM entities WHERE id IN (SELECT value FROM json_each(?))",
+                (dumps(wanted),),
+            )
+            for eid, etype, attributes, reputation, tags, visible_by, created_at in rows:
+                self.rows[eid] = [
+                    etype,
+                    orjson.loads(attributes),
+                    reputation,
+                    orjson.loads(tags),
+                    orjson.loads(visible_by),
+                    created_at,
+                ]
+
+    def upsert(self, record: EntityRecord, now: float) -> bool:
+        """Merge ``record`` in; True when the entity is new."""
+        row = self.rows.get(record.id)
+        if row is None:
+            self.rows[record.id] = [
+                record.type,
+                dict(record.attributes),
+                record.reputation,
+                list(dict.fromkeys(record.tags)),
+                list(dict.fromkeys(record.visible_by)),
+                now,
+            ]
+            return True
+        row[1] = {**row[1], **record.attributes}
+        if record.reputation is not None:
+            row[2] = record.reputation
+        row[3] = list(dict.fromkeys([*row[3], *record.tags]))
+        row[4] = list(dict.fromkeys([*row[4], *record.visible_by]))
+        return False
+
+    def flush(self, conn: sqlite3.Connection, touched: set[str], now: float) -> None:
+        rows = [
+            (eid, r[0], dumps(r[1]), r[2], dumps(r[3]), dumps(r[4]), r[5], now)
+            for eid, r in self.rows.items()
+            if eid in touched
+        ]
+        if rows:
+            conn.executemany(
+                "INSERT INTO entities (id, type, attributes, reputation, tags, visible_by,"
+                " created_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET attributes = excluded.attributes,"
+                " reputation = excluded.reputation, tags = excluded.tags,"
+                " visible_by = excluded.visible_by, last_seen = excluded.last_seen",
+                rows,
+            )
