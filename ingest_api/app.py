@@ -56,6 +56,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         max_items=settings.publish_max_items,
         max_bytes=settings.publish_max_bytes,
         timeout=settings.publish_timeout,
+        max_in_flight=settings.publish_max_in_flight,
     )
     rules = RulesCache(app[STORE], settings.types_refresh_seconds)
     await rules.start()

@@ -10,8 +10,12 @@ either wholly confirmed or wholly refused, never half-queued. Only a caller larg
 bounds is split over several messages.
 
 A caller returns only once every message carrying one of its items is confirmed, and raises the
-``BrokerUnavailable`` (or ``QueueFull``) of the first of them that failed. A caller cancelled
-while waiting takes its items out of messages not sent yet; the other callers are unaffected.
+``BrokerUnavailable`` (or ``QueueFull``) of the first of them that failed. At most
+``max_pending`` messages wait behind the ones in flight; a caller that would need another is
+refused at once with ``BrokerUnavailable``, so that no caller waits longer than about
+``(max_pending + 1) * timeout`` (each message's wait for its confirm is bounded by
+``timeout``). A caller cancelled while waiting takes its items out of messages not sent yet;
+the other callers are unaffected.
 """
 
 from __future__ import annotations
@@ -28,13 +32,16 @@ from schemas.jobids import new_job_id
 from schemas.messages import MessageKind, encode_envelope
 from workers.queue.base import JobQueue
 
-__all__ = ["DEFAULT_MAX_IN_FLIGHT", "CoalescingPublisher"]
+__all__ = ["DEFAULT_MAX_IN_FLIGHT", "DEFAULT_MAX_PENDING", "CoalescingPublisher"]
 
 # bench/publisher_bench.py, 64 concurrent callers, RabbitMQ 3.10 quorum queue on the same 2-core
 # host, median of 5 runs of 3 s: max_in_flight 1 -> 14,100 items/s, 2 -> 10,100, 4 -> 7,900
 # (one publish per item: 1,700/s). More messages in flight only split the same callers over
 # more, smaller messages, and the broker's per-message cost dominates.
 DEFAULT_MAX_IN_FLIGHT = 1
+
+# Messages allowed to wait behind those in flight: bounds a caller's wait (module docstring).
+DEFAULT_MAX_PENDING = 2
 
 # Bytes of the envelope around the items: '{"v":1,"kind":"association_delete","items":[' + ']}'.
 _ENVELOPE_OVERHEAD = len(encode_envelope(MessageKind.ASSOCIATION_DELETE, []))
@@ -103,9 +110,11 @@ class CoalescingPublisher:
         max_bytes: int,
         timeout: float,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        max_pending: int = DEFAULT_MAX_PENDING,
     ) -> None:
-        if max_items < 1 or max_bytes < 1 or max_in_flight < 1:
-            raise ValueError("max_items, max_bytes and max_in_flight must be at least 1")
+        if min(max_items, max_bytes, max_in_flight, max_pending) < 1:
+            raise ValueError("max_items, max_bytes, max_in_flight and max_pending must be >= 1")
+        self._max_pending = max_pending
         self._queue = queue
         self._max_items = max_items
         self._max_bytes = max_bytes
@@ -119,6 +128,13 @@ class CoalescingPublisher:
         if not encoded_items:
             return
         lane = self._lanes.setdefault(kind, _Lane())
+        if len(lane.pending) >= self._max_pending and not lane.pending[-1].fits_all(
+            encoded_items, self._max_items, self._max_bytes
+        ):
+            metrics.PUBLISH_FAILURES.labels(reason="backlog").inc()
+            raise BrokerUnavailable(
+                f"{len(lane.pending)} messages already wait for the broker to confirm earlier ones"
+            )
         ticket = _Ticket(future=asyncio.get_running_loop().create_future())
         self._enqueue(lane, ticket, encoded_items)
         self._pump(kind, lane)

@@ -207,6 +207,25 @@ async def test_a_caller_that_fits_in_one_message_is_never_split(gated: GatedQueu
     ]
 
 
+async def test_a_caller_beyond_the_pending_backlog_is_refused_at_once(gated: GatedQueue) -> None:
+    publisher = CoalescingPublisher(
+        gated, max_items=1, max_bytes=1 << 20, timeout=5.0, max_pending=2
+    )
+    in_flight = asyncio.create_task(publisher.publish(KIND, [item("a")]))
+    await gated.sent(1)
+    waiting = [asyncio.create_task(publisher.publish(KIND, [item(j)])) for j in "bc"]
+    await settle()
+
+    with pytest.raises(BrokerUnavailable):
+        async with asyncio.timeout(1):  # waiting instead of refusing fails the test
+            await publisher.publish(KIND, [item("d")])
+    for index in range(3):
+        gated.confirm(index)
+        await gated.sent(min(index + 2, 3))
+    await asyncio.gather(in_flight, *waiting)
+    assert [jobs_of(body) for body, _ in gated.waiting] == [[("a", 0)], [("b", 0)], [("c", 0)]]
+
+
 async def test_a_failed_message_fails_exactly_its_callers(gated: GatedQueue) -> None:
     publisher = coalescing(gated, max_items=2)
     first = asyncio.create_task(publisher.publish(KIND, [item("a")]))
