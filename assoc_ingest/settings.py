@@ -59,7 +59,9 @@ class Settings(BaseSettings):
     publish_max_in_flight: int = Field(
         # The front at 64 connections through RabbitMQ on 2 cores: 1 -> 8.2k req/s, 2 -> 7.2k,
         # 4 -> 6.8k, 8 -> 6.5k (more, smaller messages cost the broker more per item).
-        default=1, ge=1, description="coalesced messages awaiting their confirm at once"
+        default=1,
+        ge=1,
+        description="coalesced messages awaiting their confirm at once",
     )
     max_body_bytes: int = Field(default=16 * 1024 * 1024, description="largest request body")
     bulk_max_items: int = Field(default=10_000, description="items one bulk request may hold")
