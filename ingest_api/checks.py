@@ -109,6 +109,29 @@ def _shape_problem(exc: ValidationError) -> ItemProblem:
     return ItemProblem("invalid_body", describe_validation_error(exc))
 
 
+_ASSOCIATION_FIELDS = frozenset(AssociationBody.model_fields)
+_MAX_FIELD_LENGTH = 256
+
+
+def _plain_association(value: dict[str, Any]) -> tuple[str, str, str | None] | None:
+    """The body of a well-formed association without running the validator (the common case
+    on the hot path), or None to let ``AssociationBody`` validate it and word the problem."""
+    entity = value.get("entityID")
+    related = value.get("relatedEntityID")
+    name = value.get("associationType")
+    if (
+        type(entity) is str
+        and type(related) is str
+        and (name is None or type(name) is str)
+        and value.keys() <= _ASSOCIATION_FIELDS
+        and len(entity) <= _MAX_FIELD_LENGTH
+        and len(related) <= _MAX_FIELD_LENGTH
+        and (name is None or len(name) <= _MAX_FIELD_LENGTH)
+    ):
+        return entity, related, name
+    return None
+
+
 def check_association(
     value: Any, rules: AssociationRules, *, delete: bool = False
 ) -> AssociationRequest | ItemProblem:
@@ -116,31 +139,35 @@ def check_association(
     named one); for a delete, the IDs must be valid and a named type must exist."""
     if not isinstance(value, dict):
         return ItemProblem("invalid_body", "An association must be a JSON object.")
-    try:
-        body = AssociationBody.model_validate(value)
-    except ValidationError as exc:
-        return _shape_problem(exc)
-    for field, eid in (("entityID", body.entityID), ("relatedEntityID", body.relatedEntityID)):
+    fields = _plain_association(value)
+    if fields is None:
+        try:
+            body = AssociationBody.model_validate(value)
+        except ValidationError as exc:
+            return _shape_problem(exc)
+        fields = body.entityID, body.relatedEntityID, body.associationType
+    entity_id, related_id, type_name = fields
+    for field, eid in (("entityID", entity_id), ("relatedEntityID", related_id)):
         try:
             parse_entity_id(eid)
         except InvalidEntityId as exc:
             return ItemProblem("invalid_entity_id", f"{field}: {exc}.")
     if delete:
-        if body.entityID == body.relatedEntityID:
+        if entity_id == related_id:
             return ItemProblem("self_association", "An entity cannot be associated with itself.")
-        if body.associationType is None:
-            return AssociationRequest(body.entityID, body.relatedEntityID, None)
-        named = rules.get(body.associationType)
+        if type_name is None:
+            return AssociationRequest(entity_id, related_id, None)
+        named = rules.get(type_name)
         if named is None:
-            name = body.associationType.strip()[:128]
+            name = type_name.strip()[:128]
             return ItemProblem(
                 "unknown_association_type", f"There is no association type named {name!r}."
             )
-        return AssociationRequest(body.entityID, body.relatedEntityID, named.name)
-    matched = rules.match(body.entityID, body.relatedEntityID, body.associationType)
+        return AssociationRequest(entity_id, related_id, named.name)
+    matched = rules.match(entity_id, related_id, type_name)
     if isinstance(matched, Rejection):
         return ItemProblem.from_rejection(matched)
-    return AssociationRequest(body.entityID, body.relatedEntityID, matched.name)
+    return AssociationRequest(entity_id, related_id, matched.name)
 
 
 def _nests_deeper_than(value: Any, limit: int) -> bool:

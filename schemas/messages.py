@@ -14,6 +14,7 @@ bound a message by bytes cheaply.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
@@ -98,6 +99,44 @@ _JOB_MESSAGE: TypeAdapter[AssociationMessage | EntityMessage] = TypeAdapter(JobM
 def encode_item(item: ItemMeta) -> bytes:
     """One item as the JSON bytes the envelope carries."""
     return item.model_dump_json(exclude_defaults=False).encode()
+
+
+class AssociationItemEncoder:
+    """Encodes the association items of one job, fast: what ``encode_item`` gives for an
+    ``AssociationItem`` with the same fields, built from a template instead of a model.
+
+    The entity IDs must already be checked (``schemas.parse_entity_id``: lowercase letters,
+    digits and hyphens only), so they need no escaping; every other text is JSON-escaped.
+    """
+
+    def __init__(
+        self, *, job: str, total: int, user: str, groups: Sequence[str], submitted_at: float
+    ) -> None:
+        self._head = (
+            f'{{"job":{json.dumps(job)},"index":'.encode(),
+            (
+                f',"total":{total},"user":{json.dumps(user)},"groups":{json.dumps(list(groups))}'
+                f',"submitted_at":{float(submitted_at)!r},"entity_id":"'
+            ).encode(),
+        )
+        self._types: dict[str | None, bytes] = {}
+
+    def encode(
+        self, index: int, entity_id: str, related_id: str, association_type: str | None
+    ) -> bytes:
+        tail = self._types.get(association_type)
+        if tail is None:
+            tail = f'","association_type":{json.dumps(association_type)}}}'.encode()
+            self._types[association_type] = tail
+        first, second = self._head
+        return b'%s%d%s%s","related_id":"%s%s' % (
+            first,
+            index,
+            second,
+            entity_id.encode(),
+            related_id.encode(),
+            tail,
+        )
 
 
 def encode_envelope(kind: MessageKind, encoded_items: Sequence[bytes]) -> bytes:

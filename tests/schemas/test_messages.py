@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from schemas import (
@@ -19,6 +21,7 @@ from schemas import (
     entity_id,
     new_job_id,
 )
+from schemas.messages import AssociationItemEncoder
 
 META = {"index": 0, "total": 2, "user": "alice", "groups": ("red",), "submitted_at": 1.5}
 
@@ -83,3 +86,34 @@ def test_a_delete_envelope_keeps_its_kind() -> None:
 def test_bodies_that_are_not_envelopes_are_refused(body: bytes) -> None:
     with pytest.raises(ValidationError):
         decode_message(body)
+
+
+@given(
+    user=st.text(max_size=20),
+    groups=st.lists(st.text(max_size=10), max_size=3),
+    type_name=st.none() | st.text(max_size=30),
+    index=st.integers(min_value=0, max_value=10_000),
+    submitted_at=st.floats(min_value=0, max_value=4e9, allow_nan=False),
+)
+def test_the_template_encoder_gives_what_the_model_gives(
+    user: str, groups: list[str], type_name: str | None, index: int, submitted_at: float
+) -> None:
+    entity, related = "asn-" + "a" * 64, "ip-" + "b" * 64
+    encoder = AssociationItemEncoder(
+        job="job-1", total=10_001, user=user, groups=groups, submitted_at=submitted_at
+    )
+    fast = encoder.encode(index, entity, related, type_name)
+    model = AssociationItem(
+        job="job-1",
+        index=index,
+        total=10_001,
+        user=user,
+        groups=tuple(groups),
+        submitted_at=submitted_at,
+        entity_id=entity,
+        related_id=related,
+        association_type=type_name,
+    )
+
+    assert AssociationItem.model_validate_json(fast) == model
+    assert decode_message(encode_envelope(MessageKind.ASSOCIATION, [fast])).items == (model,)
