@@ -17,6 +17,7 @@ from ingest_api.app import create_app
 from ingest_api.keys import new_api_key
 from tests.ingest_api.support import JWT_SECRET
 from workers.queue.base import Topology
+from workers.queue.memory import MemoryJobQueue
 from workers.queue.rabbit import RabbitJobQueue
 from workers.store.sqlite import SqliteStore
 
@@ -92,6 +93,21 @@ def make_client(aiohttp_client: Any, store: SqliteStore, rabbit: RabbitJobQueue)
 @pytest.fixture
 async def client(make_client: ClientFactory) -> TestClient[Any, Any]:
     return await make_client()
+
+
+@pytest.fixture
+async def memory_client(
+    aiohttp_client: Any, store: SqliteStore
+) -> AsyncIterator[TestClient[Any, Any]]:
+    """A client of the front on the in-process queue and the test's store (no broker), for
+    tests of endpoints that do not publish."""
+    queue = MemoryJobQueue(Topology(base="memory"))
+    await queue.start()
+    app = create_app(make_settings(), queue=queue, store=store, manage_backends=False)
+    try:
+        yield await aiohttp_client(app)
+    finally:
+        await queue.close()
 
 
 @pytest.fixture

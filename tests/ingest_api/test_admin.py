@@ -4,18 +4,13 @@ once, defaults stay, and API keys are created, listed and revoked by an admin.""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from ingest_api.app import create_app
 from ingest_api.keys import new_api_key
-from tests.ingest_api.conftest import make_settings
 from tests.ingest_api.support import ASN, BASE, DOMAIN, bearer
-from workers.queue.base import Topology
-from workers.queue.memory import MemoryJobQueue
 from workers.store.sqlite import SqliteStore
 
 Client = TestClient[Any, Any]
@@ -25,14 +20,8 @@ HOST_TO_ASN = {"primary": "Host", "nonPrimary": ["ASN"], "fileAction": False}
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, store: SqliteStore) -> AsyncIterator[Client]:
-    queue = MemoryJobQueue(Topology(base="admin"))
-    await queue.start()
-    app = create_app(make_settings(), queue=queue, store=store, manage_backends=False)
-    try:
-        yield await aiohttp_client(app)
-    finally:
-        await queue.close()
+def client(memory_client: Client) -> Client:
+    return memory_client
 
 
 async def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:

@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from ingest_api.app import create_app
 from schemas import association_id, entity_id
 from schemas.jobids import new_job_id
-from tests.ingest_api.conftest import make_settings
 from tests.ingest_api.support import ASN, BASE, DOMAIN, FILE, IP, IP_2, bearer
-from workers.queue.base import Topology
-from workers.queue.memory import MemoryJobQueue
 from workers.store.records import (
     EdgeWrite,
     EntityRecord,
@@ -35,14 +31,8 @@ ADMIN = bearer("root", ("admin",))
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, store: SqliteStore) -> AsyncIterator[Client]:
-    queue = MemoryJobQueue(Topology(base="reads"))
-    await queue.start()
-    app = create_app(make_settings(), queue=queue, store=store, manage_backends=False)
-    try:
-        yield await aiohttp_client(app)
-    finally:
-        await queue.close()
+def client(memory_client: Client) -> Client:
+    return memory_client
 
 
 def _record(type_name: str, value: str) -> EntityRecord:
