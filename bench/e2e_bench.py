@@ -12,6 +12,7 @@ Two workloads:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import itertools
 import tempfile
@@ -173,19 +174,18 @@ def run_e2e(workload: Workload, workers: int) -> dict[str, Any]:
         key, secret = create_key(env)
         headers = {"api-key": key, "api-secret": secret, "Content-Type": "application/json"}
         try:
-            with process([*CLI, "api"], env=env, port=port) as front, PeakRss() as rss:
+            with (
+                process([*CLI, "api"], env=env, port=port) as front,
+                PeakRss() as rss,
+                contextlib.ExitStack() as workers_running,
+            ):
                 rss.watch("front", front.pid)
-                procs = [process([*CLI, "worker"], env=env) for _ in range(workers)]
-                started = [p.__enter__() for p in procs]
-                try:
-                    for proc in started:
-                        rss.watch("worker", proc.pid)
-                    result = asyncio.run(
-                        drive(f"http://127.0.0.1:{port}/api/ingest/v1", headers, workload)
-                    )
-                finally:
-                    for p in procs:
-                        p.__exit__(None, None, None)
+                for _ in range(workers):
+                    worker = workers_running.enter_context(process([*CLI, "worker"], env=env))
+                    rss.watch("worker", worker.pid)
+                result = asyncio.run(
+                    drive(f"http://127.0.0.1:{port}/api/ingest/v1", headers, workload)
+                )
         finally:
             delete_topology(topology)
     return {**result, "workers": workers, "peak_rss_mb": dict(rss.peaks)}

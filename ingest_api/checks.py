@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import annotated_types
 from pydantic import ValidationError
 
 from ingest_api.errors import ApiError
@@ -110,7 +111,13 @@ def _shape_problem(exc: ValidationError) -> ItemProblem:
 
 
 _ASSOCIATION_FIELDS = frozenset(AssociationBody.model_fields)
-_MAX_FIELD_LENGTH = 256
+# The fast path must accept nothing the model would refuse: its bound is the model's own.
+_MAX_FIELD_LENGTH = min(
+    meta.max_length
+    for field in AssociationBody.model_fields.values()
+    for meta in field.metadata
+    if isinstance(meta, annotated_types.MaxLen)
+)
 
 
 def _plain_association(value: dict[str, Any]) -> tuple[str, str, str | None] | None:
