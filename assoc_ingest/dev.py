@@ -17,17 +17,15 @@ import time
 
 from aiohttp import web
 
-from assoc_ingest.logs import get_logger
-from assoc_ingest.settings import Settings
 from ingest_api.app import create_app
 from ingest_api.keys import new_api_key
 from schemas import entity_id
-from workers.consumer import Worker
-from workers.queue.base import JobQueue
-from workers.queue.memory import MemoryJobQueue
-from workers.queue.rabbit import RabbitJobQueue
-from workers.store import open_store
+from workers.backends import assemble_backends
+from workers.ground.logs import get_logger
+from workers.ground.loop import run
+from workers.ground.settings import Settings
 from workers.store.base import Store
+from workers.worker import Worker
 
 log = get_logger("assoc_ingest.dev")
 
@@ -37,33 +35,19 @@ EXAMPLE_IP = "8.8.8.8"
 
 def run_dev(settings: Settings) -> None:
     """Serve until SIGINT or SIGTERM, then shut the front, the workers and the backends down."""
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is absent only on Windows
-        pass
-    asyncio.run(serve_dev(settings))
-
-
-def open_queue(settings: Settings) -> JobQueue:
-    if settings.amqp_url:
-        return RabbitJobQueue(settings.amqp_url, settings.topology())
-    return MemoryJobQueue(settings.topology())
+    run(serve_dev(settings))
 
 
 async def serve_dev(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run everything until ``stop`` is set (or a signal arrives when ``stop`` is None)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    queue = open_queue(settings)
-    store = open_store(settings)
+    backends = assemble_backends(settings, memory_queue_ok=True)
+    queue, store = backends.queue, backends.store
     log.info(
         "dev.backends_selected",
         queue="rabbitmq" if settings.amqp_url else "memory (not durable)",
         store="mongodb" if settings.mongodb_url else f"sqlite under {settings.data_dir}",
     )
-    await store.start()
-    await queue.start()
+    await backends.start()
     banner = await first_start_banner(settings, store)
     worker = Worker(queue, store, settings)
     await worker.start()
@@ -82,8 +66,7 @@ async def serve_dev(settings: Settings, stop: asyncio.Event | None = None) -> No
     finally:
         await runner.cleanup()
         await worker.stop(settings.shutdown_timeout)
-        await queue.close()
-        await store.close()
+        await backends.close()
 
 
 async def wait_for_stop(stop: asyncio.Event | None) -> None:

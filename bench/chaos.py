@@ -39,8 +39,8 @@ from bench.chaos_store import read_store
 from bench.chaos_submit import ACKNOWLEDGED, Answer, Submitter, poll_jobs
 from bench.chaos_workload import Workload, build_workload
 from bench.common import create_key, delete_topology, free_port, pipeline_env, unique
+from workers.backends import SQLITE_FILE_NAME
 from workers.queue.base import Topology
-from workers.store import SQLITE_FILE_NAME
 
 __all__ = ["ChaosConfig", "ChaosReport", "main", "run_chaos"]
 

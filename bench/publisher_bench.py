@@ -25,9 +25,9 @@ import time
 import uuid
 from collections.abc import Sequence
 
+from ingest_api.publisher import DEFAULT_MAX_IN_FLIGHT, CoalescingPublisher
 from schemas.jobids import new_job_id
 from schemas.messages import AssociationItem, MessageKind, encode_envelope, encode_item
-from workers.publisher import DEFAULT_MAX_IN_FLIGHT, CoalescingPublisher
 from workers.queue.base import Topology
 from workers.queue.rabbit import RabbitJobQueue
 

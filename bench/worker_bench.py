@@ -42,7 +42,6 @@ import time
 import uuid
 from pathlib import Path
 
-from assoc_ingest.settings import Settings
 from schemas.jobids import new_job_id
 from schemas.messages import (
     AssociationItem,
@@ -51,8 +50,10 @@ from schemas.messages import (
     encode_envelope,
     encode_item,
 )
+from workers.backends import SQLITE_FILE_NAME
+from workers.ground.settings import Settings
+from workers.queue.base import Topology
 from workers.queue.rabbit import RabbitJobQueue
-from workers.store import SQLITE_FILE_NAME
 from workers.store.records import EntityWrite, JobHeader, WriteBatch
 from workers.store.sqlite import SqliteStore
 
@@ -145,7 +146,7 @@ async def _until_done(store: SqliteStore, jobs: list[str], deadline: float) -> N
 async def _run(amqp_url: str, workers: int, items: int, tmp_dir: Path) -> dict[str, float]:
     name = f"bench-{uuid.uuid4().hex[:10]}"
     data_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=tmp_dir))
-    topology = Settings.model_validate({"topology_name": name}).topology()
+    topology = Topology.from_settings(Settings.model_validate({"topology_name": name}))
     rng = random.Random(11)
     side = max(1, min(ENTITIES_PER_SIDE, int(items**0.5) + 1))
     urls, domains = _ids("url", side, rng), _ids("domain", side, rng)

@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from assoc_ingest.settings import Settings
 from ingest_api.auth import Authenticator
 from ingest_api.jobs import JobRegistry
 from ingest_api.middlewares import observe_requests
+from ingest_api.publisher import CoalescingPublisher
+from ingest_api.queue_depth import QueueDepthSampler
 from ingest_api.state import (
     AUTHENTICATOR,
     JOB_REGISTRY,
@@ -23,9 +24,8 @@ from ingest_api.state import (
 )
 from ingest_api.views import admin, operations, reads, writes
 from ingest_api.views.writes import BASE
-from workers.publisher import CoalescingPublisher
+from workers.ground.settings import Settings
 from workers.queue.base import JobQueue
-from workers.queue.depth import QueueDepthSampler
 from workers.rules_cache import RulesCache
 from workers.store.base import Store
 

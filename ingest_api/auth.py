@@ -36,11 +36,11 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from assoc_ingest.errors import ConfigurationError, StoreUnavailable
-from assoc_ingest.settings import Settings
 from ingest_api.errors import ApiError
 from ingest_api.keys import ROLES, digest_secret, secret_matches
 from ingest_api.state import AUTHENTICATOR, PRINCIPAL
+from workers.ground.errors import ConfigurationError, StoreUnavailable
+from workers.ground.settings import Settings
 from workers.store.base import Store
 from workers.store.records import ApiKeyRecord
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from assoc_ingest.errors import IngestError
-from assoc_ingest.logs import get_logger
+from workers.ground.errors import IngestError
+from workers.ground.logs import get_logger
 from workers.store.base import Store
 from workers.store.records import JobHeader
 

@@ -7,28 +7,18 @@ for pending confirms, flushing job registrations, closing the queue and the stor
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
-from assoc_ingest.errors import ConfigurationError
-from assoc_ingest.logs import configure_logging, get_logger
-from assoc_ingest.settings import Settings
 from ingest_api.app import create_app
-from workers.queue.rabbit import RabbitJobQueue
-from workers.store import open_store
+from workers.backends import assemble_backends
+from workers.ground.errors import ConfigurationError
+from workers.ground.logs import get_logger
+from workers.ground.loop import new_event_loop
+from workers.ground.settings import Settings
 
 __all__ = ["run_api"]
 
 log = get_logger(__name__)
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is installed everywhere but Windows
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
 
 
 def run_api(settings: Settings) -> None:
@@ -39,16 +29,14 @@ def run_api(settings: Settings) -> None:
     """
     if settings.amqp_url is None:
         raise ConfigurationError("the API process needs AMQP_URL (RabbitMQ); see 'dev' mode")
-    configure_logging(settings.log_level, settings.log_format)
-    queue = RabbitJobQueue(settings.amqp_url, settings.topology())
-    store = open_store(settings)
-    app = create_app(settings, queue=queue, store=store)
+    backends = assemble_backends(settings, memory_queue_ok=False)
+    app = create_app(settings, queue=backends.queue, store=backends.store)
     log.info("api.starting", host=settings.host, port=settings.port)
     web.run_app(
         app,
         host=settings.host,
         port=settings.port,
-        loop=_new_loop(),
+        loop=new_event_loop(),
         handler_cancellation=False,
         shutdown_timeout=settings.shutdown_timeout,
         access_log=None,

@@ -21,10 +21,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import Counter, Histogram
 
-from assoc_ingest import metrics
-from assoc_ingest.logs import get_logger
 from ingest_api.errors import ApiError, error_response, reason_code
 from ingest_api.state import REQUEST_ID
+from workers.ground import metrics
+from workers.ground.logs import get_logger
 
 __all__ = ["observe_requests"]
 

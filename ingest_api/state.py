@@ -6,14 +6,14 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from assoc_ingest.settings import Settings
+from workers.ground.settings import Settings
 from workers.queue.base import JobQueue
 from workers.store.base import Store
 
 if TYPE_CHECKING:
     from ingest_api.auth import Authenticator, Principal
     from ingest_api.jobs import JobRegistry
-    from workers.publisher import CoalescingPublisher
+    from ingest_api.publisher import CoalescingPublisher
     from workers.rules_cache import RulesCache
 
 __all__ = [

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import AliasChoices
 
-from assoc_ingest.settings import Settings
+from workers.ground.settings import Settings
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from assoc_ingest.errors import ConfigurationError
-from assoc_ingest.logs import configure_logging
-from assoc_ingest.settings import Settings
+from workers.ground.errors import ConfigurationError
+from workers.ground.logs import configure_logging
+from workers.ground.settings import Settings
 from workers.main import run_worker
 
 

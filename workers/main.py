@@ -15,12 +15,12 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client import start_http_server
 
-from assoc_ingest.errors import ConfigurationError, TransientError
-from assoc_ingest.logs import get_logger
-from assoc_ingest.settings import Settings
-from workers.consumer import Worker
-from workers.queue.rabbit import RabbitJobQueue
-from workers.store import open_store
+from workers.backends import assemble_backends
+from workers.ground.errors import TransientError
+from workers.ground.logs import get_logger
+from workers.ground.loop import run
+from workers.ground.settings import Settings
+from workers.worker import Worker
 
 log = get_logger(__name__)
 
@@ -29,12 +29,7 @@ MAX_CONNECT_BACKOFF = 10.0
 
 def run_worker(settings: Settings) -> None:
     """Run one worker process until SIGTERM/SIGINT (blocking; uses uvloop when available)."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is installed everywhere but Windows
-        asyncio.run(serve_worker(settings))
-    else:
-        uvloop.run(serve_worker(settings))
+    run(serve_worker(settings))
 
 
 async def serve_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
@@ -44,21 +39,17 @@ async def serve_worker(settings: Settings, stop: asyncio.Event | None = None) ->
     in-process queue. While the broker or store cannot be reached at start-up it keeps trying
     (a deployment may start workers before RabbitMQ is ready) until asked to stop.
     """
-    if settings.amqp_url is None:
-        raise ConfigurationError("a worker process needs AMQP_URL (RabbitMQ)")
+    backends = assemble_backends(settings, memory_queue_ok=False)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     if settings.metrics_port > 0:
         start_http_server(settings.metrics_port)
-    queue = RabbitJobQueue(settings.amqp_url, settings.topology())
-    store = open_store(settings)
     try:
-        for start in (store.start, queue.start):
-            if not await _retry_until(start, stop):
-                return
-        worker = Worker(queue, store, settings)
+        if not await _retry_until(backends.start, stop):
+            return
+        worker = Worker(backends.queue, backends.store, settings)
         if not await _retry_until(worker.start, stop):
             return
         await stop.wait()
@@ -66,9 +57,7 @@ async def serve_worker(settings: Settings, stop: asyncio.Event | None = None) ->
         await worker.stop(settings.shutdown_timeout)
     finally:
         with contextlib.suppress(Exception):
-            await store.close()
-        with contextlib.suppress(Exception):
-            await queue.close()
+            await backends.close()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
 

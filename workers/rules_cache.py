@@ -13,9 +13,9 @@ import contextlib
 import time
 from collections.abc import Iterable
 
-from assoc_ingest.errors import TransientError
-from assoc_ingest.logs import get_logger
 from schemas import DEFAULT_ASSOCIATION_TYPES, AssociationRules, AssociationType, Kind
+from workers.ground.errors import TransientError
+from workers.ground.logs import get_logger
 from workers.store.base import Store
 from workers.store.records import CustomTypeRecord
 

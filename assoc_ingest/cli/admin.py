@@ -19,8 +19,8 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from pydantic import ValidationError
 
-from assoc_ingest.errors import ConfigurationError, IngestError, TransientError
-from assoc_ingest.settings import Settings
+from workers.ground.errors import ConfigurationError, IngestError, TransientError
+from workers.ground.settings import Settings
 
 T = TypeVar("T")
 

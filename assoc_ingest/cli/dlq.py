@@ -13,10 +13,10 @@ from typing import Annotated, Any
 
 import typer
 
-from assoc_ingest.backends import queue_session
 from assoc_ingest.cli.admin import JsonOption, load_settings, print_json, print_table, run
 from assoc_ingest.cli.app import app
-from workers.queue.base import DeadLetter
+from workers.backends import queue_session
+from workers.queue.base import DeadLetter, Topology
 
 dlq_app = typer.Typer(
     name="dlq",
@@ -80,7 +80,7 @@ def list_dead_letters(limit: LimitOption = 100, as_json: JsonOption = False) -> 
         print_json([dead_letter_summary(letter) for letter in letters])
         return
     if not letters:
-        typer.echo(f"no dead letters in {settings.topology().dead_queue}")
+        typer.echo(f"no dead letters in {Topology.from_settings(settings).dead_queue}")
         return
     rows = [
         [letter.message_id or "-", letter.reason, str(len(letter.body)), _preview(letter.body)]
@@ -94,7 +94,7 @@ def replay_dead_letters(limit: LimitOption = 1000, as_json: JsonOption = False) 
     """Move dead letters back to the work queue, oldest first, each removed from the
     dead-letter queue only once the broker confirmed it on the work queue."""
     settings = load_settings(None)
-    topology = settings.topology()
+    topology = Topology.from_settings(settings)
 
     async def replay() -> int:
         async with queue_session(settings, memory_queue_ok=False) as queue:

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from assoc_ingest.backends import store_session
 from assoc_ingest.cli.admin import (
     DataDirOption,
     JsonOption,
@@ -20,6 +19,7 @@ from assoc_ingest.cli.admin import (
 )
 from assoc_ingest.cli.app import app
 from ingest_api.keys import ROLES, new_api_key
+from workers.backends import store_session
 from workers.store.records import ApiKeyRecord
 
 keys_app = typer.Typer(

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from assoc_ingest.cli.app import app
-from assoc_ingest.logs import configure_logging
-from assoc_ingest.settings import Settings
+from workers.ground.logs import configure_logging
+from workers.ground.settings import Settings
 
 HostOption = Annotated[str | None, typer.Option(help="address to listen on [default: 127.0.0.1]")]
 PortOption = Annotated[int | None, typer.Option(help="port to listen on [default: 8080]")]

@@ -11,7 +11,6 @@ from typing import Annotated
 
 import typer
 
-from assoc_ingest.backends import store_session
 from assoc_ingest.cli.admin import (
     DataDirOption,
     JsonOption,
@@ -24,6 +23,7 @@ from assoc_ingest.cli.admin import (
 from assoc_ingest.cli.app import app
 from schemas import AssociationRules, AssociationType, Kind
 from schemas.rules import InvalidAssociationType, validate_custom_type
+from workers.backends import store_session
 from workers.rules_cache import custom_association_types
 from workers.store.records import CustomTypeRecord
 

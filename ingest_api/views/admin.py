@@ -21,8 +21,6 @@ from typing import Any, Literal, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from assoc_ingest.errors import TransientError
-from assoc_ingest.logs import get_logger
 from ingest_api.auth import require_role
 from ingest_api.bodies import read_json
 from ingest_api.checks import describe_validation_error
@@ -33,6 +31,8 @@ from ingest_api.views.reads import as_datetime, dump, store_errors
 from ingest_api.views.writes import BASE
 from schemas.http import AssociationTypeBody, AssociationTypeResponse
 from schemas.rules import InvalidAssociationType, validate_custom_type
+from workers.ground.errors import TransientError
+from workers.ground.logs import get_logger
 from workers.store.records import ApiKeyRecord, CustomTypeRecord
 
 __all__ = [

@@ -7,10 +7,10 @@ import asyncio
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from assoc_ingest.logs import get_logger
 from ingest_api.errors import error_response, json_response
 from ingest_api.openapi import openapi_document
 from ingest_api.state import QUEUE, STORE
+from workers.ground.logs import get_logger
 
 __all__ = ["healthz", "metrics", "openapi", "readyz"]
 

@@ -20,7 +20,6 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel
 
-from assoc_ingest.errors import PermanentError, StoreUnavailable
 from ingest_api.auth import Principal, require_role
 from ingest_api.errors import ApiError, json_response
 from ingest_api.state import AUTHENTICATOR, PRINCIPAL, RULES, STORE
@@ -37,6 +36,7 @@ from schemas.http import (
     JobStatusResponse,
     OtherEntity,
 )
+from workers.ground.errors import PermanentError, StoreUnavailable
 from workers.store.records import AssociationRecord, Direction, JobStatus, StoredEntity
 
 __all__ = [

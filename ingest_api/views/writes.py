@@ -17,9 +17,6 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from assoc_ingest import metrics
-from assoc_ingest.errors import BrokerUnavailable, QueueFull
-from assoc_ingest.logs import get_logger
 from ingest_api.auth import Principal, require_role
 from ingest_api.bodies import iter_bulk, read_json
 from ingest_api.checks import (
@@ -34,6 +31,9 @@ from ingest_api.state import JOB_REGISTRY, PRINCIPAL, PUBLISHER, RULES, SETTINGS
 from schemas import EntityItem, MessageKind, encode_item, new_job_id
 from schemas.messages import AssociationItemEncoder
 from schemas.rules import AssociationRules
+from workers.ground import metrics
+from workers.ground.errors import BrokerUnavailable, QueueFull
+from workers.ground.logs import get_logger
 from workers.store.records import JobHeader
 
 __all__ = [

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from assoc_ingest.backends import store_session
 from assoc_ingest.cli import app
-from assoc_ingest.settings import Settings
 from ingest_api.keys import secret_matches
+from workers.backends import store_session
+from workers.ground.settings import Settings
 from workers.store.records import ApiKeyRecord
 
 # The embedded store under tmp_path, whatever the environment of the test run says.

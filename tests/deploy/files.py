@@ -12,8 +12,8 @@ import yaml
 from prometheus_client.metrics import MetricWrapperBase
 from pydantic import AliasChoices
 
-import assoc_ingest.metrics
-from assoc_ingest.settings import Settings
+import workers.ground.metrics
+from workers.ground.settings import Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S = DEPLOY / "k8s"
@@ -92,9 +92,9 @@ SERIES_SUFFIXES = {
 
 
 def defined_series() -> dict[str, frozenset[str]]:
-    """Series name -> label names, for every metric defined in ``assoc_ingest.metrics``."""
+    """Series name -> label names, for every metric defined in ``workers.ground.metrics``."""
     series: dict[str, frozenset[str]] = {}
-    for value in vars(assoc_ingest.metrics).values():
+    for value in vars(workers.ground.metrics).values():
         if not isinstance(value, MetricWrapperBase):
             continue
         (family,) = value.describe()

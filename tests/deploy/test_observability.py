@@ -49,7 +49,7 @@ def unknown_series_and_labels(expr: str) -> list[str]:
         if name in EXTERNAL_SERIES or name.startswith(EXTERNAL_PREFIXES):
             continue
         if name not in defined:
-            problems.append(f"{name} is not defined in assoc_ingest.metrics")
+            problems.append(f"{name} is not defined in workers.ground.metrics")
             continue
         unknown = labels - defined[name] - TARGET_LABELS
         if unknown:
@@ -64,7 +64,7 @@ def test_the_promql_reader_finds_series_and_ignores_functions() -> None:
     )
     assert promql_series(expr) == {"ingest_http_request_seconds_bucket": {"route"}, "up": set()}
     assert unknown_series_and_labels("rate(ingest_no_such_thing_total[5m])") == [
-        "ingest_no_such_thing_total is not defined in assoc_ingest.metrics"
+        "ingest_no_such_thing_total is not defined in workers.ground.metrics"
     ]
     assert unknown_series_and_labels('ingest_http_requests_total{colour="red"}') == [
         "ingest_http_requests_total has no label(s) ['colour']"

@@ -7,7 +7,7 @@ from typing import Any
 
 from tests.deploy.files import DEPLOY, compose, k8s_object, load_json
 from workers.queue.base import Topology
-from workers.queue.rabbit_topology import (
+from workers.queue.rabbit.topology import (
     dead_queue_arguments,
     retry_queue_arguments,
     work_queue_arguments,

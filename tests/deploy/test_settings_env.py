@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from assoc_ingest.settings import Settings
 from tests.deploy.files import (
     compose_services_of_our_image,
     k8s_containers,
     k8s_object,
     settings_env_names,
 )
+from workers.ground.settings import Settings
 from workers.queue.base import Topology
 
 OWN_VARIABLES = ("INGEST_", "AMQP_URL", "MONGODB_URL")
@@ -69,7 +69,7 @@ def test_the_values_set_are_valid_settings_of_the_default_topology(
     settings = Settings()
     assert settings.amqp_url and settings.amqp_url.startswith("amqp://")
     assert settings.mongodb_url is not None
-    assert settings.topology() == Topology()
+    assert Topology.from_settings(settings) == Topology()
 
 
 def test_the_secret_holds_the_credentials_and_the_configmap_none() -> None:

@@ -12,10 +12,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
-from assoc_ingest.settings import Settings
 from ingest_api.app import create_app
 from ingest_api.keys import new_api_key
 from tests.ingest_api.support import JWT_SECRET
+from workers.ground.settings import Settings
 from workers.queue.base import Topology
 from workers.queue.memory import MemoryJobQueue
 from workers.queue.rabbit import RabbitJobQueue

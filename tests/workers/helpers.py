@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from assoc_ingest.settings import Settings
+from workers.ground.settings import Settings
 from workers.queue.base import Topology
 from workers.store.base import Store
 from workers.store.records import AssociationRecord, Direction, JobStatus

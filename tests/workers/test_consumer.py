@@ -1,4 +1,4 @@
-"""``workers.consumer.Worker`` on the in-process queue and the embedded store (fast)."""
+"""``workers.worker.Worker`` on the in-process queue and the embedded store (fast)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from assoc_ingest.errors import StoreUnavailable
-from assoc_ingest.settings import Settings
 from schemas.jobids import new_job_id
 from tests.workers.factories import (
     ADDRESS,
@@ -24,10 +22,12 @@ from tests.workers.factories import (
     entity,
 )
 from tests.workers.helpers import edges_of, eventually, fast_settings, fast_topology, wait_for_job
-from workers.consumer import Worker
+from workers.ground.errors import StoreUnavailable
+from workers.ground.settings import Settings
 from workers.queue.memory import MemoryJobQueue
 from workers.store.records import BatchResult, CustomTypeRecord, Direction, WriteBatch
 from workers.store.sqlite import SqliteStore
+from workers.worker import Worker
 
 
 @pytest.fixture

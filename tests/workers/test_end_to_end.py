@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from assoc_ingest.settings import Settings
 from schemas import association_id
 from schemas.jobids import new_job_id
 from tests.workers.factories import (
@@ -28,10 +27,11 @@ from tests.workers.factories import (
     entity,
 )
 from tests.workers.helpers import edges_of, eventually, fast_settings, fast_topology, wait_for_job
-from workers.consumer import Worker
+from workers.ground.settings import Settings
 from workers.queue.rabbit import RabbitJobQueue
 from workers.store.records import Direction, JobStatus
 from workers.store.sqlite import SqliteStore
+from workers.worker import Worker
 
 pytestmark = pytest.mark.rabbitmq
 

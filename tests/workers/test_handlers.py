@@ -1,4 +1,4 @@
-"""``workers.handlers``: the pure decisions a worker takes for one message (SPEC §2, §4)."""
+"""``workers.planning``: the pure decisions a worker takes for one message (SPEC §2, §4)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from tests.workers.factories import (
     entities,
     entity,
 )
-from workers.handlers import needed_entity_ids, plan_message, retry_delay
+from workers.planning import needed_entity_ids, plan_message, retry_delay
 from workers.store.records import Outcome
 
 RULES = AssociationRules()

@@ -19,18 +19,19 @@ from pathlib import Path
 
 import pytest
 
-from assoc_ingest.settings import Settings
 from schemas import AssociationRules
 from schemas.jobids import new_job_id
 from schemas.messages import AssociationItem, decode_message
 from tests.workers.factories import association, associations, eid, entities, entity
 from tests.workers.helpers import eventually, wait_for_job
-from workers.consumer import Worker
-from workers.handlers import plan_message
+from workers.backends import SQLITE_FILE_NAME
+from workers.ground.settings import Settings
+from workers.planning import plan_message
+from workers.queue.base import Topology
 from workers.queue.rabbit import RabbitJobQueue
-from workers.store import SQLITE_FILE_NAME
 from workers.store.records import Direction
 from workers.store.sqlite import SqliteStore
+from workers.worker import Worker
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -106,7 +107,7 @@ class Cluster:
 @pytest.fixture
 async def cluster(amqp_url: str, unique_name: str, tmp_path: Path) -> AsyncIterator[Cluster]:
     settings = Settings.model_validate({"topology_name": unique_name, "data_dir": tmp_path})
-    queue = RabbitJobQueue(amqp_url, settings.topology())
+    queue = RabbitJobQueue(amqp_url, Topology.from_settings(settings))
     store = SqliteStore(tmp_path / SQLITE_FILE_NAME)
     await queue.start()
     await store.start()

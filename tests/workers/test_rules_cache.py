@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from assoc_ingest.errors import StoreUnavailable
 from tests.workers.helpers import eventually
+from workers.ground.errors import StoreUnavailable
 from workers.rules_cache import RulesCache
 from workers.store.records import CustomTypeRecord
 from workers.store.sqlite import SqliteStore

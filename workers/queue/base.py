@@ -21,9 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from assoc_ingest.errors import BrokerUnavailable
+from workers.ground.errors import BrokerUnavailable
+
+if TYPE_CHECKING:
+    from workers.ground.settings import Settings
 
 DEATH_REASON_HEADER = "x-death-reason"
 SCHEMA_VERSION_HEADER = "x-schema-version"
@@ -74,6 +77,15 @@ class Topology:
     @property
     def work_routing_key(self) -> str:
         return "jobs"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Topology:
+        """The topology the deployment's settings name."""
+        return cls(
+            base=settings.topology_name,
+            max_length=settings.queue_max_length,
+            queue_type=settings.queue_type,
+        )
 
     def retry_queue(self, tier: float) -> str:
         return f"{self.base}.retry.{int(tier * 1000)}ms"

@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from assoc_ingest.errors import BrokerUnavailable, QueueFull
-from assoc_ingest.logs import get_logger
 from schemas.messages import SCHEMA_VERSION
+from workers.ground.errors import BrokerUnavailable, QueueFull
+from workers.ground.logs import get_logger
 from workers.queue.base import (
     DEATH_REASON_HEADER,
     SCHEMA_VERSION_HEADER,

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from assoc_ingest.errors import BrokerUnavailable, QueueFull
 from tests.workers.queue.support import Inbox, QueueFactory, eventually
+from workers.ground.errors import BrokerUnavailable, QueueFull
 from workers.queue.base import DEATH_REASON_HEADER, SCHEMA_VERSION_HEADER, JobQueue
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
+from ingest_api.queue_depth import QueueDepthSampler
 from schemas.messages import MessageKind, encode_envelope
 from workers.queue.base import Topology
-from workers.queue.depth import QueueDepthSampler
 from workers.queue.memory import MemoryJobQueue
 
 

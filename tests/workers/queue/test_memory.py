@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
-from assoc_ingest.errors import BrokerUnavailable
 from tests.workers.queue.support import Inbox
+from workers.ground.errors import BrokerUnavailable
 from workers.queue.base import Topology
 from workers.queue.memory import MemoryJobQueue
 

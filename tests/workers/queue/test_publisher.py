@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from assoc_ingest.errors import BrokerUnavailable, QueueFull
+from ingest_api.publisher import CoalescingPublisher
 from schemas.messages import AssociationItem, MessageKind, decode_message, encode_item
 from tests.workers.queue.support import Inbox, QueueFactory
-from workers.publisher import CoalescingPublisher
+from workers.ground.errors import BrokerUnavailable, QueueFull
 from workers.queue.base import Topology
 from workers.queue.memory import MemoryJobQueue
 

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from assoc_ingest.errors import BrokerUnavailable, ConfigurationError
 from tests.workers.queue.support import FAST_TIERS, Inbox, eventually
+from workers.ground.errors import BrokerUnavailable, ConfigurationError
 from workers.queue.base import Topology
 from workers.queue.rabbit import RabbitJobQueue
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from assoc_ingest.errors import PermanentError
 from tests.workers.store import store_factories as f
+from workers.ground.errors import PermanentError
 from workers.store.base import Store
 from workers.store.records import ApiKeyRecord, CustomTypeRecord, Direction, Outcome
 

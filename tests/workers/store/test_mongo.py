@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from assoc_ingest.errors import StoreUnavailable
+from workers.ground.errors import StoreUnavailable
 from workers.store.mongo import MongoStore
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from assoc_ingest.errors import ConfigurationError, StoreUnavailable
-from assoc_ingest.settings import Settings
 from tests.workers.store import store_factories as f
-from workers.store import SQLITE_FILE_NAME, open_store
+from workers.backends import SQLITE_FILE_NAME, open_store
+from workers.ground.errors import ConfigurationError, StoreUnavailable
+from workers.ground.settings import Settings
 from workers.store.mongo import MongoStore
 from workers.store.records import Outcome
 from workers.store.sqlite import SqliteStore

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from workers.store.records import EntityRecord
-from workers.store.sqlite_schema import dumps
+from workers.store.sqlite.schema import dumps
 
 
 class EntityRows:

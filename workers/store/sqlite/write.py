@@ -22,7 +22,7 @@ import sqlite3
 import time
 
 from workers.store.records import BatchResult, WriteBatch
-from workers.store.sqlite_batch import apply_batch
+from workers.store.sqlite.batch import apply_batch
 
 GROUP_MAX_ITEMS = 20_000
 """Items (of all kinds) one group commit carries at most; a larger batch goes alone."""

@@ -24,10 +24,9 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, DeliveryError, PublishError
 
-from assoc_ingest.errors import BrokerUnavailable, QueueFull
-from assoc_ingest.logs import get_logger
 from schemas.messages import SCHEMA_VERSION
-from workers.queue import rabbit_topology
+from workers.ground.errors import BrokerUnavailable, QueueFull
+from workers.ground.logs import get_logger
 from workers.queue.base import (
     DEATH_REASON_HEADER,
     SCHEMA_VERSION_HEADER,
@@ -35,7 +34,8 @@ from workers.queue.base import (
     MessageHandler,
     Topology,
 )
-from workers.queue.rabbit_consumer import RabbitConsumer
+from workers.queue.rabbit import topology as rabbit_topology
+from workers.queue.rabbit.consumer import RabbitConsumer
 
 __all__ = ["RabbitJobQueue"]
 

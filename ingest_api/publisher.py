@@ -26,10 +26,10 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from assoc_ingest import metrics
-from assoc_ingest.errors import BrokerUnavailable, QueueFull
 from schemas.jobids import new_job_id
 from schemas.messages import MessageKind, encode_envelope
+from workers.ground import metrics
+from workers.ground.errors import BrokerUnavailable, QueueFull
 from workers.queue.base import JobQueue
 
 __all__ = ["DEFAULT_MAX_IN_FLIGHT", "DEFAULT_MAX_PENDING", "CoalescingPublisher"]

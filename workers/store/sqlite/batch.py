@@ -25,8 +25,8 @@ from workers.store.records import (
     PresetOutcome,
     WriteBatch,
 )
-from workers.store.sqlite_entities import EntityRows
-from workers.store.sqlite_schema import dumps, key64
+from workers.store.sqlite.entities import EntityRows
+from workers.store.sqlite.schema import dumps, key64
 
 _OUTCOMES = {outcome.value: outcome for outcome in Outcome}
 _SINGLE_NAME_JSON: dict[str, str] = {}

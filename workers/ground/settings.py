@@ -11,8 +11,6 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from workers.queue.base import Topology
-
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore", frozen=True)
@@ -102,10 +100,3 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="json, console, or auto (console on a terminal)"
     )
-
-    def topology(self) -> Topology:
-        return Topology(
-            base=self.topology_name,
-            max_length=self.queue_max_length,
-            queue_type=self.queue_type,
-        )

@@ -1,4 +1,4 @@
-"""The worker loop: receive messages, decide them with ``workers.handlers``, write, settle.
+"""The worker loop: receive messages, decide them with ``workers.planning``, write, settle.
 
 Per message: decode (undecodable -> dead-letter queue), one ``existing_entity_ids`` read for
 the IDs not in the entity cache, rule matching in memory, one ``write_batch``, then one
@@ -24,14 +24,14 @@ from collections.abc import Awaitable, Callable
 
 from pydantic import ValidationError
 
-from assoc_ingest import metrics
-from assoc_ingest.errors import BrokerUnavailable, TransientError
-from assoc_ingest.logs import get_logger
-from assoc_ingest.settings import Settings
 from schemas import RejectionCode
 from schemas.messages import MessageKind, decode_message, encode_envelope, encode_item
 from workers.entity_cache import EntityCache
-from workers.handlers import Message, Plan, needed_entity_ids, plan_message, retry_delay
+from workers.ground import metrics
+from workers.ground.errors import BrokerUnavailable, TransientError
+from workers.ground.logs import get_logger
+from workers.ground.settings import Settings
+from workers.planning import Message, Plan, needed_entity_ids, plan_message, retry_delay
 from workers.queue.base import ConsumerHandle, Delivery, JobQueue
 from workers.rules_cache import RulesCache
 from workers.store.base import Store

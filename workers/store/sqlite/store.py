@@ -29,8 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-from assoc_ingest.errors import ConfigurationError, StoreUnavailable
-from workers.store import sqlite_reads as q
+from workers.ground.errors import ConfigurationError, StoreUnavailable
 from workers.store.records import (
     ApiKeyRecord,
     AssociationRecord,
@@ -42,8 +41,9 @@ from workers.store.records import (
     StoredEntity,
     WriteBatch,
 )
-from workers.store.sqlite_schema import configure, create_tables
-from workers.store.sqlite_write import (
+from workers.store.sqlite import reads as q
+from workers.store.sqlite.schema import configure, create_tables
+from workers.store.sqlite.write import (
     BUG_ERRORS,
     apply_group,
     begin_immediate,

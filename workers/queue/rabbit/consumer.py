@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
-from assoc_ingest.errors import BrokerUnavailable
-from assoc_ingest.logs import get_logger
+from workers.ground.errors import BrokerUnavailable
+from workers.ground.logs import get_logger
 from workers.queue.base import MessageHandler
 
 if TYPE_CHECKING:
-    from workers.queue.rabbit import RabbitJobQueue
+    from workers.queue.rabbit.queue import RabbitJobQueue
 
 __all__ = ["RabbitConsumer", "RabbitDelivery"]
 

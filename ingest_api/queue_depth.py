@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 
-from assoc_ingest import metrics
-from assoc_ingest.errors import TransientError
-from assoc_ingest.logs import get_logger
+from workers.ground import metrics
+from workers.ground.errors import TransientError
+from workers.ground.logs import get_logger
 from workers.queue.base import JobQueue
 
 DEFAULT_INTERVAL = 5.0

@@ -6,7 +6,7 @@ Collections (SPEC §5): ``entities``, ``associations`` (``_id`` = association ID
 (``_id`` = the lowercased name, so names are unique in any case).
 
 Write semantics are those of the SQLite store; how each outcome is decided under concurrency is
-described in ``workers.store.mongo_batch``. Connection failures, timeouts and lost primaries
+described in ``workers.store.mongo.batch``. Connection failures, timeouts and lost primaries
 raise ``StoreUnavailable``.
 """
 
@@ -21,9 +21,9 @@ from typing import Any
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel, UpdateOne
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, ExecutionTimeout, WTimeoutError
 
-from assoc_ingest.errors import PermanentError, StoreUnavailable
-from workers.store import mongo_docs as d
-from workers.store.mongo_batch import Db, apply_batch, bulk_ignoring_duplicates
+from workers.ground.errors import PermanentError, StoreUnavailable
+from workers.store.mongo import docs as d
+from workers.store.mongo.batch import Db, apply_batch, bulk_ignoring_duplicates
 from workers.store.records import (
     ApiKeyRecord,
     AssociationRecord,

@@ -23,8 +23,8 @@ from pymongo import InsertOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from assoc_ingest.errors import StoreUnavailable
-from workers.store import mongo_docs as d
+from workers.ground.errors import StoreUnavailable
+from workers.store.mongo import docs as d
 from workers.store.records import (
     BatchResult,
     EdgeDelete,

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from assoc_ingest.errors import PermanentError
+from workers.ground.errors import PermanentError
 from workers.store.records import (
     ApiKeyRecord,
     AssociationRecord,
@@ -23,7 +23,7 @@ from workers.store.records import (
     Outcome,
     StoredEntity,
 )
-from workers.store.sqlite_schema import dumps, key64
+from workers.store.sqlite.schema import dumps, key64
 
 MAX_ERRORS = 100
 _CURSOR_RE = re.compile(r"^[0-9]{1,19}$")

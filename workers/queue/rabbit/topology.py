@@ -19,7 +19,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractRobustChannel
 
-from assoc_ingest.errors import ConfigurationError
+from workers.ground.errors import ConfigurationError
 from workers.queue.base import Topology
 
 __all__ = [

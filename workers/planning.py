@@ -2,7 +2,7 @@
 
 Nothing here does I/O. Given a message, the association rules in force, the entity IDs known
 to exist and the current time, ``plan_message`` returns the ``WriteBatch`` to apply and the
-association items still waiting for an entity. The worker loop (``workers.consumer``) does the
+association items still waiting for an entity. The worker loop (``workers.worker``) does the
 reading, writing and settling around it.
 
 Outcomes (SPEC §4):

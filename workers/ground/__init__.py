@@ -1,0 +1,1 @@
+"""The ground every process stands on: errors, settings, logs, metrics."""
