@@ -34,10 +34,8 @@ from workers.queue.base import JobQueue
 
 __all__ = ["DEFAULT_MAX_IN_FLIGHT", "DEFAULT_MAX_PENDING", "CoalescingPublisher"]
 
-# bench/publisher_bench.py, 64 concurrent callers, RabbitMQ 3.10 quorum queue on the same 2-core
-# host, median of 5 runs of 3 s: max_in_flight 1 -> 14,100 items/s, 2 -> 10,100, 4 -> 7,900
-# (one publish per item: 1,700/s). More messages in flight only split the same callers over
-# more, smaller messages, and the broker's per-message cost dominates.
+# More messages in flight only split the same callers over more, smaller messages, and the
+# broker's per-message cost dominates (bench/publisher_bench.py; figures in bench/results.md).
 DEFAULT_MAX_IN_FLIGHT = 1
 
 # Messages allowed to wait behind those in flight: bounds a caller's wait (module docstring).

@@ -55,8 +55,7 @@ class Settings(BaseSettings):
         description="bytes one coalesced message carries at most",
     )
     publish_max_in_flight: int = Field(
-        # The front at 64 connections through RabbitMQ on 2 cores: 1 -> 8.2k req/s, 2 -> 7.2k,
-        # 4 -> 6.8k, 8 -> 6.5k (more, smaller messages cost the broker more per item).
+        # More, smaller messages cost the broker more per item (measured in bench/results.md).
         default=1,
         ge=1,
         description="coalesced messages awaiting their confirm at once",
