@@ -14,11 +14,24 @@ import uuid
 
 # Job IDs are not secrets (GET /jobs checks the owner), so their random bits come from a
 # seeded PRNG: os.urandom is a system call, several microseconds on a virtual machine, and this
-# runs once per request.
+# runs once per request. A forked child inherits the PRNG's state, so every child reseeds it
+# (pre-fork servers, `api --processes N`): two processes must never draw the same bits, or
+# their jobs' items would be skipped as already recorded.
 _random = random.Random(os.urandom(32))
 _lock = threading.Lock()
 _last_ms = 0
 _counter = 0
+
+
+def _reseed_after_fork() -> None:
+    global _lock, _last_ms, _counter
+    _random.seed(os.urandom(32))
+    _lock = threading.Lock()  # another thread of the parent may have held it at the fork
+    _last_ms = 0
+    _counter = 0
+
+
+os.register_at_fork(after_in_child=_reseed_after_fork)
 
 
 def new_job_id() -> str:
