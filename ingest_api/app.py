@@ -11,25 +11,26 @@ from aiohttp import web
 from ingest_api.auth import Authenticator
 from ingest_api.jobs import JobRegistry
 from ingest_api.middlewares import observe_requests
+from ingest_api.openapi import openapi_document
 from ingest_api.publisher import CoalescingPublisher
 from ingest_api.queue_depth import QueueDepthSampler
+from ingest_api.routes import ROUTES
 from ingest_api.state import (
     AUTHENTICATOR,
     JOB_REGISTRY,
+    OPENAPI_DOCUMENT,
     PUBLISHER,
     QUEUE,
     RULES,
     SETTINGS,
     STORE,
 )
-from ingest_api.views import admin, operations, reads, writes
-from ingest_api.views.writes import BASE
 from workers.ground.settings import Settings
 from workers.queue.base import JobQueue
 from workers.rules_cache import RulesCache
 from workers.store.base import Store
 
-__all__ = ["BASE", "create_app"]
+__all__ = ["create_app"]
 
 _DRAIN_TIMEOUT = 10.0
 
@@ -78,21 +79,6 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         await rules.stop()
 
 
-def _routes(app: web.Application) -> None:
-    router = app.router
-    router.add_post(f"{BASE}/association", writes.post_association)
-    router.add_delete(f"{BASE}/association", writes.delete_association)
-    router.add_post(f"{BASE}/associations", writes.post_associations)
-    router.add_post(f"{BASE}/entity", writes.post_entity)
-    router.add_post(f"{BASE}/entities", writes.post_entities)
-    router.add_get("/healthz", operations.healthz, allow_head=False)
-    router.add_get("/readyz", operations.readyz, allow_head=False)
-    router.add_get("/metrics", operations.metrics, allow_head=False)
-    router.add_get("/openapi.json", operations.openapi, allow_head=False)
-    reads.add_read_routes(app)
-    admin.add_admin_routes(app)
-
-
 def create_app(
     settings: Settings, *, queue: JobQueue, store: Store, manage_backends: bool = True
 ) -> web.Application:
@@ -101,16 +87,19 @@ def create_app(
     On start-up (``cleanup_ctx``) it starts ``store`` and ``queue`` when ``manage_backends``
     (closing them on clean-up), then the coalescing publisher, the association rules cache
     (which reads the custom types, so a store that cannot be read fails the start-up) and the
-    background job registry. Bodies are limited to ``settings.max_body_bytes``. Read endpoints
-    are added to ``app.router`` by their own module before the app starts.
+    background job registry. Bodies are limited to ``settings.max_body_bytes``. The routes are
+    those of ``ingest_api.routes.ROUTES`` (a GET answers no HEAD), and ``/openapi.json`` serves
+    the document rendered from the same table.
     """
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[observe_requests])
     app[SETTINGS] = settings
     app[QUEUE] = queue
     app[STORE] = store
     app[AUTHENTICATOR] = Authenticator(settings, store)
+    app[OPENAPI_DOCUMENT] = openapi_document()
     if manage_backends:
         app.cleanup_ctx.append(_backends(queue, store))
     app.cleanup_ctx.append(_services)
-    _routes(app)
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)
     return app

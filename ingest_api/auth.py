@@ -17,7 +17,8 @@ Credentials (SPEC §3):
   (required), ``groups`` (comma-separated) and ``roles`` (comma-separated; ``reporter,user``
   when absent). Otherwise client-sent ``user-id``/``groups``/``roles`` headers are ignored.
 
-Roles: ``admin`` implies every role. ``require_role`` guards a view.
+Roles: ``admin`` implies every role. ``require_role`` guards a view; ``authenticate`` names the
+caller of a view open to every role.
 """
 
 from __future__ import annotations
@@ -42,12 +43,13 @@ from ingest_api.state import AUTHENTICATOR, PRINCIPAL
 from workers.ground.errors import ConfigurationError, StoreUnavailable
 from workers.ground.settings import Settings
 from workers.store.base import Store
-from workers.store.records import ApiKeyRecord
+from workers.store.records import ApiKeyRecord, api_key_status
 
 __all__ = [
     "DEFAULT_GATEWAY_ROLES",
     "Authenticator",
     "Principal",
+    "authenticate",
     "require_role",
 ]
 
@@ -167,9 +169,10 @@ class Authenticator:
             record = found
             if ttl > 0:
                 self._remember(cache_key, _Verified(record, now))
-        if record.revoked:
+        status = api_key_status(record, now)
+        if status == "revoked":
             raise _unauthorized("The API key has been revoked.")
-        if record.expires_at is not None and record.expires_at <= now:
+        if status == "expired":
             raise _unauthorized("The API key has expired.")
         return Principal(
             user_id=record.user_id,
@@ -244,6 +247,15 @@ class Authenticator:
         return Principal(user_id=user_id, roles=frozenset(roles), groups=groups, method="gateway")
 
 
+async def authenticate(request: web.Request) -> Principal:
+    """The caller of ``request`` whatever their roles (401 without valid credentials), kept
+    as ``request[PRINCIPAL]`` and bound as ``user_id`` in the log context."""
+    principal = await request.app[AUTHENTICATOR].authenticate(request)
+    structlog.contextvars.bind_contextvars(user_id=principal.user_id)
+    request[PRINCIPAL] = principal
+    return principal
+
+
 def require_role(role: str) -> Callable[[Handler], Handler]:
     """Decorate a view so that it runs only for a caller holding ``role`` (401/403 otherwise).
 
@@ -254,11 +266,9 @@ def require_role(role: str) -> Callable[[Handler], Handler]:
     def decorate(handler: Handler) -> Handler:
         @functools.wraps(handler)
         async def guarded(request: web.Request) -> web.StreamResponse:
-            principal = await request.app[AUTHENTICATOR].authenticate(request)
-            structlog.contextvars.bind_contextvars(user_id=principal.user_id)
+            principal = await authenticate(request)
             if not principal.has_role(role):
                 raise ApiError(403, "forbidden", f"This operation needs the '{role}' role.")
-            request[PRINCIPAL] = principal
             return await handler(request)
 
         return guarded

@@ -15,7 +15,6 @@ from pydantic import ValidationError
 from ingest_api.errors import ApiError
 from schemas import (
     AssociationRules,
-    AssociationType,
     EntityLink,
     EntityRecord,
     InvalidEntityId,
@@ -268,7 +267,7 @@ def check_entity(value: Any, rules: AssociationRules) -> EntityRequest | ItemPro
         links.setdefault(
             (primary, related),
             EntityLink(
-                entity_id=primary, related_id=related, association_type=_name(association_type)
+                entity_id=primary, related_id=related, association_type=association_type.name
             ),
         )
         nested = [
@@ -277,7 +276,3 @@ def check_entity(value: Any, rules: AssociationRules) -> EntityRequest | ItemPro
         ]
         stack.extend(reversed(nested))
     return EntityRequest(root, tuple(children.values()), tuple(links.values()))
-
-
-def _name(association_type: AssociationType) -> str:
-    return association_type.name

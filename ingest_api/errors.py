@@ -7,18 +7,22 @@ Body: ``{"error": {"code": "<snake_case>", "message": "<sentence>", "errorID": "
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import orjson
 from aiohttp import web
+
+from workers.ground.errors import StoreUnavailable
 
 __all__ = [
     "ApiError",
     "error_response",
     "json_response",
     "reason_code",
+    "store_errors",
 ]
 
 # Codes for the errors aiohttp raises on its own (router, body size, ...).
@@ -82,6 +86,20 @@ class ApiError(Exception):
             body_extra=self.body_extra,
             headers=self.headers,
         )
+
+
+@contextlib.contextmanager
+def store_errors() -> Iterator[None]:
+    """Turn an unreachable store into a 503 ``store_unavailable`` with ``Retry-After``."""
+    try:
+        yield
+    except StoreUnavailable as exc:
+        raise ApiError(
+            503,
+            "store_unavailable",
+            "The store cannot be reached right now; retry shortly.",
+            headers={"Retry-After": "5"},
+        ) from exc
 
 
 def json_response(

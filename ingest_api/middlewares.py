@@ -22,7 +22,6 @@ from aiohttp.typedefs import Handler
 from prometheus_client import Counter, Histogram
 
 from ingest_api.errors import ApiError, error_response, reason_code
-from ingest_api.state import REQUEST_ID
 from workers.ground import metrics
 from workers.ground.logs import get_logger
 
@@ -83,7 +82,6 @@ async def observe_requests(request: web.Request, handler: Handler) -> web.Stream
     """See the module docstring."""
     sent_id = request.headers.get("x-request-id", "")
     request_id = sent_id if sent_id and _REQUEST_ID.fullmatch(sent_id) else new_request_id()
-    request[REQUEST_ID] = request_id
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()

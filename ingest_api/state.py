@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -19,10 +19,10 @@ if TYPE_CHECKING:
 __all__ = [
     "AUTHENTICATOR",
     "JOB_REGISTRY",
+    "OPENAPI_DOCUMENT",
     "PRINCIPAL",
     "PUBLISHER",
     "QUEUE",
-    "REQUEST_ID",
     "RULES",
     "SETTINGS",
     "STORE",
@@ -35,6 +35,6 @@ PUBLISHER: web.AppKey[CoalescingPublisher] = web.AppKey("publisher")
 RULES: web.AppKey[RulesCache] = web.AppKey("rules")
 AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
 JOB_REGISTRY: web.AppKey[JobRegistry] = web.AppKey("job_registry")
+OPENAPI_DOCUMENT: web.AppKey[dict[str, Any]] = web.AppKey("openapi_document")
 
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
-REQUEST_ID = web.RequestKey("request_id", str)

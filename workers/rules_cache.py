@@ -48,6 +48,18 @@ def custom_association_types(records: Iterable[CustomTypeRecord]) -> list[Associ
     return types
 
 
+def custom_type_record(association_type: AssociationType, created_at: float) -> CustomTypeRecord:
+    """A custom ``association_type`` as the store keeps it (``custom_association_types`` reads
+    it back), added at ``created_at`` (seconds since the epoch)."""
+    return CustomTypeRecord(
+        name=association_type.name,
+        primary=association_type.primary.value,
+        non_primary=tuple(sorted(kind.value for kind in association_type.non_primary)),
+        file_action=association_type.file_action,
+        created_at=created_at,
+    )
+
+
 class RulesCache:
     """Holds the current ``AssociationRules`` and keeps them fresh.
 

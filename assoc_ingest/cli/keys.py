@@ -20,7 +20,7 @@ from assoc_ingest.cli.admin import (
 from assoc_ingest.cli.app import app
 from ingest_api.keys import ROLES, new_api_key
 from workers.backends import store_session
-from workers.store.records import ApiKeyRecord
+from workers.store.records import ApiKeyRecord, api_key_status
 
 keys_app = typer.Typer(
     name="keys",
@@ -28,15 +28,6 @@ keys_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(keys_app)
-
-
-def key_status(record: ApiKeyRecord, now: float) -> str:
-    """``revoked``, ``expired`` or ``active``."""
-    if record.revoked:
-        return "revoked"
-    if record.expires_at is not None and record.expires_at <= now:
-        return "expired"
-    return "active"
 
 
 def key_summary(record: ApiKeyRecord, now: float) -> dict[str, object]:
@@ -48,7 +39,7 @@ def key_summary(record: ApiKeyRecord, now: float) -> dict[str, object]:
         "groups": list(record.groups),
         "createdAt": iso_time(record.created_at),
         "expiresAt": iso_time(record.expires_at),
-        "status": key_status(record, now),
+        "status": api_key_status(record, now),
     }
 
 
@@ -121,7 +112,7 @@ def list_keys(data_dir: DataDirOption = None, as_json: JsonOption = False) -> No
             ",".join(record.roles),
             ",".join(record.groups) or "-",
             iso_time(record.expires_at) or "never",
-            key_status(record, now),
+            api_key_status(record, now),
         ]
         for record in records
     ]

@@ -24,7 +24,7 @@ from assoc_ingest.cli.app import app
 from schemas import AssociationRules, AssociationType, Kind
 from schemas.rules import InvalidAssociationType, validate_custom_type
 from workers.backends import store_session
-from workers.rules_cache import custom_association_types
+from workers.rules_cache import custom_association_types, custom_type_record
 from workers.store.records import CustomTypeRecord
 
 types_app = typer.Typer(
@@ -98,14 +98,7 @@ def add_type(
                 new = validate_custom_type(name, primary, non_primary, file_action, rules)
             except InvalidAssociationType as exc:
                 fail(str(exc))
-            record = CustomTypeRecord(
-                name=new.name,
-                primary=new.primary.value,
-                non_primary=tuple(sorted(kind.value for kind in new.non_primary)),
-                file_action=new.file_action,
-                created_at=time.time(),
-            )
-            if not await store.put_custom_type(record):
+            if not await store.put_custom_type(custom_type_record(new, time.time())):
                 fail(f"an association type named {new.name!r} already exists")
             return new
 

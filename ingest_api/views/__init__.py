@@ -1,1 +1,2 @@
-"""HTTP views of the front: writes (``writes``) and operations (``operations``)."""
+"""HTTP views of the front: writes, reads, admin and operations (``ingest_api.routes`` maps
+them to paths)."""

@@ -16,31 +16,28 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ingest_api.auth import require_role
 from ingest_api.bodies import read_json
 from ingest_api.checks import describe_validation_error
-from ingest_api.errors import ApiError, json_response
-from ingest_api.keys import ROLES, new_api_key
+from ingest_api.errors import ApiError, json_response, store_errors
+from ingest_api.http_models import ApiKeyBody, ApiKeyCreatedResponse, ApiKeyResponse
+from ingest_api.keys import new_api_key
+from ingest_api.paths import BASE
+from ingest_api.responses import as_datetime, dump
 from ingest_api.state import AUTHENTICATOR, PRINCIPAL, RULES, SETTINGS, STORE
-from ingest_api.views.reads import as_datetime, dump, store_errors
-from ingest_api.views.writes import BASE
 from schemas.http import AssociationTypeBody, AssociationTypeResponse
 from schemas.rules import InvalidAssociationType, validate_custom_type
 from workers.ground.errors import TransientError
 from workers.ground.logs import get_logger
-from workers.store.records import ApiKeyRecord, CustomTypeRecord
+from workers.rules_cache import custom_type_record
+from workers.store.records import ApiKeyRecord, api_key_status
 
 __all__ = [
-    "MAX_KEY_DAYS",
-    "ApiKeyBody",
-    "ApiKeyCreatedResponse",
-    "ApiKeyResponse",
-    "add_admin_routes",
     "create_key",
     "delete_association_type",
     "list_keys",
@@ -50,46 +47,6 @@ __all__ = [
 
 log = get_logger(__name__)
 _Body = TypeVar("_Body", bound=BaseModel)
-MAX_KEY_DAYS = 36_500
-"""Longest validity of a key created over HTTP (100 years); omit ``days`` for no expiry."""
-
-
-class ApiKeyBody(BaseModel):
-    """A new API key (``POST /keys``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    userID: str = Field(min_length=1, max_length=256, description="user the key acts as")
-    roles: list[Literal["admin", "user", "reporter", "trusted"]] = Field(
-        min_length=1, description=f"roles granted: {', '.join(ROLES)}"
-    )
-    groups: list[str] = Field(default_factory=list, description="groups of the user")
-    days: int | None = Field(
-        default=None,
-        ge=1,
-        le=MAX_KEY_DAYS,
-        description="days until the key expires; never when absent",
-    )
-
-
-class ApiKeyResponse(BaseModel):
-    """A stored API key as listed: never its secret nor the secret's digest."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    apiKey: str = Field(description="the key ID, sent as the api-key header")
-    userID: str
-    roles: list[str]
-    groups: list[str]
-    createdAt: datetime
-    expiresAt: datetime | None = Field(description="null: never expires")
-    status: Literal["active", "expired", "revoked"]
-
-
-class ApiKeyCreatedResponse(ApiKeyResponse):
-    """A key just created, with its secret: shown this once, stored only as a digest."""
-
-    apiSecret: str = Field(description="send as the api-secret header; cannot be recovered")
 
 
 def _time(seconds: float | None) -> datetime | None:
@@ -98,12 +55,6 @@ def _time(seconds: float | None) -> datetime | None:
 
 def key_response(record: ApiKeyRecord, now: float) -> dict[str, Any]:
     """The public view of a key (see ``ApiKeyResponse``)."""
-    if record.revoked:
-        status: Literal["active", "expired", "revoked"] = "revoked"
-    elif record.expires_at is not None and record.expires_at <= now:
-        status = "expired"
-    else:
-        status = "active"
     return {
         "apiKey": record.key_id,
         "userID": record.user_id,
@@ -111,7 +62,7 @@ def key_response(record: ApiKeyRecord, now: float) -> dict[str, Any]:
         "groups": list(record.groups),
         "createdAt": _time(record.created_at),
         "expiresAt": _time(record.expires_at),
-        "status": status,
+        "status": api_key_status(record, now),
     }
 
 
@@ -149,15 +100,8 @@ async def put_association_type(request: web.Request) -> web.StreamResponse:
         new = validate_custom_type(name, body.primary, body.nonPrimary, body.fileAction, rules)
     except InvalidAssociationType as exc:
         raise ApiError(400, InvalidAssociationType.code, f"{exc}.") from exc
-    record = CustomTypeRecord(
-        name=new.name,
-        primary=new.primary.value,
-        non_primary=tuple(sorted(kind.value for kind in new.non_primary)),
-        file_action=new.file_action,
-        created_at=time.time(),
-    )
     with store_errors():
-        added = await request.app[STORE].put_custom_type(record)
+        added = await request.app[STORE].put_custom_type(custom_type_record(new, time.time()))
     if not added:  # another front added the name since our rules were loaded
         await _reload_rules(request)
         raise ApiError(
@@ -236,13 +180,3 @@ async def revoke_key(request: web.Request) -> web.StreamResponse:
     request.app[AUTHENTICATOR].forget_key(key_id)
     log.info("api_key.revoked", key_id=key_id)
     return web.Response(status=204)
-
-
-def add_admin_routes(app: web.Application) -> None:
-    """Register the administration endpoints on ``app`` (before it starts)."""
-    router = app.router
-    router.add_put(f"{BASE}/association-types/{{name}}", put_association_type)
-    router.add_delete(f"{BASE}/association-types/{{name}}", delete_association_type)
-    router.add_post(f"{BASE}/keys", create_key)
-    router.add_get(f"{BASE}/keys", list_keys, allow_head=False)
-    router.add_delete(f"{BASE}/keys/{{keyID}}", revoke_key)

@@ -8,8 +8,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ingest_api.errors import error_response, json_response
-from ingest_api.openapi import openapi_document
-from ingest_api.state import QUEUE, STORE
+from ingest_api.state import OPENAPI_DOCUMENT, QUEUE, STORE
 from workers.ground.logs import get_logger
 
 __all__ = ["healthz", "metrics", "openapi", "readyz"]
@@ -50,5 +49,5 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 
 
 async def openapi(request: web.Request) -> web.StreamResponse:
-    """The OpenAPI 3.1 document."""
-    return json_response(openapi_document())
+    """The OpenAPI 3.1 document of this app."""
+    return json_response(request.app[OPENAPI_DOCUMENT])

@@ -10,20 +10,14 @@ user* is a 404 ``job_not_found`` (existence is not leaked); a store that cannot 
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime
-from typing import Any
 
-import structlog
 from aiohttp import web
-from pydantic import BaseModel
 
-from ingest_api.auth import Principal, require_role
-from ingest_api.errors import ApiError, json_response
-from ingest_api.state import AUTHENTICATOR, PRINCIPAL, RULES, STORE
-from ingest_api.views.writes import BASE
+from ingest_api.auth import authenticate, require_role
+from ingest_api.errors import ApiError, json_response, store_errors
+from ingest_api.responses import as_datetime, dump
+from ingest_api.state import RULES, STORE
 from schemas import CATALOGUE, InvalidEntityId, parse_entity_id
 from schemas.http import (
     AssociationItemResponse,
@@ -36,56 +30,22 @@ from schemas.http import (
     JobStatusResponse,
     OtherEntity,
 )
-from workers.ground.errors import PermanentError, StoreUnavailable
+from workers.ground.errors import PermanentError
 from workers.store.records import AssociationRecord, Direction, JobStatus, StoredEntity
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
     "MAX_PAGE_SIZE",
-    "add_read_routes",
-    "as_datetime",
     "get_association_types",
     "get_definitions",
     "get_entity",
     "get_entity_associations",
     "get_job",
-    "store_errors",
 ]
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 _MAX_CURSOR_LENGTH = 512
-
-
-@contextlib.contextmanager
-def store_errors() -> Iterator[None]:
-    """Turn an unreachable store into a 503 ``store_unavailable`` with ``Retry-After``."""
-    try:
-        yield
-    except StoreUnavailable as exc:
-        raise ApiError(
-            503,
-            "store_unavailable",
-            "The store cannot be reached right now; retry shortly.",
-            headers={"Retry-After": "5"},
-        ) from exc
-
-
-def dump(model: BaseModel) -> Any:
-    """A response model as JSON-ready data (datetimes as ISO 8601 text, no ``None`` dropped)."""
-    return model.model_dump(mode="json")
-
-
-_LATEST = datetime.max.replace(tzinfo=UTC)
-
-
-def as_datetime(seconds: float) -> datetime:
-    """A stored time (seconds since the epoch) as an aware UTC datetime; a time beyond year
-    9999 (e.g. a key created by the CLI to expire in a million days) shows as the latest one."""
-    try:
-        return datetime.fromtimestamp(seconds, UTC)
-    except (OverflowError, OSError, ValueError):
-        return _LATEST
 
 
 def _entity_id_param(request: web.Request) -> str:
@@ -242,14 +202,6 @@ async def get_entity_associations(request: web.Request) -> web.StreamResponse:
 # ---- jobs -------------------------------------------------------------------------------------
 
 
-async def authenticated(request: web.Request) -> Principal:
-    """The caller of ``request`` whatever their roles (401 without valid credentials)."""
-    principal = await request.app[AUTHENTICATOR].authenticate(request)
-    structlog.contextvars.bind_contextvars(user_id=principal.user_id)
-    request[PRINCIPAL] = principal
-    return principal
-
-
 def job_response(job: JobStatus) -> JobStatusResponse:
     counts = JobCounts(**{name: job.counts.get(name, 0) for name in JobCounts.model_fields})
     return JobStatusResponse(
@@ -267,7 +219,7 @@ def job_response(job: JobStatus) -> JobStatusResponse:
 async def get_job(request: web.Request) -> web.StreamResponse:
     """``GET /jobs/{jobID}``: status, counts and the first 100 item errors, for the job's owner
     or an admin; 404 for an unknown job and for another user's job alike."""
-    principal = await authenticated(request)
+    principal = await authenticate(request)
     raw = request.match_info["jobID"]
     try:
         job_id = str(uuid.UUID(raw))
@@ -296,13 +248,3 @@ async def get_definitions(request: web.Request) -> web.StreamResponse:
     """``GET /definitions``: the entity type catalogue, by type name."""
     rows = sorted(CATALOGUE.values(), key=lambda row: row.name)
     return json_response([dump(DefinitionResponse.from_entity_type(row)) for row in rows])
-
-
-def add_read_routes(app: web.Application) -> None:
-    """Register the read endpoints on ``app`` (before it starts)."""
-    router = app.router
-    router.add_get(f"{BASE}/entity/{{id}}", get_entity, allow_head=False)
-    router.add_get(f"{BASE}/entity/{{id}}/associations", get_entity_associations, allow_head=False)
-    router.add_get(f"{BASE}/jobs/{{jobID}}", get_job, allow_head=False)
-    router.add_get(f"{BASE}/association-types", get_association_types, allow_head=False)
-    router.add_get(f"{BASE}/definitions", get_definitions, allow_head=False)

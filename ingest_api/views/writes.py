@@ -27,6 +27,7 @@ from ingest_api.checks import (
     check_entity,
 )
 from ingest_api.errors import ApiError, json_response
+from ingest_api.paths import BASE
 from ingest_api.state import JOB_REGISTRY, PRINCIPAL, PUBLISHER, RULES, SETTINGS
 from schemas import EntityItem, MessageKind, encode_item, new_job_id
 from schemas.messages import AssociationItemEncoder
@@ -37,7 +38,6 @@ from workers.ground.logs import get_logger
 from workers.store.records import JobHeader
 
 __all__ = [
-    "BASE",
     "delete_association",
     "post_association",
     "post_associations",
@@ -45,7 +45,6 @@ __all__ = [
     "post_entity",
 ]
 
-BASE = "/api/ingest/v1"
 log = get_logger(__name__)
 
 Checked = AssociationRequest | EntityRequest

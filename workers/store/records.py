@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from schemas.messages import EntityRecord
 
@@ -26,6 +26,7 @@ __all__ = [
     "PresetOutcome",
     "StoredEntity",
     "WriteBatch",
+    "api_key_status",
 ]
 
 
@@ -202,6 +203,16 @@ class ApiKeyRecord:
     created_at: float
     expires_at: float | None
     revoked: bool = False
+
+
+def api_key_status(record: ApiKeyRecord, now: float) -> Literal["active", "expired", "revoked"]:
+    """``revoked`` once revoked, else ``expired`` from ``expires_at`` on (seconds since the
+    epoch, compared with ``now``), else ``active``: only an active key authenticates."""
+    if record.revoked:
+        return "revoked"
+    if record.expires_at is not None and record.expires_at <= now:
+        return "expired"
+    return "active"
 
 
 @dataclass(frozen=True, slots=True)

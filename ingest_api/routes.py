@@ -1,0 +1,370 @@
+"""Every route of the front, in one table (``ROUTES``): method, path and view, and what the
+OpenAPI document says of it. ``app.py`` registers the table, ``openapi.py`` renders it; no
+other list of paths exists.
+
+A route states its request body, its success answer, the parameters of its path and query,
+whether it needs credentials, and every error status it documents (``_guarded`` adds those
+of the credentials guard, 401 and 403, and of the router, 404 and 405, to a route's own).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiohttp.typedefs import Handler
+from pydantic import BaseModel
+
+from ingest_api.http_models import (
+    ApiKeyBody,
+    ApiKeyCreatedResponse,
+    ApiKeyResponse,
+    BulkErrorBody,
+)
+from ingest_api.paths import BASE
+from ingest_api.views import admin, operations, reads, writes
+from schemas.http import (
+    AckResponse,
+    AssociationBody,
+    AssociationListResponse,
+    AssociationTypeBody,
+    AssociationTypeResponse,
+    BulkAckResponse,
+    DefinitionResponse,
+    EntityAckResponse,
+    EntityBody,
+    EntityResponse,
+    ErrorBody,
+    JobStatusResponse,
+)
+
+__all__ = [
+    "ROUTES",
+    "Failure",
+    "Parameter",
+    "RequestBody",
+    "Route",
+    "Success",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter:
+    """A parameter of the path (required) or of the query (optional)."""
+
+    name: str
+    location: Literal["path", "query"]
+    description: str
+    schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "string"})
+
+
+@dataclass(frozen=True, slots=True)
+class RequestBody:
+    """A required JSON body of ``model``; a ``bulk`` body is a JSON array of them or NDJSON,
+    one per line."""
+
+    model: type[BaseModel]
+    bulk: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Success:
+    """The answer when the route succeeds."""
+
+    status: int
+    description: str
+    model: type[BaseModel] | None = None
+    """The JSON body (None: ``schema``, or no body)."""
+    many: bool = False
+    """The body is a JSON array of ``model``."""
+    schema: Mapping[str, Any] | None = None
+    """The JSON schema of a body no model describes, sent as ``media_type``."""
+    media_type: str = "application/json"
+    location: str | None = None
+    """What the ``Location`` header names, when the answer has one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """An error status the route answers, with the standard error body (or ``model``)."""
+
+    status: int
+    description: str
+    model: type[BaseModel] = ErrorBody
+    retry_after: bool = False
+    """The answer carries ``Retry-After`` (seconds)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One method on one path, served by ``handler``."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    success: Success
+    failures: tuple[Failure, ...] = ()
+    body: RequestBody | None = None
+    parameters: tuple[Parameter, ...] = ()
+    description: str | None = None
+    authenticated: bool = True
+    """The caller must send credentials (``require_role`` or ``authenticate`` in the view)."""
+
+
+# ---- shared facts -----------------------------------------------------------------------------
+
+_GUARD_AND_ROUTER = (
+    Failure(401, "no or wrong credentials (with WWW-Authenticate)"),
+    Failure(403, "the caller lacks the role"),
+    Failure(404, "unknown route"),
+    Failure(405, "method not allowed"),
+)
+
+
+def _guarded(*failures: Failure) -> tuple[Failure, ...]:
+    """``failures`` then the guard's and the router's answers; the first of a status wins."""
+    chosen: dict[int, Failure] = {}
+    for failure in (*failures, *_GUARD_AND_ROUTER):
+        chosen.setdefault(failure.status, failure)
+    return tuple(chosen.values())
+
+
+_WRITE_FAILURES = (
+    Failure(
+        400,
+        "malformed JSON, wrong shape, invalid entity ID or entity, self-association, unknown "
+        "or ambiguous association type, association_not_allowed (errCode 0x1001), "
+        "ambiguous_credentials",
+    ),
+    Failure(413, "body larger than the limit (16 MiB) or too many bulk items (10,000)"),
+    Failure(415, "wrong Content-Type"),
+    Failure(
+        503,
+        "the broker could not confirm in time (broker_unavailable, queue_full)",
+        retry_after=True,
+    ),
+)
+_BULK_FAILURES = _guarded(
+    Failure(400, "no valid item (or a malformed body)", BulkErrorBody), *_WRITE_FAILURES
+)
+_BULK_NOTE = (
+    "NDJSON (one item per line, streamed) or a JSON array; at most 10,000 items and 16 MiB. "
+    "Valid items are queued as one job, invalid ones are listed by 0-based index in "
+    "`rejected`. When no item is valid the answer is 400 `no_valid_items` with every "
+    "item's error, and nothing is queued."
+)
+_JOB = f"{BASE}/jobs/{{jobID}}"
+
+
+def _queued(ack: type[BaseModel]) -> Success:
+    return Success(202, "durably queued (broker confirm received)", ack, location=_JOB)
+
+
+def _found(model: type[BaseModel], *, many: bool = False) -> Success:
+    return Success(200, "found", model, many=many)
+
+
+def _query(name: str, schema: Mapping[str, Any], description: str) -> Parameter:
+    return Parameter(name, "query", description, schema)
+
+
+_ENTITY_ID = Parameter("id", "path", "entity ID: <type>-<64 lowercase hex digits>")
+
+
+# ---- the table --------------------------------------------------------------------------------
+
+ROUTES: tuple[Route, ...] = (
+    # writes
+    Route(
+        "POST",
+        f"{BASE}/association",
+        writes.post_association,
+        "Queue one association",
+        success=_queued(AckResponse),
+        failures=_guarded(*_WRITE_FAILURES),
+        body=RequestBody(AssociationBody),
+    ),
+    Route(
+        "DELETE",
+        f"{BASE}/association",
+        writes.delete_association,
+        "Queue the removal of an association type (all types when none is named)",
+        success=_queued(AckResponse),
+        failures=_guarded(*_WRITE_FAILURES),
+        body=RequestBody(AssociationBody),
+    ),
+    Route(
+        "POST",
+        f"{BASE}/associations",
+        writes.post_associations,
+        "Queue associations in bulk",
+        success=_queued(BulkAckResponse),
+        failures=_BULK_FAILURES,
+        body=RequestBody(AssociationBody, bulk=True),
+        description=_BULK_NOTE,
+    ),
+    Route(
+        "POST",
+        f"{BASE}/entity",
+        writes.post_entity,
+        "Queue an entity with nested children",
+        success=_queued(EntityAckResponse),
+        failures=_guarded(*_WRITE_FAILURES),
+        body=RequestBody(EntityBody),
+    ),
+    Route(
+        "POST",
+        f"{BASE}/entities",
+        writes.post_entities,
+        "Queue entities in bulk",
+        success=_queued(BulkAckResponse),
+        failures=_BULK_FAILURES,
+        body=RequestBody(EntityBody, bulk=True),
+        description=_BULK_NOTE,
+    ),
+    # reads
+    Route(
+        "GET",
+        f"{BASE}/entity/{{id}}",
+        reads.get_entity,
+        "Read an entity (role user)",
+        success=_found(EntityResponse),
+        failures=_guarded(),
+        parameters=(_ENTITY_ID,),
+    ),
+    Route(
+        "GET",
+        f"{BASE}/entity/{{id}}/associations",
+        reads.get_entity_associations,
+        "Associations at either end of an entity (role user)",
+        success=_found(AssociationListResponse),
+        failures=_guarded(),
+        parameters=(
+            _ENTITY_ID,
+            _query("direction", {"enum": ["out", "in", "both"]}, "default both"),
+            _query("associationType", {"type": "string"}, "only this type"),
+            _query(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": reads.MAX_PAGE_SIZE},
+                f"page size, default {reads.DEFAULT_PAGE_SIZE}",
+            ),
+            _query("cursor", {"type": "string"}, "nextCursor of the previous page"),
+        ),
+    ),
+    Route(
+        "GET",
+        _JOB,
+        reads.get_job,
+        "Progress of a job (its owner or an admin)",
+        success=_found(JobStatusResponse),
+        failures=_guarded(),
+        parameters=(Parameter("jobID", "path", "job ID (UUIDv7)"),),
+    ),
+    Route(
+        "GET",
+        f"{BASE}/association-types",
+        reads.get_association_types,
+        "Default and custom association types (role user)",
+        success=_found(AssociationTypeResponse, many=True),
+        failures=_guarded(),
+    ),
+    # administration
+    Route(
+        "PUT",
+        f"{BASE}/association-types/{{name}}",
+        admin.put_association_type,
+        "Add a custom association type or File Action (role admin)",
+        success=Success(201, "added", AssociationTypeResponse),
+        failures=_guarded(
+            Failure(409, "a type with that name exists"), Failure(400, "invalid definition")
+        ),
+        body=RequestBody(AssociationTypeBody),
+        parameters=(Parameter("name", "path", "the new type's name"),),
+    ),
+    Route(
+        "DELETE",
+        f"{BASE}/association-types/{{name}}",
+        admin.delete_association_type,
+        "Remove a custom association type (role admin)",
+        success=Success(204, "removed"),
+        failures=_guarded(
+            Failure(400, "a default type cannot be removed"),
+            Failure(404, "no custom type of that name"),
+        ),
+        parameters=(Parameter("name", "path", "the type's name"),),
+    ),
+    Route(
+        "GET",
+        f"{BASE}/definitions",
+        reads.get_definitions,
+        "The entity type catalogue (role user)",
+        success=_found(DefinitionResponse, many=True),
+        failures=_guarded(),
+    ),
+    Route(
+        "POST",
+        f"{BASE}/keys",
+        admin.create_key,
+        "Create an API key; its secret is shown only in this answer (admin)",
+        success=Success(201, "created", ApiKeyCreatedResponse),
+        failures=_guarded(Failure(400, "invalid body (unknown role, days below 1, ...)")),
+        body=RequestBody(ApiKeyBody),
+    ),
+    Route(
+        "GET",
+        f"{BASE}/keys",
+        admin.list_keys,
+        "API keys, without secrets or digests (admin)",
+        success=_found(ApiKeyResponse, many=True),
+        failures=_guarded(),
+    ),
+    Route(
+        "DELETE",
+        f"{BASE}/keys/{{keyID}}",
+        admin.revoke_key,
+        "Revoke an API key (admin)",
+        success=Success(204, "revoked"),
+        failures=_guarded(),
+        parameters=(Parameter("keyID", "path", "the api-key to revoke"),),
+    ),
+    # operations
+    Route(
+        "GET",
+        "/healthz",
+        operations.healthz,
+        "The process is alive",
+        success=Success(
+            200, "alive", schema={"type": "object", "properties": {"status": {"const": "ok"}}}
+        ),
+        authenticated=False,
+    ),
+    Route(
+        "GET",
+        "/readyz",
+        operations.readyz,
+        "Broker and store are reachable",
+        success=Success(200, "ready", schema={"type": "object"}),
+        failures=(Failure(503, "the broker or the store is unreachable"),),
+        authenticated=False,
+    ),
+    Route(
+        "GET",
+        "/metrics",
+        operations.metrics,
+        "Prometheus metrics",
+        success=Success(
+            200, "Prometheus text format", schema={"type": "string"}, media_type="text/plain"
+        ),
+        authenticated=False,
+    ),
+    Route(
+        "GET",
+        "/openapi.json",
+        operations.openapi,
+        "This document",
+        success=Success(200, "OpenAPI 3.1", schema={"type": "object"}),
+        authenticated=False,
+    ),
+)
