@@ -1,0 +1,181 @@
+"""What every adapter of the ``Store`` port decides the same way, written once as pure functions.
+
+No driver is imported here (the import-linter contract keeps it so): the adapters in
+``workers.store.sqlite`` and ``workers.store.mongo`` read and write, and call these functions to
+decide which items of a batch to apply, how many item errors a job reports, whether a cursor is
+one they issued and where a page ends, and when a job is no longer shown. The embedded-store
+tests cover them in every CI run, so the MongoDB adapter does not drift where no run sees it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import TypeVar
+
+from workers.ground.errors import PermanentError
+from workers.ground.settings import Settings
+from workers.store.records import (
+    EdgeDelete,
+    EdgeWrite,
+    EntityWrite,
+    ItemError,
+    ItemKey,
+    JobHeader,
+    JobStatus,
+    PresetOutcome,
+    WriteBatch,
+)
+
+__all__ = [
+    "ASSOCIATION_ID_CURSOR",
+    "DEFAULT_JOB_TTL",
+    "INVALID_CURSOR",
+    "MAX_ITEM_ERRORS",
+    "SEQUENCE_CURSOR",
+    "FreshItems",
+    "checked_cursor",
+    "fresh_items",
+    "item_keys",
+    "job_expires_at",
+    "job_status",
+    "jobs_visible_since",
+    "page_limit",
+    "split_page",
+]
+
+T = TypeVar("T")
+
+# jobs ---------------------------------------------------------------------------------------
+DEFAULT_JOB_TTL: float = Settings.model_fields["job_ttl"].default
+"""Seconds a job and its item outcomes are kept when a store is built without ``job_ttl``: the
+default of the ``job_ttl`` setting, so the processes and a store built by hand agree."""
+
+MAX_ITEM_ERRORS = 100
+"""Item errors a job status reports at most: the rejected items of lowest index."""
+
+
+def jobs_visible_since(now: float, job_ttl: float) -> float:
+    """The creation time of the oldest job still shown at ``now``: ``get_job`` returns a job
+    created at or after it and hides an older one (even before it is purged or expires), and
+    ``purge_expired_jobs`` given it removes exactly the hidden jobs."""
+    return now - job_ttl
+
+
+def job_expires_at(created_at: float, job_ttl: float) -> float:
+    """When a job created at ``created_at`` (and its item outcomes) expires, in seconds since
+    the epoch: the first moment ``jobs_visible_since`` passes its creation time."""
+    return created_at + job_ttl
+
+
+def job_status(
+    header: JobHeader,
+    counted: Iterable[tuple[str, int, float]],
+    rejected: Iterable[tuple[int, str | None, str | None]],
+) -> JobStatus:
+    """The status of the job ``header`` from what its recorded item outcomes add up to.
+
+    ``counted``: one ``(outcome, items with it, latest time one was recorded)`` per outcome;
+    ``updated_at`` is the latest of those times (None before any outcome). ``rejected``:
+    ``(index, code, message)`` of rejected items in index order; the first ``MAX_ITEM_ERRORS``
+    become the status's errors, a missing code or message reading as an empty string.
+    """
+    counts: dict[str, int] = {}
+    updated_at: float | None = None
+    for outcome, count, at in counted:
+        counts[outcome] = count
+        updated_at = at if updated_at is None else max(updated_at, at)
+    errors = [
+        ItemError(index=index, code=code or "", message=message or "")
+        for index, code, message in islice(rejected, MAX_ITEM_ERRORS)
+    ]
+    return JobStatus(
+        job_id=header.job_id,
+        kind=header.kind,
+        owner=header.owner,
+        groups=header.groups,
+        total=header.total,
+        created_at=header.created_at,
+        counts=counts,
+        errors=errors,
+        updated_at=updated_at,
+    )
+
+
+# skipping items already recorded ------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class FreshItems:
+    """The items of a batch that are to be applied and recorded, each kind in batch order."""
+
+    entities: list[EntityWrite]
+    edges: list[EdgeWrite]
+    deletes: list[EdgeDelete]
+    preset: list[PresetOutcome]
+
+
+def item_keys(items: WriteBatch | FreshItems) -> list[ItemKey]:
+    """The key of every item of a batch (or of its fresh items) in the order the adapters
+    apply them: entity writes, edges, deletes, then preset outcomes (repeated keys included)."""
+    return [
+        *(w.key for w in items.entities),
+        *(e.key for e in items.edges),
+        *(x.key for x in items.deletes),
+        *(p.key for p in items.preset),
+    ]
+
+
+def fresh_items(batch: WriteBatch, recorded: Collection[ItemKey]) -> FreshItems:
+    """The items of ``batch`` to apply: those whose key has no ``recorded`` outcome (a
+    redelivered item keeps the outcome it has) and was not taken by an earlier item of the batch
+    in ``item_keys`` order (a key repeated within the batch is applied once, the first time)."""
+    seen: set[ItemKey] = set(recorded)
+
+    def fresh(key: ItemKey) -> bool:
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+    return FreshItems(
+        entities=[w for w in batch.entities if fresh(w.key)],
+        edges=[e for e in batch.edges if fresh(e.key)],
+        deletes=[x for x in batch.deletes if fresh(x.key)],
+        preset=[p for p in batch.preset if fresh(p.key)],
+    )
+
+
+# cursors ------------------------------------------------------------------------------------
+INVALID_CURSOR = "invalid_cursor"
+"""The ``PermanentError`` code of a cursor the store did not issue."""
+
+SEQUENCE_CURSOR = re.compile(r"^[0-9]{1,19}$")
+"""The shape of the embedded store's cursors: the sequence number of a page's last record."""
+
+ASSOCIATION_ID_CURSOR = re.compile(r"^[0-9a-f]{64}$")
+"""The shape of the MongoDB store's cursors: the ID of a page's last association."""
+
+
+def checked_cursor(cursor: str | None, shape: re.Pattern[str]) -> str | None:
+    """``cursor`` unchanged when it is None (the first page) or has the ``shape`` of the
+    cursors the adapter issues; otherwise ``PermanentError`` with code ``invalid_cursor``."""
+    if cursor is not None and not shape.match(cursor):
+        raise PermanentError(INVALID_CURSOR, "The cursor is not one this API returned.")
+    return cursor
+
+
+def page_limit(limit: int) -> int:
+    """The number of records a page holds: ``limit``, and at least one."""
+    return max(1, limit)
+
+
+def split_page(
+    rows: Sequence[T], limit: int, cursor_of: Callable[[T], str]
+) -> tuple[Sequence[T], str | None]:
+    """Split up to ``limit + 1`` rows read in page order into the page (the first ``limit``)
+    and the cursor of the next page: ``cursor_of`` the page's last row when a row is left
+    over, None when this page is the last one."""
+    if len(rows) > limit:
+        return rows[:limit], cursor_of(rows[limit - 1])
+    return rows, None

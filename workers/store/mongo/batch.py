@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from pymongo import InsertOne, ReturnDocument, UpdateOne
@@ -24,6 +25,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from workers.ground.errors import StoreUnavailable
+from workers.store.logic import fresh_items, item_keys
 from workers.store.mongo import docs as d
 from workers.store.records import (
     BatchResult,
@@ -31,11 +33,12 @@ from workers.store.records import (
     EdgeWrite,
     EntityRecord,
     ItemKey,
+    JobHeader,
     Outcome,
     WriteBatch,
 )
 
-Db = AsyncDatabase[dict[str, Any]]
+Db = AsyncDatabase[d.Doc]
 DUPLICATE_KEY = 11000
 _OUTCOMES = {outcome.value: outcome for outcome in Outcome}
 
@@ -59,6 +62,14 @@ async def bulk_ignoring_duplicates(
         upserted = {int(u["index"]) for u in details.get("upserted", [])}
         return upserted, {int(error["index"]) for error in errors}
     return set((result.upserted_ids or {}).keys()), set()
+
+
+def job_header_upserts(jobs: Sequence[JobHeader], job_ttl: float) -> list[UpdateOne]:
+    """One insert-if-absent of each job's header (``docs.job_header_update``)."""
+    return [
+        UpdateOne({"_id": job.job_id}, d.job_header_update(job, job_ttl), upsert=True)
+        for job in jobs
+    ]
 
 
 async def _recorded(db: Db, keys: list[ItemKey]) -> dict[ItemKey, Outcome]:
@@ -135,75 +146,35 @@ async def _delete(db: Db, delete: EdgeDelete) -> Outcome:
 
 
 async def apply_batch(db: Db, batch: WriteBatch, job_ttl: float) -> BatchResult:
-    """Write ``batch`` (see ``Store.write_batch``)."""
+    """Write ``batch`` (see ``Store.write_batch``). Which items are applied is decided by
+    ``logic.fresh_items``: redelivered ones keep their recorded outcome."""
     now = batch.now
     created = {job.job_id: job.created_at for job in batch.jobs}
     if batch.jobs:
-        await bulk_ignoring_duplicates(
-            db.jobs,
-            [
-                UpdateOne(
-                    {"_id": job.job_id},
-                    {
-                        "$setOnInsert": {
-                            "kind": job.kind,
-                            "owner": job.owner,
-                            "groups": list(job.groups),
-                            "total": job.total,
-                            "createdAt": job.created_at,
-                            "expiresAt": d.expires_at(job.created_at, job_ttl),
-                        }
-                    },
-                    upsert=True,
-                )
-                for job in batch.jobs
-            ],
-        )
-    keys = [
-        *(w.key for w in batch.entities),
-        *(e.key for e in batch.edges),
-        *(x.key for x in batch.deletes),
-        *(p.key for p in batch.preset),
-    ]
-    recorded = await _recorded(db, keys)
-    seen: set[ItemKey] = set(recorded)
-
-    def fresh(key: ItemKey) -> bool:
-        if key in seen:
-            return False
-        seen.add(key)
-        return True
-
-    entity_writes = [w for w in batch.entities if fresh(w.key)]
-    edges = [e for e in batch.edges if fresh(e.key)]
-    deletes = [x for x in batch.deletes if fresh(x.key)]
-    presets = [p for p in batch.preset if fresh(p.key)]
+        await bulk_ignoring_duplicates(db.jobs, job_header_upserts(batch.jobs, job_ttl))
+    recorded = await _recorded(db, item_keys(batch))
+    fresh = fresh_items(batch, recorded)
 
     outcomes: dict[ItemKey, Outcome] = dict(recorded)
-    new_ids = await _entities(db, [r for w in entity_writes for r in w.entities], now)
-    for write in entity_writes:
+    new_ids = await _entities(db, [r for w in fresh.entities for r in w.entities], now)
+    for write in fresh.entities:
         main = write.entities[0].id if write.entities else None
         is_new = main in new_ids
         new_ids.discard(main or "")  # a second item of the same entity is a duplicate
         outcomes[write.key] = Outcome.STORED if is_new else Outcome.DUPLICATE
-    await _edges(db, [e for w in entity_writes for e in w.edges], now)
-    for edge, outcome in zip(edges, await _edges(db, edges, now), strict=True):
+    await _edges(db, [e for w in fresh.entities for e in w.edges], now)
+    for edge, outcome in zip(fresh.edges, await _edges(db, fresh.edges, now), strict=True):
         outcomes[edge.key] = outcome
     for delete, outcome in zip(
-        deletes, await asyncio.gather(*(_delete(db, x) for x in deletes)), strict=True
+        fresh.deletes, await asyncio.gather(*(_delete(db, x) for x in fresh.deletes)), strict=True
     ):
         outcomes[delete.key] = outcome
 
-    items: list[InsertOne[dict[str, Any]]] = []
-    messages = {p.key: (p.code, p.message) for p in presets}
-    for p in presets:
+    items: list[InsertOne[d.Doc]] = []
+    messages = {p.key: (p.code, p.message) for p in fresh.preset}
+    for p in fresh.preset:
         outcomes[p.key] = p.outcome
-    for key in [
-        *(w.key for w in entity_writes),
-        *(e.key for e in edges),
-        *(x.key for x in deletes),
-        *(p.key for p in presets),
-    ]:
+    for key in item_keys(fresh):
         job, index = key
         code, message = messages.get(key, (None, None))
         items.append(

@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from workers.store.logic import job_expires_at
 from workers.store.records import (
     ApiKeyRecord,
     AssociationRecord,
     CustomTypeRecord,
     EdgeWrite,
     EntityRecord,
+    JobHeader,
     StoredEntity,
 )
 
@@ -23,11 +25,37 @@ Doc = dict[str, Any]
 
 
 def expires_at(created_at: float, ttl: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(created_at + ttl, tz=dt.UTC)
+    """``logic.job_expires_at`` as the BSON date a TTL index reads."""
+    return dt.datetime.fromtimestamp(job_expires_at(created_at, ttl), tz=dt.UTC)
 
 
 def job_item_id(job_id: str, index: int) -> str:
     return f"{job_id}:{index}"
+
+
+def job_header_update(job: JobHeader, ttl: float) -> Doc:
+    """Update inserting ``job``'s header when the job has none (a stored one never changes)."""
+    return {
+        "$setOnInsert": {
+            "kind": job.kind,
+            "owner": job.owner,
+            "groups": list(job.groups),
+            "total": job.total,
+            "createdAt": job.created_at,
+            "expiresAt": expires_at(job.created_at, ttl),
+        }
+    }
+
+
+def to_job_header(doc: Doc) -> JobHeader:
+    return JobHeader(
+        job_id=doc["_id"],
+        kind=doc["kind"],
+        owner=doc["owner"],
+        groups=tuple(doc.get("groups") or ()),
+        total=doc["total"],
+        created_at=doc["createdAt"],
+    )
 
 
 def literal(value: Any) -> Doc:

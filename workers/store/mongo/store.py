@@ -12,25 +12,33 @@ raise ``StoreUnavailable``.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient, IndexModel, UpdateOne
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, ExecutionTimeout, WTimeoutError
 
-from workers.ground.errors import PermanentError, StoreUnavailable
+from workers.ground.errors import StoreUnavailable
+from workers.store.logic import (
+    ASSOCIATION_ID_CURSOR,
+    DEFAULT_JOB_TTL,
+    MAX_ITEM_ERRORS,
+    checked_cursor,
+    job_status,
+    jobs_visible_since,
+    page_limit,
+    split_page,
+)
 from workers.store.mongo import docs as d
-from workers.store.mongo.batch import Db, apply_batch, bulk_ignoring_duplicates
+from workers.store.mongo.batch import Db, apply_batch, bulk_ignoring_duplicates, job_header_upserts
 from workers.store.records import (
     ApiKeyRecord,
     AssociationRecord,
     BatchResult,
     CustomTypeRecord,
     Direction,
-    ItemError,
     JobHeader,
     JobStatus,
     Outcome,
@@ -39,9 +47,6 @@ from workers.store.records import (
 )
 
 __all__ = ["MongoStore"]
-
-MAX_ERRORS = 100
-_CURSOR_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 @asynccontextmanager
@@ -64,7 +69,7 @@ class MongoStore:
         url: str,
         database: str,
         *,
-        job_ttl: float = 7 * 24 * 3600,
+        job_ttl: float = DEFAULT_JOB_TTL,
         server_selection_timeout: float = 5.0,
     ) -> None:
         self.job_ttl = job_ttl
@@ -125,25 +130,8 @@ class MongoStore:
             return await apply_batch(self._db, batch, self.job_ttl)
 
     async def register_jobs(self, jobs: Sequence[JobHeader]) -> None:
-        requests = [
-            UpdateOne(
-                {"_id": job.job_id},
-                {
-                    "$setOnInsert": {
-                        "kind": job.kind,
-                        "owner": job.owner,
-                        "groups": list(job.groups),
-                        "total": job.total,
-                        "createdAt": job.created_at,
-                        "expiresAt": d.expires_at(job.created_at, self.job_ttl),
-                    }
-                },
-                upsert=True,
-            )
-            for job in jobs
-        ]
         async with _translated():
-            await bulk_ignoring_duplicates(self._db.jobs, requests)
+            await bulk_ignoring_duplicates(self._db.jobs, job_header_upserts(jobs, self.job_ttl))
 
     # reads ------------------------------------------------------------------------------
     async def get_entity(self, entity_id: str) -> StoredEntity | None:
@@ -167,24 +155,23 @@ class MongoStore:
     ) -> tuple[list[AssociationRecord], str | None]:
         """See ``Store.list_associations``; ordered by association ID. A cursor this method did
         not return raises ``PermanentError`` (``invalid_cursor``)."""
-        if cursor is not None and not _CURSOR_RE.match(cursor):
-            raise PermanentError("invalid_cursor", "The cursor is not one this API returned.")
+        after = checked_cursor(cursor, ASSOCIATION_ID_CURSOR)
         ends = {
             Direction.OUT: [{"entityID": entity_id}],
             Direction.IN: [{"relatedEntityID": entity_id}],
             Direction.BOTH: [{"entityID": entity_id}, {"relatedEntityID": entity_id}],
         }[Direction(direction)]
         query: dict[str, Any] = {"$or": ends}
-        if cursor is not None:
-            query["_id"] = {"$gt": cursor}
+        if after is not None:
+            query["_id"] = {"$gt": after}
         if association_type is not None:
             query["associationTypes"] = association_type
-        limit = max(1, limit)
+        limit = page_limit(limit)
         async with _translated():
             found = self._db.associations.find(query).sort("_id", ASCENDING).limit(limit + 1)
             docs = [doc async for doc in found]
-        page = [d.to_association(doc) for doc in docs[:limit]]
-        return page, (page[-1].id if len(docs) > limit else None)
+        page, next_cursor = split_page(docs, limit, lambda doc: str(doc["_id"]))
+        return [d.to_association(doc) for doc in page], next_cursor
 
     async def get_association(self, association_id: str) -> AssociationRecord | None:
         async with _translated():
@@ -192,43 +179,25 @@ class MongoStore:
         return None if doc is None else d.to_association(doc)
 
     async def get_job(self, job_id: str) -> JobStatus | None:
+        not_before = jobs_visible_since(time.time(), self.job_ttl)
         async with _translated():
-            head = await self._db.jobs.find_one(
-                {"_id": job_id, "createdAt": {"$gte": time.time() - self.job_ttl}}
-            )
+            head = await self._db.jobs.find_one({"_id": job_id, "createdAt": {"$gte": not_before}})
             if head is None:
                 return None
-            counts: dict[str, int] = {}
-            updated_at: float | None = None
             grouped = await self._db.job_items.aggregate(
                 [
                     {"$match": {"job": job_id}},
                     {"$group": {"_id": "$outcome", "n": {"$sum": 1}, "at": {"$max": "$at"}}},
                 ]
             )
-            async for row in grouped:
-                counts[row["_id"]] = row["n"]
-                updated_at = row["at"] if updated_at is None else max(updated_at, row["at"])
-            rejected = (
+            counted = [(row["_id"], row["n"], row["at"]) async for row in grouped]
+            found = (
                 self._db.job_items.find({"job": job_id, "outcome": Outcome.REJECTED.value})
                 .sort("idx", ASCENDING)
-                .limit(MAX_ERRORS)
+                .limit(MAX_ITEM_ERRORS)
             )
-            errors = [
-                ItemError(doc["idx"], doc.get("code") or "", doc.get("message") or "")
-                async for doc in rejected
-            ]
-        return JobStatus(
-            job_id=job_id,
-            kind=head["kind"],
-            owner=head["owner"],
-            groups=tuple(head.get("groups") or ()),
-            total=head["total"],
-            created_at=head["createdAt"],
-            counts=counts,
-            errors=errors,
-            updated_at=updated_at,
-        )
+            rejected = [(doc["idx"], doc.get("code"), doc.get("message")) async for doc in found]
+        return job_status(d.to_job_header(head), counted, rejected)
 
     async def purge_expired_jobs(self, older_than: float) -> int:
         async with _translated():

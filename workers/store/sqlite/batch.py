@@ -15,17 +15,17 @@ from typing import Any
 
 import orjson
 
+from workers.store.logic import fresh_items, item_keys
 from workers.store.records import (
     BatchResult,
     EdgeDelete,
     EdgeWrite,
-    EntityWrite,
     ItemKey,
     Outcome,
-    PresetOutcome,
     WriteBatch,
 )
 from workers.store.sqlite.entities import EntityRows
+from workers.store.sqlite.jobs import register_jobs
 from workers.store.sqlite.schema import dumps, key64
 
 _OUTCOMES = {outcome.value: outcome for outcome in Outcome}
@@ -66,7 +66,7 @@ class _Associations:
     """The associations a batch touches, read once and written back once.
 
     Rows are found through the 64-bit ``id_key`` index and confirmed by the full ID (see
-    ``sqlite_schema``); updates and deletes then address the row by its ``seq``.
+    ``schema``); updates and deletes then address the row by its ``seq``.
     """
 
     def __init__(self, conn: sqlite3.Connection, ids: Iterable[str]) -> None:
@@ -192,37 +192,14 @@ def recorded_outcomes(conn: sqlite3.Connection, keys: list[ItemKey]) -> dict[Ite
 
 
 def apply_batch(conn: sqlite3.Connection, batch: WriteBatch) -> BatchResult:
-    """Write ``batch`` (see ``Store.write_batch``); the caller commits."""
+    """Write ``batch`` (see ``Store.write_batch``); the caller commits. Which items are applied
+    is decided by ``logic.fresh_items``: redelivered ones keep their recorded outcome."""
     now = batch.now
-    keys = [
-        *(w.key for w in batch.entities),
-        *(e.key for e in batch.edges),
-        *(d.key for d in batch.deletes),
-        *(p.key for p in batch.preset),
-    ]
-    recorded = recorded_outcomes(conn, keys)
+    recorded = recorded_outcomes(conn, item_keys(batch))
     if batch.jobs:
-        conn.executemany(
-            "INSERT OR IGNORE INTO jobs (job_id, kind, owner, groups, total, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (j.job_id, j.kind, j.owner, dumps(j.groups), j.total, j.created_at)
-                for j in batch.jobs
-            ],
-        )
-    seen: set[ItemKey] = set(recorded)
-
-    def fresh(key: ItemKey) -> bool:
-        if key in seen:
-            return False
-        seen.add(key)
-        return True
-
-    entity_writes: list[EntityWrite] = [w for w in batch.entities if fresh(w.key)]
-    edges: list[EdgeWrite] = [e for e in batch.edges if fresh(e.key)]
-    deletes: list[EdgeDelete] = [d for d in batch.deletes if fresh(d.key)]
-    presets: list[PresetOutcome] = [p for p in batch.preset if fresh(p.key)]
-
+        register_jobs(conn, batch.jobs)
+    fresh = fresh_items(batch, recorded)
+    entity_writes, edges, deletes = fresh.entities, fresh.edges, fresh.deletes
     entity_edges = [e for w in entity_writes for e in w.edges]
     associations = _Associations(
         conn,
@@ -250,7 +227,7 @@ def apply_batch(conn: sqlite3.Connection, batch: WriteBatch) -> BatchResult:
         outcome = associations.delete(delete)
         outcomes[delete.key] = outcome
         items.append((delete.key[0], delete.key[1], outcome.value, None, None, now))
-    for preset in presets:
+    for preset in fresh.preset:
         outcomes[preset.key] = preset.outcome
         items.append(
             (preset.key[0], preset.key[1], preset.outcome.value, preset.code, preset.message, now)

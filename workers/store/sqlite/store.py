@@ -6,13 +6,13 @@
 - Every write is one ``BEGIN IMMEDIATE`` transaction: the write lock is taken before the batch
   reads what it is about to change, so concurrent writers (tasks, stores, processes) are
   serialised and an upsert can never be lost. A busy database is waited for (``busy_timeout``,
-  polled every millisecond: ``sqlite_write``) and the transaction retried; if it stays busy,
+  polled every millisecond: ``write``) and the transaction retried; if it stays busy,
   or the file cannot be read or written, the call raises ``StoreUnavailable``.
 - All blocking sqlite3 calls run off the event loop, on one thread that owns the connection.
 - Group commit: batches that arrive while a write is in progress are written together in the
   next transaction, each in its own savepoint (a batch that fails alone is rolled back alone
   and its caller gets the error). Every caller's result is returned only after the commit
-  that carries its batch (up to ``sqlite_write.GROUP_MAX_ITEMS`` items a transaction). Fewer
+  that carries its batch (up to ``write.GROUP_MAX_ITEMS`` items a transaction). Fewer
   commits means fewer WAL page writes, which dominate the cost with random keys; when writes
   do not overlap, each batch is its own transaction.
 """
@@ -30,6 +30,13 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from workers.ground.errors import ConfigurationError, StoreUnavailable
+from workers.store.logic import (
+    DEFAULT_JOB_TTL,
+    SEQUENCE_CURSOR,
+    checked_cursor,
+    jobs_visible_since,
+    page_limit,
+)
 from workers.store.records import (
     ApiKeyRecord,
     AssociationRecord,
@@ -41,7 +48,8 @@ from workers.store.records import (
     StoredEntity,
     WriteBatch,
 )
-from workers.store.sqlite import reads as q
+from workers.store.sqlite import admin, reads
+from workers.store.sqlite import jobs as job_queries
 from workers.store.sqlite.schema import configure, create_tables
 from workers.store.sqlite.write import (
     BUG_ERRORS,
@@ -69,7 +77,7 @@ class SqliteStore:
     """
 
     def __init__(
-        self, path: Path, *, job_ttl: float = 7 * 24 * 3600, busy_timeout: float = 10.0
+        self, path: Path, *, job_ttl: float = DEFAULT_JOB_TTL, busy_timeout: float = 10.0
     ) -> None:
         self.path = Path(path)
         self.job_ttl = job_ttl
@@ -188,7 +196,7 @@ class SqliteStore:
     async def existing_entity_ids(self, ids: Collection[str]) -> set[str]:
         if not ids:
             return set()
-        return await self._run(self._read, q.existing_entity_ids, list(ids))
+        return await self._run(self._read, reads.existing_entity_ids, list(ids))
 
     async def write_batch(self, batch: WriteBatch) -> BatchResult:
         """See ``Store.write_batch``; concurrent calls share one transaction (group commit)."""
@@ -222,7 +230,7 @@ class SqliteStore:
 
     async def register_jobs(self, jobs: Sequence[JobHeader]) -> None:
         if jobs:
-            await self._run(self._write, q.register_jobs, list(jobs))
+            await self._run(self._write, job_queries.register_jobs, list(jobs))
 
     # reads ------------------------------------------------------------------------------
     async def get_entity(self, entity_id: str) -> StoredEntity | None:
@@ -231,7 +239,7 @@ class SqliteStore:
     async def get_entities(self, ids: Collection[str]) -> dict[str, StoredEntity]:
         if not ids:
             return {}
-        return await self._run(self._read, q.get_entities, list(ids))
+        return await self._run(self._read, reads.get_entities, list(ids))
 
     async def list_associations(
         self,
@@ -244,45 +252,45 @@ class SqliteStore:
     ) -> tuple[list[AssociationRecord], str | None]:
         """See ``Store.list_associations``; the order is the order records were created in. A
         cursor this method did not return raises ``PermanentError`` (``invalid_cursor``)."""
-        after = q.check_cursor(cursor)
+        after = int(checked_cursor(cursor, SEQUENCE_CURSOR) or 0)
         return await self._run(
             self._read,
-            q.list_associations,
+            reads.list_associations,
             entity_id,
             Direction(direction),
             association_type,
-            max(1, limit),
+            page_limit(limit),
             after,
         )
 
     async def get_association(self, association_id: str) -> AssociationRecord | None:
-        return await self._run(self._read, q.get_association, association_id)
+        return await self._run(self._read, reads.get_association, association_id)
 
     async def get_job(self, job_id: str) -> JobStatus | None:
-        not_before = time.time() - self.job_ttl
-        return await self._run(self._snapshot, q.get_job, job_id, not_before)
+        not_before = jobs_visible_since(time.time(), self.job_ttl)
+        return await self._run(self._snapshot, job_queries.get_job, job_id, not_before)
 
     async def purge_expired_jobs(self, older_than: float) -> int:
-        return await self._run(self._write, q.purge_jobs, older_than)
+        return await self._run(self._write, job_queries.purge_jobs, older_than)
 
     # administration ---------------------------------------------------------------------
     async def put_api_key(self, key: ApiKeyRecord) -> None:
-        await self._run(self._write, q.put_api_key, key)
+        await self._run(self._write, admin.put_api_key, key)
 
     async def get_api_key(self, key_id: str) -> ApiKeyRecord | None:
-        return await self._run(self._read, q.get_api_key, key_id)
+        return await self._run(self._read, admin.get_api_key, key_id)
 
     async def list_api_keys(self) -> list[ApiKeyRecord]:
-        return await self._run(self._read, q.list_api_keys)
+        return await self._run(self._read, admin.list_api_keys)
 
     async def revoke_api_key(self, key_id: str) -> bool:
-        return await self._run(self._write, q.revoke_api_key, key_id)
+        return await self._run(self._write, admin.revoke_api_key, key_id)
 
     async def list_custom_types(self) -> list[CustomTypeRecord]:
-        return await self._run(self._read, q.list_custom_types)
+        return await self._run(self._read, admin.list_custom_types)
 
     async def put_custom_type(self, record: CustomTypeRecord) -> bool:
-        return await self._run(self._write, q.put_custom_type, record)
+        return await self._run(self._write, admin.put_custom_type, record)
 
     async def delete_custom_type(self, name: str) -> bool:
-        return await self._run(self._write, q.delete_custom_type, name)
+        return await self._run(self._write, admin.delete_custom_type, name)
