@@ -4,7 +4,6 @@ is answered 2xx or with a clean 4xx error body, never a 5xx."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -12,12 +11,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from ingest_api.app import create_app
+from tests.backends import MemoryQueueFactory, SqliteStoreFactory
 from tests.fuzz.support import assert_standard_error
-from tests.ingest_api.conftest import make_settings
-from tests.ingest_api.support import ASN, BASE, IP, bearer
-from workers.queue.base import Topology
-from workers.queue.memory import MemoryJobQueue
-from workers.store.sqlite import SqliteStore
+from tests.ingest_api.support import ASN, BASE, IP, bearer, make_settings
 
 AUTH = bearer(user="fuzzer", roles=("reporter", "user"), expires_in=3600)
 JSON = {**AUTH, "Content-Type": "application/json"}
@@ -26,11 +22,16 @@ Client = TestClient[Any, Any]
 
 
 @pytest.fixture
-async def front(aiohttp_client: Callable[..., Any], tmp_path: Path, unique_name: str) -> Client:
+async def front(
+    memory_queue: MemoryQueueFactory,
+    sqlite_store: SqliteStoreFactory,
+    aiohttp_client: Callable[..., Any],
+) -> Client:
+    """The front on backends it starts and closes itself, as ``ingest_api.main`` runs it."""
     app = create_app(
         make_settings(),
-        queue=MemoryJobQueue(Topology(base=unique_name)),
-        store=SqliteStore(tmp_path / "store.sqlite3"),
+        queue=await memory_queue(start=False),
+        store=await sqlite_store(start=False),
     )
     client: Client = await aiohttp_client(app)
     return client

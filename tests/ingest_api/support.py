@@ -1,14 +1,19 @@
-"""Helpers of the front's tests: credentials, entity IDs, and reading what was queued."""
+"""Helpers of the front's tests: settings, credentials, entity IDs, and reading what was
+queued."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import jwt
+from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
 
 from schemas import AssociationMessage, EntityMessage, decode_message, entity_id
+from workers.ground.settings import Settings
 from workers.queue.base import Delivery, JobQueue
 
 JWT_SECRET = "test-secret-for-hs256-tokens-0123456789"
@@ -21,6 +26,20 @@ URL = entity_id("url", "http://example.com/a")
 ASN = entity_id("asn", "15169")
 FILE = entity_id("md5", "d41d8cd98f00b204e9800998ecf8427e")
 MALWARE = entity_id("malware", "emotet")
+
+ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
+"""``make_client(queue=None, **settings)``: a client of the front (see ``conftest.make_client``)."""
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Settings of a front under test: a known JWT secret, short publish timeout."""
+    values: dict[str, Any] = {
+        "jwt_secret": SecretStr(JWT_SECRET),
+        "publish_timeout": 2.0,
+        "types_refresh_seconds": 30.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
 
 
 def bearer(

@@ -6,19 +6,15 @@ import time
 from typing import Any
 
 import jwt
-import pytest
 from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ingest_api.keys import new_api_key
 from schemas import AssociationItem
-from tests.ingest_api.conftest import ClientFactory
-from tests.ingest_api.support import ASN, BASE, IP, JWT_SECRET, bearer, consume
-from workers.queue.rabbit import RabbitJobQueue
+from tests.ingest_api.support import ASN, BASE, IP, JWT_SECRET, ClientFactory, bearer, consume
+from workers.queue.memory import MemoryJobQueue
 from workers.store.sqlite import SqliteStore
-
-pytestmark = pytest.mark.rabbitmq
 
 Client = TestClient[Any, Any]
 ASSOCIATION = {"entityID": ASN, "relatedEntityID": IP}
@@ -143,9 +139,9 @@ async def test_both_credential_methods_at_once_are_a_bad_request(
 
 
 async def test_spoofed_user_and_groups_headers_are_ignored(
-    client: Client, rabbit: RabbitJobQueue, api_key: dict[str, str]
+    client: Client, queue: MemoryJobQueue, api_key: dict[str, str]
 ) -> None:
-    inbox = await consume(rabbit)
+    inbox = await consume(queue)
     headers = {**api_key, "user-id": "mallory", "groups": "admins,everyone"}
     assert (await post(client, headers)).status == 202
     (item,) = await inbox.items(1)
@@ -154,10 +150,10 @@ async def test_spoofed_user_and_groups_headers_are_ignored(
 
 
 async def test_a_trusted_gateway_sets_user_and_groups(
-    make_client: ClientFactory, rabbit: RabbitJobQueue
+    make_client: ClientFactory, queue: MemoryJobQueue
 ) -> None:
     client = await make_client(trust_gateway_headers=True)
-    inbox = await consume(rabbit)
+    inbox = await consume(queue)
     response = await post(client, {"user-id": "dave", "groups": "soc, cert"})
     assert response.status == 202
     (item,) = await inbox.items(1)

@@ -9,9 +9,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from schemas import entity_id
-from tests.ingest_api.conftest import ClientFactory
-from tests.ingest_api.support import ASN, BASE, IP, bearer, consume
-from workers.queue.rabbit import RabbitJobQueue
+from tests.backends import RabbitQueueFactory
+from tests.ingest_api.support import ASN, BASE, IP, ClientFactory, bearer, consume
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -35,8 +34,9 @@ async def fill(client: Client) -> list[int]:
 
 
 async def test_a_full_queue_turns_202_into_503_until_it_is_drained(
-    small_rabbit: RabbitJobQueue, make_client: ClientFactory
+    rabbit_queue: RabbitQueueFactory, make_client: ClientFactory
 ) -> None:
+    small_rabbit = await rabbit_queue(max_length=1)
     client = await make_client(small_rabbit)
     statuses = await fill(client)
     assert statuses[0] == 202
@@ -60,8 +60,9 @@ async def test_a_full_queue_turns_202_into_503_until_it_is_drained(
 
 
 async def test_a_bulk_that_cannot_be_confirmed_is_not_acknowledged_at_all(
-    small_rabbit: RabbitJobQueue, make_client: ClientFactory
+    rabbit_queue: RabbitQueueFactory, make_client: ClientFactory
 ) -> None:
+    small_rabbit = await rabbit_queue(max_length=1)
     client = await make_client(small_rabbit, publish_max_items=1)
     assert (await fill(client))[-1] == 503
     depth = await small_rabbit.depth()
@@ -79,8 +80,10 @@ async def test_a_bulk_that_cannot_be_confirmed_is_not_acknowledged_at_all(
 
 
 async def test_a_lost_broker_connection_answers_503_then_recovers_by_itself(
-    client: Client, rabbit: RabbitJobQueue
+    rabbit_queue: RabbitQueueFactory, make_client: ClientFactory
 ) -> None:
+    rabbit = await rabbit_queue()
+    client = await make_client(rabbit)
     assert (await post(client)).status == 202
     connection = rabbit.connection
     assert connection is not None

@@ -8,9 +8,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.ingest_api.support import ASN, BASE, DOMAIN, FILE, IP, MALWARE, URL, bearer
-from workers.queue.rabbit import RabbitJobQueue
-
-pytestmark = pytest.mark.rabbitmq
+from workers.queue.memory import MemoryJobQueue
 
 Client = TestClient[Any, Any]
 JSON = {"Content-Type": "application/json"}
@@ -18,7 +16,7 @@ JSON = {"Content-Type": "application/json"}
 
 async def refused(
     client: Client,
-    rabbit: RabbitJobQueue,
+    queue: MemoryJobQueue,
     path: str,
     *,
     json: Any = None,
@@ -35,28 +33,28 @@ async def refused(
     error: dict[str, Any] = body["error"]
     assert response.headers["x-error"] == error["message"]
     assert response.headers["x-error-id"] == error["errorID"]
-    assert await rabbit.depth() == 0  # an accepted write would be waiting there: no consumer
+    assert await queue.depth() == 0  # an accepted write would be waiting there: no consumer
     return error
 
 
-async def test_malformed_json_is_refused(client: Client, rabbit: RabbitJobQueue) -> None:
-    error = await refused(client, rabbit, "/association", data=b'{"entityID": ')
+async def test_malformed_json_is_refused(client: Client, queue: MemoryJobQueue) -> None:
+    error = await refused(client, queue, "/association", data=b'{"entityID": ')
     assert error["code"] == "invalid_json"
 
 
 async def test_a_body_of_the_wrong_shape_is_refused_with_a_readable_message(
-    client: Client, rabbit: RabbitJobQueue
+    client: Client, queue: MemoryJobQueue
 ) -> None:
-    error = await refused(client, rabbit, "/association", json={"entityID": IP, "extra": 1})
+    error = await refused(client, queue, "/association", json={"entityID": IP, "extra": 1})
     assert error["code"] == "invalid_body"
     assert "relatedEntityID" in error["message"]
     assert "extra" in error["message"]
 
 
 async def test_a_body_that_is_not_an_object_is_refused(
-    client: Client, rabbit: RabbitJobQueue
+    client: Client, queue: MemoryJobQueue
 ) -> None:
-    error = await refused(client, rabbit, "/association", json=[1, 2])
+    error = await refused(client, queue, "/association", json=[1, 2])
     assert error["code"] == "invalid_body"
 
 
@@ -70,30 +68,30 @@ async def test_a_body_that_is_not_an_object_is_refused(
     ],
 )
 async def test_an_id_not_made_of_a_known_type_and_64_hex_digits_is_refused(
-    client: Client, rabbit: RabbitJobQueue, bad_id: str
+    client: Client, queue: MemoryJobQueue, bad_id: str
 ) -> None:
     error = await refused(
-        client, rabbit, "/association", json={"entityID": ASN, "relatedEntityID": bad_id}
+        client, queue, "/association", json={"entityID": ASN, "relatedEntityID": bad_id}
     )
     assert error["code"] == "invalid_entity_id"
     assert "relatedEntityID" in error["message"]
 
 
 async def test_an_entity_associated_with_itself_is_refused(
-    client: Client, rabbit: RabbitJobQueue
+    client: Client, queue: MemoryJobQueue
 ) -> None:
     error = await refused(
-        client, rabbit, "/association", json={"entityID": IP, "relatedEntityID": IP}
+        client, queue, "/association", json={"entityID": IP, "relatedEntityID": IP}
     )
     assert error["code"] == "self_association"
 
 
 async def test_an_unknown_association_type_is_refused(
-    client: Client, rabbit: RabbitJobQueue
+    client: Client, queue: MemoryJobQueue
 ) -> None:
     error = await refused(
         client,
-        rabbit,
+        queue,
         "/association",
         json={"entityID": ASN, "relatedEntityID": IP, "associationType": "Friends With"},
     )
@@ -101,39 +99,39 @@ async def test_an_unknown_association_type_is_refused(
 
 
 async def test_the_reverse_direction_is_refused_with_threatconnect_code(
-    client: Client, rabbit: RabbitJobQueue
+    client: Client, queue: MemoryJobQueue
 ) -> None:
     error = await refused(
-        client, rabbit, "/association", json={"entityID": IP, "relatedEntityID": ASN}
+        client, queue, "/association", json={"entityID": IP, "relatedEntityID": ASN}
     )
     assert error["code"] == "association_not_allowed"
     assert error["errCode"] == "0x1001"
     assert error["message"] == "Association cannot be applied to the indicator types."
 
 
-async def test_a_kind_no_type_allows_is_refused(client: Client, rabbit: RabbitJobQueue) -> None:
+async def test_a_kind_no_type_allows_is_refused(client: Client, queue: MemoryJobQueue) -> None:
     error = await refused(
-        client, rabbit, "/association", json={"entityID": MALWARE, "relatedEntityID": URL}
+        client, queue, "/association", json={"entityID": MALWARE, "relatedEntityID": URL}
     )
     assert (error["code"], error["errCode"]) == ("association_not_allowed", "0x1001")
 
 
 async def test_an_ambiguous_pair_is_refused_with_the_candidates(
-    client: Client, rabbit: RabbitJobQueue
+    client: Client, queue: MemoryJobQueue
 ) -> None:
     error = await refused(
-        client, rabbit, "/association", json={"entityID": FILE, "relatedEntityID": DOMAIN}
+        client, queue, "/association", json={"entityID": FILE, "relatedEntityID": DOMAIN}
     )
     assert error["code"] == "ambiguous_association_type"
     assert error["candidates"] == ["File DNS Query", "File Traffic"]
 
 
 async def test_a_named_type_whose_kinds_do_not_fit_is_refused(
-    client: Client, rabbit: RabbitJobQueue
+    client: Client, queue: MemoryJobQueue
 ) -> None:
     error = await refused(
         client,
-        rabbit,
+        queue,
         "/association",
         json={"entityID": ASN, "relatedEntityID": IP, "associationType": "File Download"},
     )
@@ -141,34 +139,34 @@ async def test_a_named_type_whose_kinds_do_not_fit_is_refused(
 
 
 async def test_an_entity_without_its_main_attribute_is_refused(
-    client: Client, rabbit: RabbitJobQueue
+    client: Client, queue: MemoryJobQueue
 ) -> None:
     error = await refused(
-        client, rabbit, "/entity", json={"type": "ip", "attributes": {"address": "203.0.113.5"}}
+        client, queue, "/entity", json={"type": "ip", "attributes": {"address": "203.0.113.5"}}
     )
     assert error["code"] == "invalid_entity"
 
 
 async def test_an_entity_whose_main_attribute_fails_normalisation_is_refused(
-    client: Client, rabbit: RabbitJobQueue
+    client: Client, queue: MemoryJobQueue
 ) -> None:
     error = await refused(
-        client, rabbit, "/entity", json={"type": "ip", "attributes": {"ip": "127.0.0.1"}}
+        client, queue, "/entity", json={"type": "ip", "attributes": {"ip": "127.0.0.1"}}
     )
     assert error["code"] == "invalid_entity"
 
 
 async def test_an_entity_of_an_unknown_type_is_refused(
-    client: Client, rabbit: RabbitJobQueue
+    client: Client, queue: MemoryJobQueue
 ) -> None:
     error = await refused(
-        client, rabbit, "/entity", json={"type": "spaceship", "attributes": {"spaceship": "x"}}
+        client, queue, "/entity", json={"type": "spaceship", "attributes": {"spaceship": "x"}}
     )
     assert error["code"] == "unknown_entity_type"
 
 
 async def test_a_nested_child_that_cannot_be_associated_is_refused_with_its_path(
-    client: Client, rabbit: RabbitJobQueue
+    client: Client, queue: MemoryJobQueue
 ) -> None:
     body = {
         "type": "ip",
@@ -178,36 +176,36 @@ async def test_a_nested_child_that_cannot_be_associated_is_refused_with_its_path
             {"type": "malware", "attributes": {"malware": "emotet"}},
         ],
     }
-    error = await refused(client, rabbit, "/entity", json=body)
+    error = await refused(client, queue, "/entity", json=body)
     assert error["code"] == "association_not_allowed"
     assert error["message"].startswith("associations[1]")
 
 
 async def test_a_nested_child_failing_normalisation_is_refused(
-    client: Client, rabbit: RabbitJobQueue
+    client: Client, queue: MemoryJobQueue
 ) -> None:
     body = {
         "type": "domain",
         "attributes": {"domain": "example.com"},
         "associations": [{"type": "ip", "attributes": {"ip": "not an ip"}}],
     }
-    error = await refused(client, rabbit, "/entity", json=body)
+    error = await refused(client, queue, "/entity", json=body)
     assert error["code"] == "invalid_entity"
 
 
-async def test_an_empty_bulk_is_refused(client: Client, rabbit: RabbitJobQueue) -> None:
-    error = await refused(client, rabbit, "/associations", data=b"\n\n")
+async def test_an_empty_bulk_is_refused(client: Client, queue: MemoryJobQueue) -> None:
+    error = await refused(client, queue, "/associations", data=b"\n\n")
     assert error["code"] == "invalid_body"
 
 
 async def test_an_entity_nested_beyond_the_parser_depth_is_refused_not_crashed(
-    client: Client, rabbit: RabbitJobQueue
+    client: Client, queue: MemoryJobQueue
 ) -> None:
     text = '{"type":"ip","attributes":{"ip":"203.0.113.5"}}'
     for level in range(400):
         kind = "domain" if level % 2 == 0 else "ip"
         main = "example.com" if kind == "domain" else "203.0.113.5"
         text = f'{{"type":"{kind}","attributes":{{"{kind}":"{main}"}},"associations":[{text}]}}'
-    error = await refused(client, rabbit, "/entity", data=text.encode())
+    error = await refused(client, queue, "/entity", data=text.encode())
     assert error["code"] == "invalid_body"
     assert len(error["message"]) < 500

@@ -5,15 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-import pytest
 from aiohttp.test_utils import TestClient
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
-from tests.ingest_api.conftest import ClientFactory
-from tests.ingest_api.support import ASN, BASE, IP, bearer
-
-pytestmark = pytest.mark.rabbitmq
+from tests.ingest_api.support import ASN, BASE, IP, ClientFactory, bearer
 
 Client = TestClient[Any, Any]
 

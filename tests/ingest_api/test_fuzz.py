@@ -19,8 +19,7 @@ from hypothesis import HealthCheck, settings
 
 from ingest_api.app import create_app
 from ingest_api.openapi import openapi_document
-from tests.ingest_api.conftest import make_settings
-from tests.ingest_api.support import bearer
+from tests.ingest_api.support import bearer, make_settings
 from workers.queue.base import Topology
 from workers.queue.memory import MemoryJobQueue
 from workers.store.sqlite import SqliteStore

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from structlog.testing import capture_logs
 
 from ingest_api.jobs import JobRegistry
 from schemas import new_job_id
+from tests.backends import SqliteStoreFactory
 from workers.store.records import JobHeader
 from workers.store.sqlite import SqliteStore
 
@@ -32,8 +32,10 @@ async def test_every_added_job_is_registered_by_the_time_the_registry_closes(
         assert (job.status, job.total, job.owner) == ("queued", 3, "alice")
 
 
-async def test_a_store_that_cannot_register_is_logged_and_not_fatal(tmp_path: Path) -> None:
-    unstarted = SqliteStore(tmp_path / "never-started.sqlite3")
+async def test_a_store_that_cannot_register_is_logged_and_not_fatal(
+    sqlite_store: SqliteStoreFactory,
+) -> None:
+    unstarted = await sqlite_store("never-started.sqlite3", start=False)
     registry = JobRegistry(unstarted, attempts=1, close_timeout=5)
     await registry.start()
     with capture_logs() as logs:

@@ -1,4 +1,6 @@
-"""Shared helpers of the worker tests: settings, waiting for jobs with a deadline."""
+"""Shared helpers of the worker tests: settings, waiting for jobs with a deadline.
+
+Queues and stores come from the factories of ``tests/conftest.py``."""
 
 from __future__ import annotations
 
@@ -8,11 +10,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from workers.ground.settings import Settings
-from workers.queue.base import Topology
 from workers.store.base import Store
 from workers.store.records import AssociationRecord, Direction, JobStatus
-
-FAST_TIERS = (0.2, 0.5, 1.0, 2.0)
 
 
 def fast_settings(data_dir: Path, **overrides: object) -> Settings:
@@ -28,10 +27,6 @@ def fast_settings(data_dir: Path, **overrides: object) -> Settings:
     }
     values.update(overrides)
     return Settings.model_validate(values)
-
-
-def fast_topology(base: str) -> Topology:
-    return Topology(base=base, retry_tiers=FAST_TIERS)
 
 
 async def wait_for_job(store: Store, job_id: str, within: float = 15.0) -> JobStatus:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
+from tests.backends import SqliteStoreFactory
 from tests.workers.helpers import eventually
 from workers.ground.errors import StoreUnavailable
 from workers.rules_cache import RulesCache
@@ -33,11 +32,8 @@ class OutageStore(SqliteStore):
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[OutageStore]:
-    store = OutageStore(tmp_path / "store.sqlite3")
-    await store.start()
-    yield store
-    await store.close()
+async def store(sqlite_store: SqliteStoreFactory) -> OutageStore:
+    return await sqlite_store(kind=OutageStore)
 
 
 async def test_start_loads_the_stored_custom_types_after_the_defaults(store: OutageStore) -> None:

@@ -1,4 +1,5 @@
-"""The ``JobQueue`` contract, checked against the memory queue and the real RabbitMQ."""
+"""The ``JobQueue`` contract, checked against the memory queue and the real RabbitMQ
+(the ``job_queue`` fixture makes queues of each in turn)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,17 @@ import time
 
 import pytest
 
-from tests.workers.queue.support import Inbox, QueueFactory, eventually
+from tests.backends import JobQueueFactory
+from tests.workers.queue.support import Inbox, eventually
 from workers.ground.errors import BrokerUnavailable, QueueFull
 from workers.queue.base import DEATH_REASON_HEADER, SCHEMA_VERSION_HEADER, JobQueue
+from workers.queue.rabbit import RabbitJobQueue
 
 
 async def test_a_published_message_is_consumed_with_its_id_and_headers(
-    queues: QueueFactory,
+    job_queue: JobQueueFactory,
 ) -> None:
-    queue = await queues.make()
+    queue = await job_queue()
     await queue.publish(b'{"n":1}', message_id="m-1", headers={"x-origin": "test"})
     inbox = Inbox()
     await queue.consume(inbox, prefetch=4)
@@ -31,8 +34,8 @@ async def test_a_published_message_is_consumed_with_its_id_and_headers(
     assert await inbox.nothing_within(0.3)
 
 
-async def test_acked_messages_leave_the_queue(queues: QueueFactory) -> None:
-    queue = await queues.make()
+async def test_acked_messages_leave_the_queue(job_queue: JobQueueFactory) -> None:
+    queue = await job_queue()
     for n in range(3):
         await queue.publish(b"x", message_id=f"m-{n}")
     assert await eventually(lambda: _depth_is(queue, 3))
@@ -45,9 +48,9 @@ async def test_acked_messages_leave_the_queue(queues: QueueFactory) -> None:
 
 
 async def test_a_consumer_gets_no_more_than_prefetch_unsettled_messages(
-    queues: QueueFactory,
+    job_queue: JobQueueFactory,
 ) -> None:
-    queue = await queues.make()
+    queue = await job_queue()
     for n in range(5):
         await queue.publish(b"x", message_id=f"m-{n}")
     inbox = Inbox()
@@ -62,9 +65,9 @@ async def test_a_consumer_gets_no_more_than_prefetch_unsettled_messages(
 
 
 async def test_an_unacked_message_whose_consumer_stops_is_redelivered(
-    queues: QueueFactory,
+    job_queue: JobQueueFactory,
 ) -> None:
-    queue = await queues.make()
+    queue = await job_queue()
     await queue.publish(b"unfinished", message_id="m-1")
     inbox = Inbox()
     handle = await queue.consume(inbox, prefetch=1)
@@ -83,8 +86,10 @@ async def test_an_unacked_message_whose_consumer_stops_is_redelivered(
     assert delivery.redelivered
 
 
-async def test_a_delivery_handed_out_before_stop_can_still_be_acked(queues: QueueFactory) -> None:
-    queue = await queues.make()
+async def test_a_delivery_handed_out_before_stop_can_still_be_acked(
+    job_queue: JobQueueFactory,
+) -> None:
+    queue = await job_queue()
     await queue.publish(b"in flight", message_id="m-1")
     inbox = Inbox()
     handle = await queue.consume(inbox, prefetch=1)
@@ -100,8 +105,8 @@ async def test_a_delivery_handed_out_before_stop_can_still_be_acked(queues: Queu
     assert await again.nothing_within(0.5)
 
 
-async def test_a_requeued_message_is_delivered_again(queues: QueueFactory) -> None:
-    queue = await queues.make()
+async def test_a_requeued_message_is_delivered_again(job_queue: JobQueueFactory) -> None:
+    queue = await job_queue()
     await queue.publish(b"later", message_id="m-1")
     inbox = Inbox()
     await queue.consume(inbox, prefetch=1)
@@ -115,9 +120,9 @@ async def test_a_requeued_message_is_delivered_again(queues: QueueFactory) -> No
 
 
 async def test_retry_later_delivers_the_replacement_body_no_sooner_than_the_delay(
-    queues: QueueFactory,
+    job_queue: JobQueueFactory,
 ) -> None:
-    queue = await queues.make()
+    queue = await job_queue()
     await queue.publish(b"all items", message_id="m-1", headers={"x-origin": "test"})
     inbox = Inbox()
     await queue.consume(inbox, prefetch=4)
@@ -137,9 +142,9 @@ async def test_retry_later_delivers_the_replacement_body_no_sooner_than_the_dela
 
 
 async def test_retry_later_without_a_body_delivers_the_original_again(
-    queues: QueueFactory,
+    job_queue: JobQueueFactory,
 ) -> None:
-    queue = await queues.make()
+    queue = await job_queue()
     await queue.publish(b"original", message_id="m-1")
     inbox = Inbox()
     await queue.consume(inbox, prefetch=4)
@@ -151,8 +156,10 @@ async def test_retry_later_without_a_body_delivers_the_original_again(
     assert retried.body == b"original"
 
 
-async def test_a_dead_letter_keeps_its_reason_and_can_be_replayed(queues: QueueFactory) -> None:
-    queue = await queues.make()
+async def test_a_dead_letter_keeps_its_reason_and_can_be_replayed(
+    job_queue: JobQueueFactory,
+) -> None:
+    queue = await job_queue()
     await queue.publish(b"poison", message_id="m-1")
     inbox = Inbox()
     await queue.consume(inbox, prefetch=4)
@@ -176,8 +183,8 @@ async def test_a_dead_letter_keeps_its_reason_and_can_be_replayed(queues: QueueF
     assert await queue.dead_letters(10) == []
 
 
-async def test_dead_letters_lists_at_most_limit_oldest_first(queues: QueueFactory) -> None:
-    queue = await queues.make()
+async def test_dead_letters_lists_at_most_limit_oldest_first(job_queue: JobQueueFactory) -> None:
+    queue = await job_queue()
     for n in range(3):
         await queue.publish(b"poison", message_id=f"m-{n}")
     inbox = Inbox()
@@ -189,8 +196,8 @@ async def test_dead_letters_lists_at_most_limit_oldest_first(queues: QueueFactor
     assert [d.message_id for d in await queue.dead_letters(2)] == ["m-0", "m-1"]
 
 
-async def test_a_full_queue_refuses_publishes_with_queue_full(queues: QueueFactory) -> None:
-    queue = await queues.make(max_length=2)
+async def test_a_full_queue_refuses_publishes_with_queue_full(job_queue: JobQueueFactory) -> None:
+    queue = await job_queue(max_length=2)
 
     with pytest.raises(QueueFull):
         async with asyncio.timeout(20):
@@ -200,15 +207,26 @@ async def test_a_full_queue_refuses_publishes_with_queue_full(queues: QueueFacto
     assert await queue.depth() <= 3
 
 
-async def test_publish_after_losing_the_connection_fails_at_once(queues: QueueFactory) -> None:
-    queue = await queues.make()
-    await queues.lose_connection(queue)
+async def test_publish_after_losing_the_connection_fails_at_once(
+    job_queue: JobQueueFactory,
+) -> None:
+    queue = await job_queue()
+    await lose_connection(queue)
 
     assert not queue.connected
     with pytest.raises(BrokerUnavailable):
         # The guard only keeps a regression from hanging the suite for the full 60 s.
         async with asyncio.timeout(10):
             await queue.publish(b"x", message_id="m-1", timeout=60)
+
+
+async def lose_connection(queue: JobQueue) -> None:
+    """Cut the queue off its broker: RabbitMQ's connection closes, the memory queue closes."""
+    if isinstance(queue, RabbitJobQueue):
+        assert queue.connection is not None
+        await queue.connection.close()
+    else:
+        await queue.close()
 
 
 async def _depth_is(queue: JobQueue, expected: int) -> bool:

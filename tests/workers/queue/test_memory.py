@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
+from tests.backends import MemoryQueueFactory
 from tests.workers.queue.support import Inbox
 from workers.ground.errors import BrokerUnavailable
-from workers.queue.base import Topology
-from workers.queue.memory import MemoryJobQueue
 
 
-async def test_starting_the_memory_queue_warns_that_it_is_not_durable() -> None:
-    queue = MemoryJobQueue(Topology(base="memory"))
+async def test_starting_the_memory_queue_warns_that_it_is_not_durable(
+    memory_queue: MemoryQueueFactory,
+) -> None:
+    queue = await memory_queue(start=False)
 
     with capture_logs() as logs:
         await queue.start()
@@ -20,9 +21,10 @@ async def test_starting_the_memory_queue_warns_that_it_is_not_durable() -> None:
     assert [(e["event"], e["log_level"]) for e in logs] == [("queue.memory_not_durable", "warning")]
 
 
-async def test_a_delivery_cannot_be_settled_once_the_queue_took_it_back() -> None:
-    queue = MemoryJobQueue(Topology(base="memory"))
-    await queue.start()
+async def test_a_delivery_cannot_be_settled_once_the_queue_took_it_back(
+    memory_queue: MemoryQueueFactory,
+) -> None:
+    queue = await memory_queue()
     await queue.publish(b"x", message_id="m-1")
     inbox = Inbox()
     await queue.consume(inbox, prefetch=1)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
-from tests.workers.queue.support import FAST_TIERS, Inbox, eventually
+from tests.backends import RabbitQueueFactory
+from tests.workers.queue.support import Inbox, eventually
 from workers.ground.errors import BrokerUnavailable, ConfigurationError
 from workers.queue.base import Topology
 from workers.queue.rabbit import RabbitJobQueue
@@ -14,27 +13,14 @@ from workers.queue.rabbit import RabbitJobQueue
 pytestmark = pytest.mark.rabbitmq
 
 
-@pytest.fixture
-async def rabbit(amqp_url: str, unique_name: str) -> AsyncIterator[RabbitJobQueue]:
-    queue = RabbitJobQueue(
-        amqp_url, Topology(base=unique_name, retry_tiers=FAST_TIERS), reconnect_interval=0.2
-    )
-    await queue.start()
-    try:
-        yield queue
-    finally:
-        await queue.start()
-        await queue.delete_topology()
-        await queue.close()
-
-
 async def _connected(queue: RabbitJobQueue) -> bool:
     return queue.connected
 
 
 async def test_publish_fails_at_once_while_reconnecting_then_works_again(
-    rabbit: RabbitJobQueue,
+    rabbit_queue: RabbitQueueFactory,
 ) -> None:
+    rabbit = await rabbit_queue(reconnect_interval=0.2)
     inbox = Inbox()
     await rabbit.consume(inbox, prefetch=4)
     assert rabbit.connection is not None and rabbit.connection.transport is not None
@@ -51,8 +37,10 @@ async def test_publish_fails_at_once_while_reconnecting_then_works_again(
 
 
 async def test_declaring_a_topology_with_other_arguments_is_a_configuration_error(
-    rabbit: RabbitJobQueue, amqp_url: str
+    rabbit_queue: RabbitQueueFactory, amqp_url: str
 ) -> None:
+    rabbit = await rabbit_queue()
+    # Built by hand: the factory starts its queues, and starting this one is what is tested.
     other = RabbitJobQueue(amqp_url, Topology(base=rabbit.topology.base, max_length=7))
 
     with pytest.raises(ConfigurationError):

@@ -1,4 +1,5 @@
-"""A worker on the real RabbitMQ and the embedded store: messages in, outcomes out (SPEC §2, §4).
+"""``workers.worker.Worker`` on the real RabbitMQ and the embedded store: messages in, outcomes
+out (SPEC §2, §4).
 
 Messages are built with ``encode_item``/``encode_envelope`` as the front builds them and
 published straight to a topology of the test's own, deleted afterwards.
@@ -15,6 +16,7 @@ import pytest
 
 from schemas import association_id
 from schemas.jobids import new_job_id
+from tests.backends import RabbitQueueFactory, SqliteStoreFactory
 from tests.workers.factories import (
     ADDRESS,
     ASN,
@@ -26,7 +28,7 @@ from tests.workers.factories import (
     entities,
     entity,
 )
-from tests.workers.helpers import edges_of, eventually, fast_settings, fast_topology, wait_for_job
+from tests.workers.helpers import edges_of, eventually, fast_settings, wait_for_job
 from workers.ground.settings import Settings
 from workers.queue.rabbit import RabbitJobQueue
 from workers.store.records import Direction, JobStatus
@@ -61,21 +63,18 @@ class Pipeline:
 
 
 @pytest.fixture
-async def pipeline(amqp_url: str, unique_name: str, tmp_path: Path) -> AsyncIterator[Pipeline]:
+async def pipeline(
+    rabbit_queue: RabbitQueueFactory, sqlite_store: SqliteStoreFactory, tmp_path: Path
+) -> AsyncIterator[Pipeline]:
     settings = fast_settings(tmp_path, entity_wait=ENTITY_WAIT)
-    queue = RabbitJobQueue(amqp_url, fast_topology(unique_name))
-    store = SqliteStore(tmp_path / "store.sqlite3")
-    await store.start()
-    await queue.start()
+    store = await sqlite_store()
+    queue = await rabbit_queue()
     worker = Worker(queue, store, settings)
     await worker.start()
     try:
         yield Pipeline(queue, store, settings)
     finally:
         await worker.stop(5)
-        await store.close()
-        await queue.delete_topology()
-        await queue.close()
 
 
 async def test_an_entity_then_its_association_is_stored_and_readable_from_both_ends(

@@ -11,7 +11,7 @@ import pytest
 
 from assoc_ingest.importers import ImportResult, import_feed
 from schemas import entity_id
-from tests.importers.bodies import (
+from tests.assoc_ingest.importers.bodies import (
     assert_bodies_are_valid,
     count_by_association_type,
     count_by_type,

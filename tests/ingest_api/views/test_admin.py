@@ -19,11 +19,6 @@ REPORTER = bearer("alice", ("reporter",))
 HOST_TO_ASN = {"primary": "Host", "nonPrimary": ["ASN"], "fileAction": False}
 
 
-@pytest.fixture
-def client(memory_client: Client) -> Client:
-    return memory_client
-
-
 async def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
     assert response.status == status, await response.text()
     body: dict[str, Any] = await response.json()

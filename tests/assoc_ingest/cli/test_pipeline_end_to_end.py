@@ -23,7 +23,6 @@ from schemas import entity_id
 from workers.queue.base import Topology
 from workers.queue.rabbit import RabbitJobQueue
 
-FEEDS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "feeds"
 CLI = [sys.executable, "-m", "assoc_ingest"]
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
@@ -117,9 +116,12 @@ def pipeline(amqp_url: str, unique_name: str, tmp_path: Path) -> Iterator[Pipeli
         delete_topology(amqp_url, unique_name)
 
 
-def test_an_imported_feed_is_stored_and_readable_from_both_ends(pipeline: Pipeline) -> None:
+def test_an_imported_feed_is_stored_and_readable_from_both_ends(
+    pipeline: Pipeline, feeds_dir: Path
+) -> None:
+    feodo = feeds_dir / "feodo.json"
     auth = ["--url", pipeline.base, "--api-key", pipeline.key, "--api-secret", pipeline.secret]
-    result = pipeline.cli("import", "feodo", str(FEEDS / "feodo.json"), "--submit", "--json", *auth)
+    result = pipeline.cli("import", "feodo", str(feodo), "--submit", "--json", *auth)
     assert result.returncode == 0, result.stderr
     submitted = json.loads(result.stdout)["submitted"]
     job_ids = submitted["entities"]["jobIDs"] + submitted["associations"]["jobIDs"]
@@ -129,7 +131,7 @@ def test_an_imported_feed_is_stored_and_readable_from_both_ends(pipeline: Pipeli
     assert all(job["status"] == "done" for job in jobs)
     associations = submitted["associations"]["accepted"]
     assert sum(jobs[-1]["counts"].values()) == associations
-    record = json.loads((FEEDS / "feodo.json").read_text())[0]
+    record = json.loads(feodo.read_text())[0]
     ip_id = entity_id("ip", record["ip_address"])
     asn_id = entity_id("asn", str(record["as_number"]))
     incoming = pipeline.get(f"/api/ingest/v1/entity/{ip_id}/associations?direction=in")["items"]

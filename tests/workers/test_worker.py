@@ -11,6 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from schemas.jobids import new_job_id
+from tests.backends import MemoryQueueFactory, SqliteStoreFactory
 from tests.workers.factories import (
     ADDRESS,
     ASN,
@@ -21,7 +22,7 @@ from tests.workers.factories import (
     entities,
     entity,
 )
-from tests.workers.helpers import edges_of, eventually, fast_settings, fast_topology, wait_for_job
+from tests.workers.helpers import edges_of, eventually, fast_settings, wait_for_job
 from workers.ground.errors import StoreUnavailable
 from workers.ground.settings import Settings
 from workers.queue.memory import MemoryJobQueue
@@ -36,19 +37,13 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore(tmp_path / "store.sqlite3")
-    await store.start()
-    yield store
-    await store.close()
+async def store(sqlite_store: SqliteStoreFactory) -> SqliteStore:
+    return await sqlite_store()
 
 
 @pytest.fixture
-async def queue(unique_name: str) -> AsyncIterator[MemoryJobQueue]:
-    queue = MemoryJobQueue(fast_topology(unique_name))
-    await queue.start()
-    yield queue
-    await queue.close()
+async def queue(memory_queue: MemoryQueueFactory) -> MemoryJobQueue:
+    return await memory_queue()
 
 
 @pytest.fixture
@@ -68,10 +63,8 @@ async def publish(queue: MemoryJobQueue, body: bytes) -> None:
 class FlakyStore(SqliteStore):
     """The embedded store, unavailable for its first ``failures`` batch writes."""
 
-    def __init__(self, path: Path, failures: int) -> None:
-        super().__init__(path)
-        self.failures = failures
-        self.attempts = 0
+    failures = 0
+    attempts = 0
 
     async def write_batch(self, batch: WriteBatch) -> BatchResult:
         self.attempts += 1
@@ -83,9 +76,7 @@ class FlakyStore(SqliteStore):
 class SlowReadStore(SqliteStore):
     """The embedded store whose entity reads take ``delay`` seconds."""
 
-    def __init__(self, path: Path, delay: float) -> None:
-        super().__init__(path)
-        self.delay = delay
+    delay = 0.0
 
     async def existing_entity_ids(self, ids: Collection[str]) -> set[str]:
         await asyncio.sleep(self.delay)
@@ -222,10 +213,10 @@ async def test_a_delete_removes_the_association_and_a_second_one_finds_nothing(
 
 
 async def test_a_store_outage_is_retried_until_the_write_succeeds(
-    queue: MemoryJobQueue, settings: Settings, tmp_path: Path
+    queue: MemoryJobQueue, settings: Settings, sqlite_store: SqliteStoreFactory
 ) -> None:
-    store = FlakyStore(tmp_path / "flaky.sqlite3", failures=3)
-    await store.start()
+    store = await sqlite_store("flaky.sqlite3", kind=FlakyStore)
+    store.failures = 3
     worker = Worker(queue, store, settings)
     await worker.start()
     try:
@@ -242,10 +233,10 @@ async def test_a_store_outage_is_retried_until_the_write_succeeds(
 
 
 async def test_a_message_that_cannot_be_written_is_handed_back_on_stop(
-    queue: MemoryJobQueue, settings: Settings, tmp_path: Path
+    queue: MemoryJobQueue, settings: Settings, sqlite_store: SqliteStoreFactory
 ) -> None:
-    store = FlakyStore(tmp_path / "down.sqlite3", failures=1_000_000)
-    await store.start()
+    store = await sqlite_store("down.sqlite3", kind=FlakyStore)
+    store.failures = 1_000_000
     worker = Worker(queue, store, settings)
     await worker.start()
     await publish(queue, entities(entity(ASN)))
@@ -260,10 +251,10 @@ async def test_a_message_that_cannot_be_written_is_handed_back_on_stop(
 
 
 async def test_on_stop_a_message_in_flight_is_finished_before_returning(
-    queue: MemoryJobQueue, settings: Settings, tmp_path: Path
+    queue: MemoryJobQueue, settings: Settings, sqlite_store: SqliteStoreFactory
 ) -> None:
-    store = SlowReadStore(tmp_path / "slow.sqlite3", delay=0.5)
-    await store.start()
+    store = await sqlite_store("slow.sqlite3", kind=SlowReadStore)
+    store.delay = 0.5
     worker = Worker(queue, store, settings)
     await worker.start()
     await publish(queue, entities(entity(ASN), entity(ADDRESS)))

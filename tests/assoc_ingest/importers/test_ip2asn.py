@@ -7,7 +7,7 @@ from pathlib import Path
 from assoc_ingest.importers import import_feed
 from assoc_ingest.importers.ip2asn import AsnTable
 from schemas import entity_id
-from tests.importers.bodies import assert_bodies_are_valid, count_by_type, links
+from tests.assoc_ingest.importers.bodies import assert_bodies_are_valid, count_by_type, links
 
 
 def test_ranges_become_cidrs_of_their_asn(feeds_dir: Path) -> None:

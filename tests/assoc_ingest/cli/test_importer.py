@@ -12,12 +12,10 @@ from assoc_ingest.cli import app
 from schemas import entity_id
 from schemas.http import AssociationBody, EntityBody
 
-FEEDS_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "feeds"
-
 
 @pytest.fixture
-def feodo() -> Path:
-    path = FEEDS_DIR / "feodo.json"
+def feodo(feeds_dir: Path) -> Path:
+    path = feeds_dir / "feodo.json"
     assert path.is_file(), f"the feed samples are missing: expected {path}"
     return path
 

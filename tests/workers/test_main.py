@@ -1,4 +1,5 @@
-"""Worker processes (``python -m workers``) on the real RabbitMQ: crashes and clean stops.
+"""Worker processes (``python -m workers``, ``workers.main``) on the real RabbitMQ: crashes and
+clean stops.
 
 A SIGKILLed worker loses nothing (its unacked messages go to the other worker and the store's
 writes are idempotent); a SIGTERMed one finishes what it holds and exits 0.
@@ -22,6 +23,7 @@ import pytest
 from schemas import AssociationRules
 from schemas.jobids import new_job_id
 from schemas.messages import AssociationItem, decode_message
+from tests.backends import RabbitQueueFactory, SqliteStoreFactory
 from tests.workers.factories import association, associations, eid, entities, entity
 from tests.workers.helpers import eventually, wait_for_job
 from workers.backends import SQLITE_FILE_NAME
@@ -105,12 +107,17 @@ class Cluster:
 
 
 @pytest.fixture
-async def cluster(amqp_url: str, unique_name: str, tmp_path: Path) -> AsyncIterator[Cluster]:
+async def cluster(
+    rabbit_queue: RabbitQueueFactory,
+    sqlite_store: SqliteStoreFactory,
+    amqp_url: str,
+    unique_name: str,
+    tmp_path: Path,
+) -> AsyncIterator[Cluster]:
+    """The processes share the topology and the store file that their settings name."""
     settings = Settings.model_validate({"topology_name": unique_name, "data_dir": tmp_path})
-    queue = RabbitJobQueue(amqp_url, Topology.from_settings(settings))
-    store = SqliteStore(tmp_path / SQLITE_FILE_NAME)
-    await queue.start()
-    await store.start()
+    queue = await rabbit_queue(Topology.from_settings(settings))
+    store = await sqlite_store(SQLITE_FILE_NAME)
     cluster = Cluster(amqp_url, unique_name, tmp_path, queue, store)
     try:
         yield cluster
@@ -119,9 +126,6 @@ async def cluster(amqp_url: str, unique_name: str, tmp_path: Path) -> AsyncItera
             if process.poll() is None:
                 process.kill()
             process.wait(10)
-        await store.close()
-        await queue.delete_topology()
-        await queue.close()
 
 
 def jobs_of_pairs(passes: int, per_job: int) -> Iterator[list[AssociationItem]]:

@@ -6,17 +6,17 @@ from prometheus_client import REGISTRY
 
 from ingest_api.queue_depth import QueueDepthSampler
 from schemas.messages import MessageKind, encode_envelope
-from workers.queue.base import Topology
-from workers.queue.memory import MemoryJobQueue
+from tests.backends import MemoryQueueFactory
 
 
 def gauge() -> float | None:
     return REGISTRY.get_sample_value("ingest_queue_depth_messages")
 
 
-async def test_the_gauge_shows_the_messages_waiting_in_the_work_queue() -> None:
-    queue = MemoryJobQueue(Topology(base="depth"))
-    await queue.start()
+async def test_the_gauge_shows_the_messages_waiting_in_the_work_queue(
+    memory_queue: MemoryQueueFactory,
+) -> None:
+    queue = await memory_queue()
     sampler = QueueDepthSampler(queue)
     for n in range(3):
         await queue.publish(encode_envelope(MessageKind.ASSOCIATION, []), message_id=str(n))

@@ -1,5 +1,5 @@
-"""Read endpoints through real HTTP, on the embedded store and the in-process queue: entities,
-associations from either end with filters and pages, job status, types and definitions."""
+"""Read endpoints through real HTTP: entities, associations from either end with filters and
+pages, job status, types and definitions."""
 
 from __future__ import annotations
 
@@ -28,11 +28,6 @@ from workers.store.sqlite import SqliteStore
 Client = TestClient[Any, Any]
 USER = bearer("carol", ("user",))
 ADMIN = bearer("root", ("admin",))
-
-
-@pytest.fixture
-def client(memory_client: Client) -> Client:
-    return memory_client
 
 
 def _record(type_name: str, value: str) -> EntityRecord:

@@ -10,7 +10,8 @@ import pytest
 
 from ingest_api.publisher import CoalescingPublisher
 from schemas.messages import AssociationItem, MessageKind, decode_message, encode_item
-from tests.workers.queue.support import Inbox, QueueFactory
+from tests.backends import JobQueueFactory, MemoryQueueFactory
+from tests.workers.queue.support import Inbox
 from workers.ground.errors import BrokerUnavailable, QueueFull
 from workers.queue.base import Topology
 from workers.queue.memory import MemoryJobQueue
@@ -128,9 +129,9 @@ async def test_callers_arriving_during_a_confirm_share_the_next_message(
 
 
 async def test_concurrent_publishes_are_packed_and_every_item_arrives_once(
-    queues: QueueFactory,
+    job_queue: JobQueueFactory,
 ) -> None:
-    queue = await queues.make()
+    queue = await job_queue()
     publisher = CoalescingPublisher(queue, max_items=1000, max_bytes=1 << 20, timeout=5.0)
     callers = [f"job-{n}" for n in range(60)]
 
@@ -248,9 +249,10 @@ async def test_a_failed_message_fails_exactly_its_callers(gated: GatedQueue) -> 
     assert results[3] is None
 
 
-async def test_a_full_queue_reaches_the_caller_as_queue_full() -> None:
-    queue = MemoryJobQueue(Topology(base="full", max_length=1))
-    await queue.start()
+async def test_a_full_queue_reaches_the_caller_as_queue_full(
+    memory_queue: MemoryQueueFactory,
+) -> None:
+    queue = await memory_queue(max_length=1)
     publisher = coalescing(queue)
 
     results = await asyncio.gather(
@@ -282,8 +284,8 @@ async def test_a_cancelled_caller_leaves_the_others_to_be_published(gated: Gated
     assert jobs_of(body) == [("c", 0)]
 
 
-async def test_kinds_travel_in_separate_messages(queues: QueueFactory) -> None:
-    queue = await queues.make()
+async def test_kinds_travel_in_separate_messages(job_queue: JobQueueFactory) -> None:
+    queue = await job_queue()
     publisher = CoalescingPublisher(queue, max_items=100, max_bytes=1 << 20, timeout=5.0)
 
     await asyncio.gather(

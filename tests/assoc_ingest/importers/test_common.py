@@ -9,7 +9,7 @@ import pytest
 from assoc_ingest.importers import import_feed
 from assoc_ingest.importers.common import FeedBuilder
 from schemas import entity_id
-from tests.importers.bodies import assert_bodies_are_valid, links
+from tests.assoc_ingest.importers.bodies import assert_bodies_are_valid, links
 
 
 def test_a_value_that_fails_normalisation_is_counted_with_its_reason() -> None:

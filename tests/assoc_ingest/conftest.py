@@ -1,4 +1,4 @@
-"""Fixtures of the importer tests: where the real feed samples are."""
+"""Fixtures of the tests of the roof (CLI, importers): where the real feed samples are."""
 
 from __future__ import annotations
 

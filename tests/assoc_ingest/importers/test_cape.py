@@ -11,7 +11,11 @@ import pytest
 
 from assoc_ingest.importers import ImportResult, import_feed
 from schemas import entity_id
-from tests.importers.bodies import assert_bodies_are_valid, count_by_association_type, links
+from tests.assoc_ingest.importers.bodies import (
+    assert_bodies_are_valid,
+    count_by_association_type,
+    links,
+)
 
 SHA256 = "0000a65749f5902c4d82ffa701198038f0b4870b00a27cfca109f8f933476d82"
 TARGET = entity_id("sha256", SHA256)

@@ -9,11 +9,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 
-from tests.ingest_api.support import ASN, BASE, IP, bearer
-from workers.queue.rabbit import RabbitJobQueue
+from tests.backends import RabbitQueueFactory
+from tests.ingest_api.support import ASN, BASE, IP, ClientFactory, bearer
 from workers.store.sqlite import SqliteStore
-
-pytestmark = pytest.mark.rabbitmq
 
 Client = TestClient[Any, Any]
 
@@ -46,9 +44,12 @@ async def test_readyz_answers_200_when_broker_and_store_answer(client: Client) -
     assert (await client.get("/readyz")).status == 200
 
 
+@pytest.mark.rabbitmq
 async def test_readyz_names_the_broker_when_it_is_unreachable(
-    client: Client, rabbit: RabbitJobQueue
+    rabbit_queue: RabbitQueueFactory, make_client: ClientFactory
 ) -> None:
+    rabbit = await rabbit_queue()
+    client = await make_client(rabbit)
     assert rabbit.connection is not None
     await rabbit.connection.close()
     response = await client.get("/readyz")

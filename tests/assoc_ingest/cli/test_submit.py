@@ -24,9 +24,6 @@ from typer.testing import CliRunner
 from assoc_ingest.cli import app
 from assoc_ingest.client import IngestClient, SubmitError
 
-FEEDS_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "feeds"
-
-
 ERRORS = {
     401: ("unauthorised", "Bad credentials."),
     413: ("body_too_large", "The body is larger than 16 MiB."),
@@ -219,10 +216,10 @@ async def test_submit_command_prints_a_readable_summary(
 
 
 async def test_import_submit_sends_entities_before_associations(
-    front: tuple[FakeFront, str],
+    front: tuple[FakeFront, str], feeds_dir: Path
 ) -> None:
     fake, url = front
-    feed = FEEDS_DIR / "feodo.json"
+    feed = feeds_dir / "feodo.json"
     args = ["import", "feodo", str(feed), "--submit", "--url", url, "--token", "t", "--json"]
     result = await asyncio.to_thread(CliRunner().invoke, app, args)
     assert result.exit_code == 0, result.output
