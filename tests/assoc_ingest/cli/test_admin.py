@@ -20,14 +20,13 @@ COMMANDS = {
 }
 
 
-@pytest.mark.parametrize(("command", "options"), COMMANDS.items(), ids=" ".join)
-def test_every_admin_command_has_help_naming_its_options(
-    command: tuple[str, ...], options: set[str]
-) -> None:
+# The IDs name the command alone: the order of a set changes from one run to the next.
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_admin_command_has_help_naming_its_options(command: tuple[str, str]) -> None:
     result = CliRunner().invoke(app, [*command, "--help"], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "Usage" in result.stdout
-    for option in options:
+    for option in COMMANDS[command]:
         assert option in result.stdout
 
 
