@@ -13,7 +13,7 @@ a run last seconds rather than well under one (50,000 items took 0.8 s with two 
 
 Medians of 3 runs, 2-core development VM shared with other work, same sitting, before and
 after the store layout / group commit / planning changes (``workers/store/sqlite_schema.py``,
-``sqlite_write.py``, ``workers/handlers.py``):
+``workers/store/sqlite/write.py``, ``workers/planning.py``):
 
 ==============  ===============  ===============
 items/s         1 worker         2 workers

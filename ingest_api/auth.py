@@ -39,7 +39,6 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from ingest_api.errors import ApiError
 from ingest_api.keys import ROLES, digest_secret, secret_matches
-from ingest_api.state import AUTHENTICATOR, PRINCIPAL
 from workers.ground.errors import ConfigurationError, StoreUnavailable
 from workers.ground.settings import Settings
 from workers.store.base import Store
@@ -245,6 +244,10 @@ class Authenticator:
         else:
             roles = tuple(r for r in _names(roles_header) if r in ROLES)
         return Principal(user_id=user_id, roles=frozenset(roles), groups=groups, method="gateway")
+
+
+AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 
 
 async def authenticate(request: web.Request) -> Principal:

@@ -35,7 +35,7 @@ from workers.queue.base import JobQueue
 __all__ = ["DEFAULT_MAX_IN_FLIGHT", "DEFAULT_MAX_PENDING", "CoalescingPublisher"]
 
 # More messages in flight only split the same callers over more, smaller messages, and the
-# broker's per-message cost dominates (bench/publisher_bench.py; figures in bench/results.md).
+# broker's per-message cost dominates (bench/design-measurements.md).
 DEFAULT_MAX_IN_FLIGHT = 1
 
 # Messages allowed to wait behind those in flight: bounds a caller's wait (module docstring).

@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from ingest_api.auth import AUTHENTICATOR, PRINCIPAL
 from workers.ground.settings import Settings
 from workers.queue.base import JobQueue
 from workers.store.base import Store
 
 if TYPE_CHECKING:
-    from ingest_api.auth import Authenticator, Principal
     from ingest_api.jobs import JobRegistry
     from ingest_api.publisher import CoalescingPublisher
     from workers.rules_cache import RulesCache
@@ -33,8 +33,5 @@ QUEUE = web.AppKey("queue", JobQueue)
 STORE = web.AppKey("store", Store)
 PUBLISHER: web.AppKey[CoalescingPublisher] = web.AppKey("publisher")
 RULES: web.AppKey[RulesCache] = web.AppKey("rules")
-AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
 JOB_REGISTRY: web.AppKey[JobRegistry] = web.AppKey("job_registry")
 OPENAPI_DOCUMENT: web.AppKey[dict[str, Any]] = web.AppKey("openapi_document")
-
-PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
         description="bytes one coalesced message carries at most",
     )
     publish_max_in_flight: int = Field(
-        # More, smaller messages cost the broker more per item (measured in bench/results.md).
+        # More, smaller messages cost the broker more per item (bench/design-measurements.md).
         default=1,
         ge=1,
         description="coalesced messages awaiting their confirm at once",

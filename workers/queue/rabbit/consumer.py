@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
@@ -13,8 +13,18 @@ from workers.ground.errors import BrokerUnavailable
 from workers.ground.logs import get_logger
 from workers.queue.base import MessageHandler
 
-if TYPE_CHECKING:
-    from workers.queue.rabbit.queue import RabbitJobQueue
+
+class Republisher(Protocol):
+    """What a delivery needs of its queue to settle by publishing (``RabbitJobQueue``)."""
+
+    async def publish_delayed(
+        self, body: bytes, *, message_id: str, headers: Mapping[str, Any], delay: float
+    ) -> None: ...
+
+    async def publish_dead(
+        self, body: bytes, *, message_id: str, headers: Mapping[str, Any], reason: str
+    ) -> None: ...
+
 
 __all__ = ["RabbitConsumer", "RabbitDelivery"]
 
@@ -32,7 +42,7 @@ class RabbitDelivery:
     """
 
     def __init__(
-        self, queue: RabbitJobQueue, consumer: RabbitConsumer, message: AbstractIncomingMessage
+        self, queue: Republisher, consumer: RabbitConsumer, message: AbstractIncomingMessage
     ) -> None:
         self._queue = queue
         self._consumer = consumer
@@ -121,7 +131,7 @@ class RabbitConsumer:
 
     def __init__(
         self,
-        queue: RabbitJobQueue,
+        queue: Republisher,
         channel: AbstractRobustChannel,
         amqp_queue: AbstractQueue,
         handler: MessageHandler,

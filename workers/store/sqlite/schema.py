@@ -1,11 +1,11 @@
 """Tables, indexes and connection settings of the embedded SQLite store.
 
 The settings were chosen with ``bench/store_bench.py`` (random SHA3 keys, batches of 1,000
-associations with their job items); see that module for the figures. With random keys every
-new row dirties one leaf page of each B-tree keyed by a hash, and each commit writes its dirty
-pages to the WAL (then once more at checkpoint). What a commit costs is therefore the number of
-leaf pages of the hash-keyed trees it dirties, and the layout keeps those trees as small as
-possible:
+associations with their job items; figures in ``bench/design-measurements.md``). With random
+keys every new row dirties one leaf page of each B-tree keyed by a hash, and each commit writes
+its dirty pages to the WAL (then once more at checkpoint). What a commit costs is therefore the
+number of leaf pages of the hash-keyed trees it dirties, and the layout keeps those trees as
+small as possible:
 
 - ``associations`` is a rowid table: rows are appended in ``seq`` order. The three hash-keyed
   indexes (association ID, entity ID, related entity ID) hold only a 64-bit integer taken from
@@ -16,15 +16,12 @@ possible:
   association ID is kept by the writer, which reads before it writes under the write lock
   (``BEGIN IMMEDIATE``), not by a UNIQUE index. Pages of edges at one end are read in ``seq``
   order straight from the index (its entries end with the rowid), so the cursor is a ``seq``.
-  Measured with raw SQL, 1M new rows in 8,000-row transactions (2-core VM, same sitting):
-  text indexes on ``id``/``entity_id``/``related_id`` 24k rows/s and 10.3 GB written;
-  32-byte BLOB keys with a UNIQUE (entity, related) index 29-31k rows/s, 7.6-11.5 GB; 64-bit
-  integer keys 49k rows/s, 4.4 GB (the rate at the 1M-th row: 39k instead of 17k).
+  The integer keys write the fewest bytes and rows per second of the layouts measured
+  (``bench/design-measurements.md``).
 - 8 KiB pages: 4 KiB and 2 KiB pages write fewer bytes per dirty page but dirty more pages
   and cost more CPU; with the integer keys 4 KiB and 8 KiB measured the same, 2 KiB worse.
 - ``wal_autocheckpoint`` of 32,768 pages (256 MiB of WAL): a page changed by many commits is
-  copied to the database once per checkpoint, so fewer checkpoints copy fewer pages (1M rows:
-  3.8 GB written instead of 4.9 GB with 8,192 pages).
+  copied to the database once per checkpoint, so fewer checkpoints copy fewer pages.
 """
 
 from __future__ import annotations

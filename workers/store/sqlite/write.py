@@ -1,19 +1,13 @@
 """Write transactions of the embedded store: taking the write lock, group commit.
 
-Figures from ``bench/store_bench.py`` and ``bench/worker_bench.py`` (2-core VM shared with
-other work, medians of 3 runs in one sitting):
-
 - A transaction's cost is dominated by the leaf pages its random-key inserts dirty, and a page
   dirtied by 4,000 rows costs no more than one dirtied by 1,000, so the store writes every batch
-  waiting when a transaction starts in that one transaction, up to ``GROUP_MAX_ITEMS`` items
-  (200k new rows: 42k rows/s one batch at a time, 55k with 4 writing tasks; raw SQL, 400k new
-  rows: 7.2 GB written in 1,000-row transactions, 3.8 GB in 4,000-row ones, 1.2 GB in
-  16,000-row ones). A worker concurrency of 8 instead of the default 4 measured only 3-5% more,
-  within the noise, so the default stays.
+  waiting when a transaction starts in that one transaction, up to ``GROUP_MAX_ITEMS`` items.
 - The write lock is polled every millisecond instead of through SQLite's busy handler, which
   sleeps up to 100 ms between tries, so a second worker process takes the lock between two
-  transactions of the first instead of sleeping through them: two workers, 200k items,
-  45k and 51k items/s polled against 43k and 40k with the busy handler.
+  transactions of the first instead of sleeping through them.
+
+The measurements behind both choices are in ``bench/design-measurements.md``.
 """
 
 from __future__ import annotations
