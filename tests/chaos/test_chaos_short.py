@@ -1,28 +1,35 @@
 """The chaos scenario (``bench.chaos``), shortened for CI: 3,000 associations while a worker is
 SIGKILLed, the store file is locked for 3 s and the broker is stopped and started again.
 
-It stops and starts a RabbitMQ application (``rabbitmqctl stop_app``): by default the machine's
-default node, which CI runs alone. Elsewhere point it at a broker of its own with
-``CHAOS_AMQP_URL`` and ``CHAOS_RABBIT_NODE`` (and ``AMQP_URL`` for the reachability check).
+It stops and starts a RabbitMQ node of its own (``bench.private_broker``: its own name, ports
+and data directory), never the machine's shared node, which every other process uses.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from bench.private_broker import PrivateRabbitNode
 
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.slow, pytest.mark.rabbitmq]
 
 
-def test_pipeline_loses_and_duplicates_nothing_while_faults_are_injected(amqp_url: str) -> None:
-    url = os.environ.get("CHAOS_AMQP_URL", amqp_url)
-    node = os.environ.get("CHAOS_RABBIT_NODE")
+@pytest.fixture
+def own_node() -> Iterator[PrivateRabbitNode]:
+    with PrivateRabbitNode() as node:
+        yield node
+
+
+def test_pipeline_loses_and_duplicates_nothing_while_faults_are_injected(
+    own_node: PrivateRabbitNode,
+) -> None:
     command = [
         sys.executable, "-m", "bench.chaos",
         "--associations", "3000",
@@ -35,8 +42,8 @@ def test_pipeline_loses_and_duplicates_nothing_while_faults_are_injected(amqp_ur
         "--entity-wait", "20",
         "--drain-timeout", "40",
         "--settle-timeout", "30",
-        "--amqp-url", url,
-        *(["--rabbit-node", node] if node else []),
+        "--amqp-url", own_node.amqp_url,
+        "--rabbit-node", own_node.name,
     ]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)
     report = done.stdout + done.stderr[-3000:]
