@@ -138,7 +138,11 @@ _WRITE_FAILURES = (
         "or ambiguous association type, association_not_allowed (errCode 0x1001), "
         "ambiguous_credentials",
     ),
-    Failure(413, "body larger than the limit (16 MiB) or too many bulk items (10,000)"),
+    Failure(
+        413,
+        "body larger than the limit (16 MiB), too many bulk items (10,000), or items that "
+        "cannot travel in one queue message (too_large_for_one_message, naming the limit)",
+    ),
     Failure(415, "wrong Content-Type"),
     Failure(
         503,

@@ -28,6 +28,7 @@ from ingest_api.checks import (
 )
 from ingest_api.errors import ApiError, json_response
 from ingest_api.paths import BASE
+from ingest_api.publisher import TooLargeForOneMessage
 from ingest_api.state import JOB_REGISTRY, PRINCIPAL, PUBLISHER, RULES, SETTINGS
 from schemas import EntityItem, MessageKind, encode_item, new_job_id
 from schemas.messages import AssociationItemEncoder
@@ -94,13 +95,22 @@ def _checker(kind: MessageKind, rules: AssociationRules) -> Callable[[Any], Chec
 
 
 async def _publish(request: web.Request, kind: MessageKind, items: Sequence[bytes]) -> None:
-    """Hand ``items`` to the publisher; 503 with ``Retry-After`` unless all are confirmed."""
+    """Hand ``items`` to the publisher; 503 with ``Retry-After`` unless all are confirmed, 413
+    when they cannot travel in one message (then nothing is queued)."""
     settings = request.app[SETTINGS]
     retry_after = str(max(1, math.ceil(settings.publish_timeout)))
     # No timer here: the publisher bounds each message's wait for its confirm by
     # publish_timeout, and a request waits at most for the message in flight, then its own.
     try:
         await request.app[PUBLISHER].publish(kind, items)
+    except TooLargeForOneMessage as exc:
+        # Wholly queued or wholly refused (SPEC §4): a request cannot be split over messages.
+        raise ApiError(
+            413,
+            "too_large_for_one_message",
+            f"The request's items do not fit in one queue message ({exc.limit}); "
+            "send fewer or smaller items per request.",
+        ) from exc
     except QueueFull as exc:
         metrics.BACKPRESSURE_RESPONSES.inc()
         log.warning("job.refused", reason="queue_full", error=str(exc))

@@ -235,3 +235,43 @@ async def test_an_accepted_job_is_registered_as_queued(client: Client, store: Sq
         await asyncio.sleep(0.02)
     assert job is not None
     assert (job.status, job.owner, job.total, job.kind) == ("queued", "alice", 1, "association")
+
+
+def _ip_children(count: int) -> list[dict[str, Any]]:
+    return [
+        {"type": "ip", "attributes": {"ip": f"203.0.{n // 250}.{n % 250 + 1}"}}
+        for n in range(count)
+    ]
+
+
+async def test_entities_that_expand_beyond_one_message_are_a_413_naming_the_limit(
+    make_client: ClientFactory, queue: MemoryJobQueue
+) -> None:
+    # Nested children grow 8-fold as queue items; the body is within its limit, the items not.
+    client = await make_client(publish_max_bytes=64 * 1024)
+    body = [
+        {"type": "asn", "attributes": {"asn": f"AS{n + 1}"}, "associations": _ip_children(100)}
+        for n in range(3)
+    ]
+    assert len(orjson.dumps(body)) < 64 * 1024
+
+    response = await client.post(f"{BASE}/entities", json=body, headers=bearer())
+
+    assert response.status == 413
+    error = (await response.json())["error"]
+    assert error["code"] == "too_large_for_one_message"
+    assert "65536 bytes" in error["message"]
+    assert await queue.depth() == 0
+
+
+async def test_a_single_entity_that_expands_beyond_one_message_is_a_413(
+    make_client: ClientFactory, queue: MemoryJobQueue
+) -> None:
+    client = await make_client(publish_max_bytes=16 * 1024)
+    body = {"type": "asn", "attributes": {"asn": "AS15169"}, "associations": _ip_children(200)}
+
+    response = await client.post(f"{BASE}/entity", json=body, headers=bearer())
+
+    assert response.status == 413
+    assert (await response.json())["error"]["code"] == "too_large_for_one_message"
+    assert await queue.depth() == 0
