@@ -1,8 +1,9 @@
 """The embedded store: one SQLite file, safe for several worker processes on one machine.
 
 - WAL journal, so readers never block the writer and the writer never blocks readers.
-- ``synchronous=NORMAL``: a committed batch survives a crash of any process; only a power loss
-  or an OS crash may lose the last few commits (the file itself stays consistent).
+- ``synchronous=FULL``: a batch is on disk (the WAL synced) before ``write_batch`` returns, so
+  a committed batch survives a crash of any process, of the OS, or a power loss; the worker
+  acks a message only after that.
 - Every write is one ``BEGIN IMMEDIATE`` transaction: the write lock is taken before the batch
   reads what it is about to change, so concurrent writers (tasks, stores, processes) are
   serialised and an upsert can never be lost. A busy database is waited for (``busy_timeout``,
