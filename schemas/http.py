@@ -185,12 +185,15 @@ class JobCounts(_Response):
     deleted: int = 0
     not_found: int = 0
     rejected: int = 0
+    failed: int = Field(
+        default=0, description="items whose handler failed; they are in the dead-letter queue"
+    )
 
 
 class JobItemError(_Response):
     index: int = Field(ge=0, description="position of the item in its job")
-    code: str = Field(description="rejection code")
-    message: str = Field(description="why the item was rejected")
+    code: str = Field(description="rejection code, or handler_error for a failed item")
+    message: str = Field(description="why the item was rejected or failed")
 
 
 class JobStatusResponse(_Response):
@@ -201,7 +204,15 @@ class JobStatusResponse(_Response):
     kind: str = Field(description="association, association_delete or entity")
     total: int = Field(ge=0, description="number of items in the job")
     counts: JobCounts
-    errors: list[JobItemError] = Field(default_factory=list, description="up to 100 rejected items")
+    errors: list[JobItemError] = Field(
+        default_factory=list, description="up to 100 rejected or failed items"
+    )
+    waiting: int = Field(
+        default=0, ge=0, description="items without an outcome yet, waiting for an entity"
+    )
+    waitingFor: list[str] = Field(
+        default_factory=list, description="entity IDs the waiting items wait for (up to 100)"
+    )
     createdAt: datetime
     updatedAt: datetime
 

@@ -9,9 +9,12 @@ Outcomes (SPEC §4):
 
 - association items: an ``EdgeWrite`` (the store answers ``stored`` or ``duplicate``), or a
   ``rejected`` preset outcome with the rule's code; when an end does not exist yet the item is
-  pending until ``entity_wait`` seconds after its submission, then rejected ``entity_not_found``;
+  pending (and recorded as waiting for it) until ``entity_wait`` seconds after a worker first
+  found it missing, then rejected ``entity_not_found``. The wait never counts from submission:
+  a backlog, an outage or a slow worker must not turn into rejections;
 - delete items: an ``EdgeDelete`` (``deleted`` or ``not_found``); no entity check is needed;
-- entity items: an ``EntityWrite`` of the entity, its children and the links they imply.
+- entity items: an ``EntityWrite`` of the entity, its children and the links they imply, each
+  child and link with an outcome of its own when the item says where their indexes start.
 
 Planning runs on the worker's event loop for every item, so it does no per-item work it can
 share: an ID's type and a (types, type name) match are computed once per message (a 1,000-item
@@ -44,9 +47,11 @@ from workers.store.records import (
     EdgeDelete,
     EdgeWrite,
     EntityWrite,
+    ItemKey,
     JobHeader,
     Outcome,
     PresetOutcome,
+    WaitingItem,
     WriteBatch,
 )
 
@@ -62,6 +67,8 @@ class Plan:
     kind: MessageKind
     batch: WriteBatch
     pending: tuple[AssociationItem, ...] = ()
+    waiting_since: float = 0.0
+    """When a worker first found the ``pending`` items' entities missing (carry it to the retry)."""
     created_entity_ids: frozenset[str] = frozenset()
     """Entity IDs the batch writes: known to exist once the write succeeded."""
     rejections: dict[str, int] = field(default_factory=dict)
@@ -70,7 +77,7 @@ class Plan:
     @property
     def writes_anything(self) -> bool:
         b = self.batch
-        return bool(b.edges or b.deletes or b.entities or b.preset)
+        return bool(b.edges or b.deletes or b.entities or b.preset or b.waiting)
 
 
 def needed_entity_ids(message: Message) -> set[str]:
@@ -91,35 +98,57 @@ def plan_message(
     existing: Collection[str],
     now: float,
     entity_wait: float,
+    waiting_since: float | None = None,
 ) -> Plan:
     """Decide every item of ``message`` (see the module docstring).
 
     ``existing`` must contain every ID of ``needed_entity_ids(message)`` that exists.
+    ``waiting_since``: when a worker first found entities of this message's items missing
+    (the message is a retry of those items), None on a first look (then it is ``now``).
     """
     if isinstance(message, EntityMessage):
         return _plan_entities(message.items, rules, now)
     kind = MessageKind(message.kind)
     if kind == MessageKind.ASSOCIATION_DELETE:
         return _plan_deletes(message.items, rules, now)
-    return _plan_associations(message.items, rules, existing, now, entity_wait)
+    return _plan_associations(message.items, rules, existing, now, entity_wait, waiting_since)
 
 
-def retry_delay(
-    pending: Iterable[ItemMeta], now: float, entity_wait: float, min_delay: float
-) -> float:
+def retry_delay(waiting_since: float, now: float, entity_wait: float, min_delay: float) -> float:
     """Seconds to wait before looking for the missing entities again.
 
-    Backs off with the age of the oldest pending item (a quarter of it, within
-    ``min_delay``..30 s) but never waits much past that item's deadline.
+    Backs off with the time waited since ``waiting_since`` (a quarter of it, within
+    ``min_delay``..30 s) but never waits much past the end of the wait.
     """
-    oldest = min(item.submitted_at for item in pending)
-    elapsed = max(0.0, now - oldest)
+    elapsed = max(0.0, now - waiting_since)
     delay = min(max(elapsed / 4, min_delay), MAX_RETRY_DELAY)
     remaining = entity_wait - elapsed
     return max(min(delay, remaining), min_delay)
 
 
-def _key(item: ItemMeta) -> tuple[str, int]:
+def failed_items_batch(
+    kind: MessageKind,
+    failed: Sequence[tuple[ItemMeta, str]],
+    now: float,
+    *,
+    clears_waiting: bool = False,
+) -> WriteBatch:
+    """The batch recording each item of ``failed`` (with its reason) ``failed`` in its job:
+    the item's key, and the keys of an entity item's children and links, so that the job ends.
+    """
+    batch = WriteBatch(now=now, clears_waiting=clears_waiting)
+    for item, reason in failed:
+        keys = [_key(item)]
+        if isinstance(item, EntityItem) and item.parts_from is not None:
+            keys.extend((item.job, item.parts_from + n) for n in range(item.parts))
+        batch.preset.extend(
+            PresetOutcome(key, Outcome.FAILED, "handler_error", reason) for key in keys
+        )
+    batch.jobs = _headers(kind, (item for item, _ in failed))
+    return batch
+
+
+def _key(item: ItemMeta) -> ItemKey:
     return (item.job, item.index)
 
 
@@ -155,10 +184,16 @@ def _plan_associations(
     existing: Collection[str],
     now: float,
     entity_wait: float,
+    waiting_since: float | None,
 ) -> Plan:
     # Matching two distinct valid IDs depends only on their types' kinds and the type name,
     # so one result serves every item with the same (types, name).
-    plan = Plan(MessageKind.ASSOCIATION, WriteBatch(now=now))
+    since = now if waiting_since is None else waiting_since
+    plan = Plan(
+        MessageKind.ASSOCIATION,
+        WriteBatch(now=now, clears_waiting=waiting_since is not None),
+        waiting_since=since,
+    )
     pending: list[AssociationItem] = []
     decided: list[AssociationItem] = []
     edges = plan.batch.edges
@@ -186,11 +221,12 @@ def _plan_associations(
             decided.append(item)
             continue
         if entity_id not in existing or related_id not in existing:
-            if now - item.submitted_at < entity_wait:
+            missing = tuple(dict.fromkeys(e for e in (entity_id, related_id) if e not in existing))
+            if now - since < entity_wait:
                 pending.append(item)
+                plan.batch.waiting.append(WaitingItem(_key(item), missing, since))
                 continue
-            missing = [eid for eid in (entity_id, related_id) if eid not in existing]
-            names = " and ".join(dict.fromkeys(missing))
+            names = " and ".join(missing)
             _reject(plan, item, RejectionCode.ENTITY_NOT_FOUND, f"entity {names} does not exist")
             decided.append(item)
             continue
@@ -208,7 +244,7 @@ def _plan_associations(
             )
         )
         decided.append(item)
-    plan.batch.jobs = _headers(MessageKind.ASSOCIATION, decided)
+    plan.batch.jobs = _headers(MessageKind.ASSOCIATION, [*decided, *pending])
     plan.pending = tuple(pending)
     return plan
 
@@ -224,6 +260,7 @@ def _parsed_type(types: dict[str, str | InvalidEntityId], entity_id: str) -> str
 
 
 def _edge(
+    key: ItemKey,
     meta: ItemMeta,
     ids: tuple[str, str],
     types: tuple[str, str],
@@ -231,7 +268,7 @@ def _edge(
     file_action: bool,
 ) -> EdgeWrite:
     return EdgeWrite(
-        key=_key(meta),
+        key=key,
         association_id=association_id(*ids),
         entity_id=ids[0],
         related_id=ids[1],
@@ -269,13 +306,18 @@ def _plan_entities(items: Sequence[EntityItem], rules: AssociationRules, now: fl
     for item in items:
         records = (item.entity, *item.children)
         types = {record.id: record.type for record in records}
+        part_keys: tuple[ItemKey, ...] = ()
+        if item.parts_from is not None:
+            part_keys = tuple((item.job, item.parts_from + n) for n in range(item.parts))
+        link_keys = part_keys[len(item.children) :] or (_key(item),) * len(item.links)
         edges: list[EdgeWrite] = []
-        for link in item.links:
+        for link, link_key in zip(item.links, link_keys, strict=True):
             # The front matched the link when it accepted the entity; a type removed since is
             # still what the user asked for, so the link keeps its name rather than vanish.
             known = rules.get(link.association_type)
             edges.append(
                 _edge(
+                    link_key,
                     item,
                     (link.entity_id, link.related_id),
                     (
@@ -286,7 +328,7 @@ def _plan_entities(items: Sequence[EntityItem], rules: AssociationRules, now: fl
                     known.file_action if known else False,
                 )
             )
-        plan.batch.entities.append(EntityWrite(_key(item), records, tuple(edges)))
+        plan.batch.entities.append(EntityWrite(_key(item), records, tuple(edges), part_keys))
         created.update(types)
     plan.batch.jobs = _headers(MessageKind.ENTITY, items)
     plan.created_entity_ids = frozenset(created)

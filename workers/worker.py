@@ -1,38 +1,63 @@
 """The worker loop: receive messages, decide them with ``workers.planning``, write, settle.
 
 Per message: decode (undecodable -> dead-letter queue), one ``existing_entity_ids`` read for
-the IDs not in the entity cache, rule matching in memory, one ``write_batch``, then one
-settlement: ``ack``, or ``retry_later`` with the items still waiting for an entity (only after
-the write, and the transport acks the original only once the retry is confirmed). Nothing is
+the IDs not in the entity cache, rule matching in memory, one ``write_batch`` (which also
+records the items still waiting for an entity), then one settlement: ``ack``, or
+``retry_later`` with the waiting items (only after the write, and the transport acks the
+original only once the retry is confirmed). The retry carries, in ``ENTITY_WAIT_SINCE_HEADER``,
+when a worker first found the entities missing: the entity wait counts from then. Nothing is
 acked before its write, and a crash at any point leaves the message to be redelivered, which
 the store's idempotent writes make harmless.
+
+A failing item fails alone: when deciding or writing a message raises anything but a
+transient error, the message's items are split in halves until the failing ones are alone
+(the others are written normally); each failing item's job records it ``failed`` with the
+reason, and the failing items go to the dead-letter queue in a message of their own
+(``handler_error: ...``), one per distinct reason.
 
 Transient failures retry the whole message in process with exponential backoff (capped at
 5 s): a store outage without limit while the worker runs. A broker failure is retried a few
 times, then the message is requeued: a delivery whose channel died can never be settled, and
 the broker redelivers it on the new channel anyway. On shutdown the message is requeued. Any
-other exception dead-letters the message (``handler_error: ...``) rather than lose or spin it.
+other exception while settling dead-letters the message rather than lose or spin it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
 
 from schemas import RejectionCode
-from schemas.messages import MessageKind, decode_message, encode_envelope, encode_item
+from schemas.messages import (
+    AssociationItem,
+    ItemMeta,
+    MessageKind,
+    decode_message,
+    encode_envelope,
+    encode_item,
+)
 from workers.entity_cache import EntityCache
 from workers.ground import metrics
 from workers.ground.errors import BrokerUnavailable, TransientError
 from workers.ground.logs import get_logger
 from workers.ground.settings import Settings
-from workers.planning import Message, Plan, needed_entity_ids, plan_message, retry_delay
-from workers.queue.base import ConsumerHandle, Delivery, JobQueue
+from workers.planning import (
+    Message,
+    Plan,
+    failed_items_batch,
+    needed_entity_ids,
+    plan_message,
+    retry_delay,
+)
+from workers.queue.base import ENTITY_WAIT_SINCE_HEADER, ConsumerHandle, Delivery, JobQueue
 from workers.rules_cache import RulesCache
 from workers.store.base import Store
 from workers.store.records import BatchResult, Outcome
@@ -194,34 +219,105 @@ class Worker:
             await self._dead_letter(delivery, _undecodable_reason(exc))
             return "dead_lettered"
         metrics.WORKER_BATCH_ITEMS.observe(len(message.items))
-        plan = await self._plan(message)
+        since = _waiting_since(delivery.headers)
+        outcome = _Handled()
+        await self._apply_isolating(message, since, outcome)
+        if outcome.failed:
+            await self._fail_items(delivery, message, since is not None, outcome.failed)
+        if not outcome.pending:
+            await delivery.ack()
+            return "dead_lettered_items" if outcome.failed else "acked"
+        kind = MessageKind(message.kind)
+        body = (
+            None
+            if len(outcome.pending) == len(message.items)
+            else encode_envelope(kind, [encode_item(item) for item in outcome.pending])
+        )
+        first_missing = min(outcome.waiting_since)
+        delay = retry_delay(
+            first_missing,
+            self._clock(),
+            self._settings.entity_wait,
+            self._queue.topology.retry_tiers[0],
+        )
+        # As text: AMQP tables carry floats in single precision, about a minute off today.
+        since_header = {ENTITY_WAIT_SINCE_HEADER: repr(first_missing)}
+        await delivery.retry_later(delay, body, since_header)
+        metrics.ITEM_RETRIES.labels("entity_not_found").inc(len(outcome.pending))
+        log.debug("items.waiting", items=len(outcome.pending), delay=delay)
+        return "retried"
+
+    async def _apply_isolating(
+        self, message: Message, since: float | None, outcome: _Handled
+    ) -> None:
+        """Decide and write ``message``; when that fails for a reason other than a transient
+        one, apply each half on its own, down to single items, which are the failing ones."""
+        try:
+            plan = await self._apply(message, since)
+        except TransientError:
+            raise
+        except Exception as exc:
+            if len(message.items) == 1:
+                log.exception(
+                    "item.failed",
+                    job_id=message.items[0].job,
+                    index=message.items[0].index,
+                    error=repr(exc),
+                )
+                outcome.failed.append((message.items[0], f"handler_error: {exc!r}"[:500]))
+                return
+            half = len(message.items) // 2
+            for part in (message.items[:half], message.items[half:]):
+                await self._apply_isolating(
+                    message.model_copy(update={"items": part}), since, outcome
+                )
+            return
+        if plan.pending:
+            outcome.pending.extend(plan.pending)
+            outcome.waiting_since.append(plan.waiting_since)
+
+    async def _apply(self, message: Message, since: float | None) -> Plan:
+        """Decide ``message`` and write what it changes; the plan."""
+        plan = await self._plan(message, since)
         if plan.writes_anything:
             started = time.perf_counter()
             result = await self._store.write_batch(plan.batch)
             metrics.STORE_WRITE_SECONDS.observe(time.perf_counter() - started)
             self._cache.add(plan.created_entity_ids)
             self._report(message, plan, result)
-        if not plan.pending:
-            await delivery.ack()
-            return "acked"
-        kind = MessageKind(message.kind)
-        body = (
-            None
-            if len(plan.pending) == len(message.items)
-            else encode_envelope(kind, [encode_item(item) for item in plan.pending])
-        )
-        delay = retry_delay(
-            plan.pending,
-            self._clock(),
-            self._settings.entity_wait,
-            self._queue.topology.retry_tiers[0],
-        )
-        await delivery.retry_later(delay, body)
-        metrics.ITEM_RETRIES.labels("entity_not_found").inc(len(plan.pending))
-        log.debug("items.waiting", items=len(plan.pending), delay=delay)
-        return "retried"
+        return plan
 
-    async def _plan(self, message: Message) -> Plan:
+    async def _fail_items(
+        self,
+        delivery: Delivery,
+        message: Message,
+        waited: bool,
+        failed: list[tuple[ItemMeta, str]],
+    ) -> None:
+        """Record each failing item ``failed`` in its job, then move the failing items to the
+        dead-letter queue, one message per distinct reason (the delivery stays unsettled)."""
+        kind = MessageKind(message.kind)
+        batch = failed_items_batch(kind, failed, self._clock(), clears_waiting=waited)
+        await self._store.write_batch(batch)
+        by_reason: dict[str, list[ItemMeta]] = {}
+        for item, reason in failed:
+            by_reason.setdefault(reason, []).append(item)
+        for reason, items in by_reason.items():
+            body = encode_envelope(kind, [encode_item(item) for item in items])
+            await delivery.dead_letter_items(body, reason)
+            metrics.DEAD_LETTERS.labels("handler_error").inc()
+            log.warning(
+                "items.dead_lettered",
+                message_id=delivery.message_id,
+                items=len(items),
+                jobs=len({item.job for item in items}),
+                reason=reason,
+            )
+        metrics.ITEMS_PROCESSED.labels(kind.value, Outcome.FAILED.value, "handler_error").inc(
+            len(failed)
+        )
+
+    async def _plan(self, message: Message, since: float | None = None) -> Plan:
         needed = needed_entity_ids(message)
         existing = needed
         unknown = self._cache.missing(needed)
@@ -231,7 +327,7 @@ class Worker:
             existing = (needed - unknown) | found
         settings = self._settings
         plan = plan_message(
-            message, self._rules.rules, existing, self._clock(), settings.entity_wait
+            message, self._rules.rules, existing, self._clock(), settings.entity_wait, since
         )
         unknown_type = RejectionCode.UNKNOWN_ASSOCIATION_TYPE
         if plan.rejections.get(unknown_type):
@@ -245,7 +341,12 @@ class Worker:
             )
             if await self._rules.refresh_if_loaded_before(newest):
                 plan = plan_message(
-                    message, self._rules.rules, existing, self._clock(), settings.entity_wait
+                    message,
+                    self._rules.rules,
+                    existing,
+                    self._clock(),
+                    settings.entity_wait,
+                    since,
                 )
         return plan
 
@@ -290,6 +391,29 @@ class Worker:
             log.info("job.stored", **summary, **dict(outcomes))
         if reasons:
             log.info("job.rejected", **summary, **dict(reasons))
+
+
+@dataclass(slots=True)
+class _Handled:
+    """What handling one message left to settle: items still waiting for an entity (with
+    when each part first found them missing) and failing items with their reason."""
+
+    pending: list[AssociationItem] = field(default_factory=list)
+    waiting_since: list[float] = field(default_factory=list)
+    failed: list[tuple[ItemMeta, str]] = field(default_factory=list)
+
+
+def _waiting_since(headers: Mapping[str, Any]) -> float | None:
+    """When a worker first found this retried message's entities missing; None on a first
+    look (or when the header does not hold a finite number of seconds)."""
+    value = headers.get(ENTITY_WAIT_SINCE_HEADER)
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    try:
+        since = float(value) if isinstance(value, str | int | float) else math.nan
+    except ValueError:
+        return None
+    return since if math.isfinite(since) and not isinstance(value, bool) else None
 
 
 def _undecodable_reason(exc: Exception) -> str:

@@ -211,6 +211,8 @@ def job_response(job: JobStatus) -> JobStatusResponse:
         total=job.total,
         counts=counts,
         errors=[JobItemError(index=e.index, code=e.code, message=e.message) for e in job.errors],
+        waiting=job.waiting,
+        waitingFor=list(job.waiting_for),
         createdAt=as_datetime(job.created_at),
         updatedAt=as_datetime(job.updated_at if job.updated_at is not None else job.created_at),
     )

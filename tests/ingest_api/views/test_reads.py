@@ -21,6 +21,7 @@ from workers.store.records import (
     JobHeader,
     Outcome,
     PresetOutcome,
+    WaitingItem,
     WriteBatch,
 )
 from workers.store.sqlite import SqliteStore
@@ -248,6 +249,7 @@ async def _job_of_alice(store: SqliteStore) -> str:
     batch.preset.append(
         PresetOutcome((job, 2), Outcome.REJECTED, "entity_not_found", "no entity " + DOMAIN)
     )
+    batch.waiting.append(WaitingItem((job, 1), (DOMAIN,), now))
     await store.write_batch(batch)
     return job
 
@@ -264,6 +266,29 @@ async def test_the_owner_sees_the_progress_of_a_job(client: Client, store: Sqlit
     assert body["errors"] == [
         {"index": 2, "code": "entity_not_found", "message": "no entity " + DOMAIN}
     ]
+    assert (body["waiting"], body["waitingFor"]) == (1, [DOMAIN])
+
+
+async def test_a_job_with_a_failed_item_is_failed_with_the_reason(
+    client: Client, store: SqliteStore
+) -> None:
+    job = new_job_id()
+    now = time.time()
+    header = JobHeader(
+        job_id=job, kind="association", owner="alice", groups=(), total=2, created_at=now
+    )
+    batch = WriteBatch(now=now, jobs=[header])
+    batch.edges.append(_edge(0, job, ASN, IP, "ASN to Address"))
+    batch.preset.append(PresetOutcome((job, 1), Outcome.FAILED, "handler_error", "boom"))
+    await store.write_batch(batch)
+
+    response = await client.get(f"{BASE}/jobs/{job}", headers=bearer("alice", ("reporter",)))
+
+    body = await response.json()
+    assert body["status"] == "failed"
+    assert (body["counts"]["stored"], body["counts"]["failed"]) == (1, 1)
+    assert body["errors"] == [{"index": 1, "code": "handler_error", "message": "boom"}]
+    assert (body["waiting"], body["waitingFor"]) == (0, [])
 
 
 async def test_another_users_job_is_a_404_as_if_it_did_not_exist(

@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from pymongo import InsertOne, ReturnDocument, UpdateOne
+from pymongo import InsertOne, ReplaceOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
@@ -35,6 +35,7 @@ from workers.store.records import (
     ItemKey,
     JobHeader,
     Outcome,
+    WaitingItem,
     WriteBatch,
 )
 
@@ -72,12 +73,45 @@ def job_header_upserts(jobs: Sequence[JobHeader], job_ttl: float) -> list[Update
     ]
 
 
-async def _recorded(db: Db, keys: list[ItemKey]) -> dict[ItemKey, Outcome]:
+async def _recorded(db: Db, keys: list[ItemKey]) -> tuple[dict[ItemKey, Outcome], set[ItemKey]]:
+    """The final outcomes recorded for ``keys``, and the keys recorded ``failed`` (not final:
+    a later outcome replaces it)."""
     if not keys:
-        return {}
+        return {}, set()
     ids = [d.job_item_id(job, index) for job, index in keys]
     cursor = db.job_items.find({"_id": {"$in": ids}}, {"job": 1, "idx": 1, "outcome": 1})
-    return {(doc["job"], doc["idx"]): _OUTCOMES[doc["outcome"]] async for doc in cursor}
+    final: dict[ItemKey, Outcome] = {}
+    failed: set[ItemKey] = set()
+    async for doc in cursor:
+        key = (doc["job"], doc["idx"])
+        outcome = _OUTCOMES[doc["outcome"]]
+        if outcome is Outcome.FAILED:
+            failed.add(key)
+        else:
+            final[key] = outcome
+    return final, failed
+
+
+def _waiting_writes(
+    waiting: list[WaitingItem], job_ttl: float, created: dict[str, float]
+) -> list[Any]:
+    """Upserts of waiting items: the first ``since`` and expiry kept, the entity IDs updated."""
+    return [
+        UpdateOne(
+            {"_id": d.job_item_id(*w.key)},
+            {
+                "$setOnInsert": {
+                    "job": w.key[0],
+                    "idx": w.key[1],
+                    "since": w.since,
+                    "expiresAt": d.expires_at(created.get(w.key[0], w.since), job_ttl),
+                },
+                "$set": {"entities": list(w.entity_ids)},
+            },
+            upsert=True,
+        )
+        for w in waiting
+    ]
 
 
 async def _entities(db: Db, records: list[EntityRecord], now: float) -> set[str]:
@@ -152,17 +186,24 @@ async def apply_batch(db: Db, batch: WriteBatch, job_ttl: float) -> BatchResult:
     created = {job.job_id: job.created_at for job in batch.jobs}
     if batch.jobs:
         await bulk_ignoring_duplicates(db.jobs, job_header_upserts(batch.jobs, job_ttl))
-    recorded = await _recorded(db, item_keys(batch))
+    recorded, failed = await _recorded(db, item_keys(batch))
     fresh = fresh_items(batch, recorded)
 
     outcomes: dict[ItemKey, Outcome] = dict(recorded)
     new_ids = await _entities(db, [r for w in fresh.entities for r in w.entities], now)
+    linked = iter(await _edges(db, [e for w in fresh.entities for e in w.edges], now))
     for write in fresh.entities:
-        main = write.entities[0].id if write.entities else None
-        is_new = main in new_ids
-        new_ids.discard(main or "")  # a second item of the same entity is a duplicate
-        outcomes[write.key] = Outcome.STORED if is_new else Outcome.DUPLICATE
-    await _edges(db, [e for w in fresh.entities for e in w.edges], now)
+        parts: list[Outcome] = []
+        for position, record in enumerate(write.entities):
+            is_new = record.id in new_ids
+            new_ids.discard(record.id)  # a second item of the same entity is a duplicate
+            if position == 0:
+                outcomes[write.key] = Outcome.STORED if is_new else Outcome.DUPLICATE
+            else:
+                parts.append(Outcome.STORED if is_new else Outcome.DUPLICATE)
+        parts.extend(next(linked) for _ in write.edges)
+        for key, part in zip(write.part_keys, parts, strict=False):
+            outcomes.setdefault(key, part)
     for edge, outcome in zip(fresh.edges, await _edges(db, fresh.edges, now), strict=True):
         outcomes[edge.key] = outcome
     for delete, outcome in zip(
@@ -170,26 +211,35 @@ async def apply_batch(db: Db, batch: WriteBatch, job_ttl: float) -> BatchResult:
     ):
         outcomes[delete.key] = outcome
 
-    items: list[InsertOne[d.Doc]] = []
+    items: list[Any] = []
     messages = {p.key: (p.code, p.message) for p in fresh.preset}
     for p in fresh.preset:
         outcomes[p.key] = p.outcome
-    for key in item_keys(fresh):
+    for key in dict.fromkeys(item_keys(fresh)):
         job, index = key
         code, message = messages.get(key, (None, None))
-        items.append(
-            InsertOne(
-                {
-                    "_id": d.job_item_id(job, index),
-                    "job": job,
-                    "idx": index,
-                    "outcome": outcomes[key].value,
-                    "code": code,
-                    "message": message,
-                    "at": now,
-                    "expiresAt": d.expires_at(created.get(job, now), job_ttl),
-                }
+        doc = {
+            "_id": d.job_item_id(job, index),
+            "job": job,
+            "idx": index,
+            "outcome": outcomes[key].value,
+            "code": code,
+            "message": message,
+            "at": now,
+            "expiresAt": d.expires_at(created.get(job, now), job_ttl),
+        }
+        if key in failed:  # replaces the failed outcome, and only that one
+            items.append(
+                ReplaceOne({"_id": doc["_id"], "outcome": Outcome.FAILED.value}, doc, upsert=True)
             )
-        )
+        else:
+            items.append(InsertOne(doc))
     await bulk_ignoring_duplicates(db.job_items, items)  # a concurrent redelivery wrote them
+    if batch.clears_waiting and items:
+        settled = [d.job_item_id(*key) for key in item_keys(fresh)]
+        await db.job_waiting.delete_many({"_id": {"$in": settled}})
+    if fresh.waiting:
+        await bulk_ignoring_duplicates(
+            db.job_waiting, _waiting_writes(fresh.waiting, job_ttl, created)
+        )
     return BatchResult(outcomes=outcomes, skipped=frozenset(recorded))

@@ -24,6 +24,7 @@ from workers.ground.errors import StoreUnavailable
 from workers.store.logic import (
     ASSOCIATION_ID_CURSOR,
     DEFAULT_JOB_TTL,
+    ERROR_OUTCOMES,
     MAX_ITEM_ERRORS,
     checked_cursor,
     job_status,
@@ -41,7 +42,6 @@ from workers.store.records import (
     Direction,
     JobHeader,
     JobStatus,
-    Outcome,
     StoredEntity,
     WriteBatch,
 )
@@ -102,6 +102,12 @@ class MongoStore:
                 [
                     IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0),
                     IndexModel([("job", ASCENDING), ("outcome", ASCENDING), ("idx", ASCENDING)]),
+                ]
+            )
+            await db.job_waiting.create_indexes(
+                [
+                    IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0),
+                    IndexModel([("job", ASCENDING), ("idx", ASCENDING)]),
                 ]
             )
 
@@ -192,12 +198,28 @@ class MongoStore:
             )
             counted = [(row["_id"], row["n"], row["at"]) async for row in grouped]
             found = (
-                self._db.job_items.find({"job": job_id, "outcome": Outcome.REJECTED.value})
+                self._db.job_items.find({"job": job_id, "outcome": {"$in": list(ERROR_OUTCOMES)}})
                 .sort("idx", ASCENDING)
                 .limit(MAX_ITEM_ERRORS)
             )
             rejected = [(doc["idx"], doc.get("code"), doc.get("message")) async for doc in found]
-        return job_status(d.to_job_header(head), counted, rejected)
+            waiting = await self._waiting(job_id)
+        return job_status(d.to_job_header(head), counted, rejected, waiting)
+
+    async def _waiting(self, job_id: str) -> list[list[str]]:
+        """The entity IDs of each item of ``job_id`` still waiting: an item that has its
+        outcome no longer waits, whether or not its record was cleared."""
+        found = self._db.job_waiting.find({"job": job_id}).sort("idx", ASCENDING)
+        docs = [doc async for doc in found]
+        if not docs:
+            return []
+        done = {
+            doc["_id"]
+            async for doc in self._db.job_items.find(
+                {"_id": {"$in": [doc["_id"] for doc in docs]}}, {"_id": 1}
+            )
+        }
+        return [list(doc.get("entities") or ()) for doc in docs if doc["_id"] not in done]
 
     async def purge_expired_jobs(self, older_than: float) -> int:
         async with _translated():
@@ -207,6 +229,7 @@ class MongoStore:
             ]
             if expired:
                 await self._db.job_items.delete_many({"job": {"$in": expired}})
+                await self._db.job_waiting.delete_many({"job": {"$in": expired}})
                 await self._db.jobs.delete_many({"_id": {"$in": expired}})
         return len(expired)
 

@@ -97,6 +97,14 @@ CREATE TABLE IF NOT EXISTS job_items (
     PRIMARY KEY (job_id, idx)
 ) WITHOUT ROWID;
 
+CREATE TABLE IF NOT EXISTS job_waiting (
+    job_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    entities TEXT NOT NULL,
+    since REAL NOT NULL,
+    PRIMARY KEY (job_id, idx)
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS api_keys (
     key_id TEXT PRIMARY KEY NOT NULL,
     secret_digest TEXT NOT NULL,

@@ -33,6 +33,7 @@ from typing import ParamSpec, TypeVar
 from workers.ground.errors import ConfigurationError, StoreUnavailable
 from workers.store.logic import (
     DEFAULT_JOB_TTL,
+    PURGE_CHUNK_JOBS,
     SEQUENCE_CURSOR,
     checked_cursor,
     jobs_visible_since,
@@ -272,7 +273,16 @@ class SqliteStore:
         return await self._run(self._snapshot, job_queries.get_job, job_id, not_before)
 
     async def purge_expired_jobs(self, older_than: float) -> int:
-        return await self._run(self._write, job_queries.purge_jobs, older_than)
+        """See ``Store.purge_expired_jobs``: in transactions of at most
+        ``logic.PURGE_CHUNK_JOBS`` jobs each, so that batch writes run in between."""
+        purged = 0
+        while True:
+            count = await self._run(
+                self._write, job_queries.purge_jobs, older_than, PURGE_CHUNK_JOBS
+            )
+            purged += count
+            if count < PURGE_CHUNK_JOBS:
+                return purged
 
     # administration ---------------------------------------------------------------------
     async def put_api_key(self, key: ApiKeyRecord) -> None:
