@@ -255,7 +255,7 @@ def check_entity(value: Any, rules: AssociationRules) -> EntityRequest | ItemPro
         child = _record(node, f"{path}: ", visible_by)
         if isinstance(child, ItemProblem):
             return child
-        matched = rules.match_nested(parent_id, child.id)
+        matched = rules.match_nested(parent_id, child.id, node.associationType)
         if isinstance(matched, Rejection):
             problem = ItemProblem.from_rejection(matched)
             return ItemProblem(

@@ -55,6 +55,13 @@ class NestedEntity(_Request):
         description="ThreatWinds' association mode (e.g. 'aggregation'); kept for "
         "compatibility, the association type is matched from the two entity types",
     )
+    associationType: str | None = Field(
+        default=None,
+        max_length=256,
+        description="name of the association type between parent and child (case-insensitive; "
+        "either orientation); without it a type fitting parent -> child wins over one fitting "
+        "child -> parent, and several fitting the same orientation are ambiguous",
+    )
     type: str = Field(max_length=64, description="entity type, e.g. 'ip', 'domain', 'sha256'")
     attributes: dict[str, Any] = Field(
         description="attributes; must include the main attribute, named like the type"

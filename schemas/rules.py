@@ -187,9 +187,10 @@ class AssociationRules:
 
         Returns ``(type, primary_id, related_id)``. A named type is tried parent -> child
         first (so the parent stays primary when both fit), then child -> parent. Without a
-        name, the types fitting either orientation are pooled: exactly one is chosen, several
-        are ``ambiguous_association_type`` (candidates of both orientations). Other
-        rejections are as for ``match``.
+        name, the types fitting parent -> child are chosen from when there are any, else those
+        fitting child -> parent: exactly one is chosen, several in the same orientation are
+        ``ambiguous_association_type`` (SPEC §3: a URL with a nested file is a File Download,
+        not File Traffic the other way round). Other rejections are as for ``match``.
         """
         if type_name is not None:
             forward = self.match(parent_id, child_id, type_name)
@@ -211,12 +212,12 @@ class AssociationRules:
         if isinstance(child_kind, Rejection):
             return child_kind
         down = self.candidates(parent_kind, child_kind)
-        up = self.candidates(child_kind, parent_kind) if parent_kind != child_kind else ()
-        if len(down) + len(up) == 1:
-            return (down[0], parent_id, child_id) if down else (up[0], child_id, parent_id)
-        if not down and not up:
-            return NOT_ALLOWED
-        return _ambiguous(tuple(sorted((*down, *up), key=lambda t: t.name)))
+        if down:
+            chosen = self._choose(down)
+            return chosen if isinstance(chosen, Rejection) else (chosen, parent_id, child_id)
+        up = self.candidates(child_kind, parent_kind)
+        chosen = self._choose(up)
+        return chosen if isinstance(chosen, Rejection) else (chosen, child_id, parent_id)
 
     def _named(self, type_name: str) -> AssociationType | Rejection:
         found = self.get(type_name)

@@ -1,10 +1,12 @@
 """Write endpoints (SPEC §3): checked at once, queued through the coalescing publisher, and
 answered ``202 {"message": "acknowledged", "jobID": ...}`` only after the broker's confirm.
 
-A bulk request is one job: its valid items are queued together (all confirmed, or a 503 and
-none acknowledged); each item keeps its 0-based position in the request as its index in the
-job, and the job's ``total`` is the number of items queued. A bulk with no valid item is a 400
-whose body lists every item's error under ``rejected``.
+A bulk request is one job: its valid items are queued together in one message (all confirmed,
+or a 503 and none acknowledged; a 413 when they cannot travel in one message); each item keeps
+its 0-based position in the request as its index in the job. The job's ``total`` counts every
+item queued and every child and link of its entities, which take the indexes after the last
+position. A bulk with no valid item is a 400 whose body lists every item's error under
+``rejected``.
 """
 
 from __future__ import annotations
@@ -54,27 +56,45 @@ Checked = AssociationRequest | EntityRequest
 # ---- building items ---------------------------------------------------------------------------
 
 
-def _entity_item(checked: EntityRequest, meta: dict[str, Any]) -> EntityItem:
+def _entity_item(checked: EntityRequest, meta: dict[str, Any], parts_from: int) -> EntityItem:
     return EntityItem.model_construct(
-        **meta, entity=checked.entity, children=checked.children, links=checked.links
+        **meta,
+        entity=checked.entity,
+        children=checked.children,
+        links=checked.links,
+        parts_from=parts_from,
     )
+
+
+def _parts(checked: Checked) -> int:
+    """Job indexes an item takes beyond its own: an entity's children and links."""
+    return len(checked.children) + len(checked.links) if isinstance(checked, EntityRequest) else 0
+
+
+def job_total(items: Sequence[tuple[int, Checked]]) -> int:
+    """Items of a job: every queued item, and every child and link of its entities (SPEC §4)."""
+    return len(items) + sum(_parts(checked) for _, checked in items)
 
 
 def _encode(
     job_id: str, items: Sequence[tuple[int, Checked]], principal: Principal, now: float
 ) -> list[bytes]:
     """The queue items of one job, encoded; association items through the template encoder
-    (the per-item cost of a bulk request), entity items through their model."""
-    total = len(items)
+    (the per-item cost of a bulk request), entity items through their model.
+
+    Each item keeps its position in the request as its index; an entity's children, then its
+    links, take the indexes after the last position, entity by entity (``parts_from``)."""
+    total = job_total(items)
     encoder = AssociationItemEncoder(
         job=job_id, total=total, user=principal.user_id, groups=principal.groups, submitted_at=now
     )
     encoded = []
+    next_part = items[-1][0] + 1 if items else 0
     for index, checked in items:
         if isinstance(checked, EntityRequest):
-            encoded.append(
-                encode_item(_entity_item(checked, _meta(job_id, index, total, principal, now)))
-            )
+            meta = _meta(job_id, index, total, principal, now)
+            encoded.append(encode_item(_entity_item(checked, meta, next_part)))
+            next_part += _parts(checked)
         else:
             encoded.append(
                 encoder.encode(
@@ -178,8 +198,9 @@ async def _single(request: web.Request, kind: MessageKind) -> tuple[str, Checked
     job_id = new_job_id()
     structlog.contextvars.bind_contextvars(job_id=job_id)
     now = time.time()
-    await _publish(request, kind, _encode(job_id, [(0, checked)], request[PRINCIPAL], now))
-    return job_id, checked, _accepted(request, kind, job_id, 1, now)
+    items = [(0, checked)]
+    await _publish(request, kind, _encode(job_id, items, request[PRINCIPAL], now))
+    return job_id, checked, _accepted(request, kind, job_id, job_total(items), now)
 
 
 async def _single_association(request: web.Request, kind: MessageKind) -> web.Response:
@@ -244,11 +265,10 @@ async def _bulk(request: web.Request, kind: MessageKind) -> web.Response:
     structlog.contextvars.bind_contextvars(job_id=job_id)
     now = time.time()
     principal = request[PRINCIPAL]
-    total = len(valid)
     await _publish(request, kind, _encode(job_id, valid, principal, now))
-    headers = _accepted(request, kind, job_id, total, now)
+    headers = _accepted(request, kind, job_id, job_total(valid), now)
     return json_response(
-        {"message": "acknowledged", "jobID": job_id, "accepted": total, "rejected": rejected},
+        {"message": "acknowledged", "jobID": job_id, "accepted": len(valid), "rejected": rejected},
         status=202,
         headers=headers,
     )

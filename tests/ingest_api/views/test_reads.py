@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ from aiohttp.test_utils import TestClient
 from schemas import association_id, entity_id
 from schemas.jobids import new_job_id
 from tests.ingest_api.support import ASN, BASE, DOMAIN, FILE, IP, IP_2, bearer
+from tests.workers.helpers import fast_settings, wait_for_job
+from workers.queue.memory import MemoryJobQueue
 from workers.store.records import (
     EdgeWrite,
     EntityRecord,
@@ -25,6 +28,7 @@ from workers.store.records import (
     WriteBatch,
 )
 from workers.store.sqlite import SqliteStore
+from workers.worker import Worker
 
 Client = TestClient[Any, Any]
 USER = bearer("carol", ("user",))
@@ -369,3 +373,26 @@ async def test_the_openapi_document_describes_every_read_and_admin_path(client: 
         assert method in paths[path], path
     schemas = document["components"]["schemas"]
     assert {"EntityResponse", "AssociationListResponse", "JobStatusResponse"} <= set(schemas)
+
+
+async def test_an_entity_with_a_new_nested_child_counts_the_child_and_its_link(
+    client: Client, store: SqliteStore, queue: MemoryJobQueue, tmp_path: Path
+) -> None:
+    worker = Worker(queue, store, fast_settings(tmp_path))
+    await worker.start()
+    alice = bearer("alice", ("reporter",))
+    try:
+        known = {"type": "asn", "attributes": {"asn": "AS64500"}}
+        first = await client.post(f"{BASE}/entity", json=known, headers=alice)
+        await wait_for_job(store, (await first.json())["jobID"])
+        nested = {**known, "associations": [{"type": "ip", "attributes": {"ip": "192.0.2.77"}}]}
+        response = await client.post(f"{BASE}/entity", json=nested, headers=alice)
+        await wait_for_job(store, (await response.json())["jobID"])
+        status = await client.get(response.headers["Location"], headers=alice)
+    finally:
+        await worker.stop(5)
+
+    body = await status.json()
+    assert (body["status"], body["total"]) == ("done", 3)
+    counts = {name: n for name, n in body["counts"].items() if n}
+    assert counts == {"duplicate": 1, "stored": 2}  # the parent; the child and the link
