@@ -49,6 +49,7 @@ from workers.ground import metrics
 from workers.ground.errors import BrokerUnavailable, TransientError
 from workers.ground.logs import get_logger
 from workers.ground.settings import Settings
+from workers.job_purge import JobPurger
 from workers.planning import (
     Message,
     Plan,
@@ -70,7 +71,8 @@ MAX_BROKER_ATTEMPTS = 4
 
 
 class Worker:
-    """Consumes ``queue.topology.work_queue`` and writes outcomes to ``store``.
+    """Consumes ``queue.topology.work_queue`` and writes outcomes to ``store``; meanwhile it
+    removes expired jobs from the store every ``settings.job_purge_seconds`` (``JobPurger``).
 
     ``start`` loads the association rules (unless a started ``RulesCache`` is passed in) and
     begins consuming with ``settings.worker_prefetch`` unsettled messages and
@@ -94,6 +96,9 @@ class Worker:
         self._settings = settings
         self._owns_rules = rules is None
         self._rules = rules or RulesCache(store, settings.types_refresh_seconds)
+        self._purger = JobPurger(
+            store, job_ttl=settings.job_ttl, interval=settings.job_purge_seconds, clock=clock
+        )
         self._clock = clock
         self._cache = EntityCache(settings.entity_cache_size)
         self._slots = asyncio.Semaphore(settings.worker_concurrency)
@@ -112,6 +117,7 @@ class Worker:
         self._consumer = await self._queue.consume(
             self._on_delivery, prefetch=self._settings.worker_prefetch
         )
+        self._purger.start()
         log.info(
             "worker.started",
             queue=self._queue.topology.work_queue,
@@ -121,6 +127,7 @@ class Worker:
 
     async def stop(self, timeout: float) -> None:
         self._stopping.set()
+        await self._purger.stop()
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             with contextlib.suppress(TransientError):

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="how often custom association types are reloaded"
     )
     job_ttl: float = Field(default=7 * 24 * 3600.0, gt=0, description="seconds a job is kept")
+    job_purge_seconds: float = Field(
+        default=600.0, gt=0, description="how often a worker removes expired jobs from the store"
+    )
 
     # logs -------------------------------------------------------------------------------
     log_level: str = Field(default="INFO", description="log level")
