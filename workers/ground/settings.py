@@ -66,6 +66,22 @@ class Settings(BaseSettings):
         default=False,
         description="take user-id/groups headers from a trusted gateway instead of credentials",
     )
+    gateway_default_roles: str = Field(
+        default="reporter,user",
+        description="gateway mode: roles of every caller the gateway names (comma-separated)",
+    )
+    gateway_admin_groups: str = Field(
+        default="", description="gateway mode: groups whose members hold the admin role"
+    )
+    gateway_reporter_groups: str = Field(
+        default="", description="gateway mode: groups whose members hold the reporter role"
+    )
+    gateway_user_groups: str = Field(
+        default="", description="gateway mode: groups whose members hold the user role"
+    )
+    gateway_trusted_groups: str = Field(
+        default="", description="gateway mode: groups whose members hold the trusted role"
+    )
     api_key_cache_seconds: float = Field(
         default=30.0, ge=0, description="how long a verified API key is cached in process"
     )
