@@ -125,12 +125,7 @@ async def _publish(request: web.Request, kind: MessageKind, items: Sequence[byte
         await request.app[PUBLISHER].publish(kind, items)
     except TooLargeForOneMessage as exc:
         # Wholly queued or wholly refused (SPEC §4): a request cannot be split over messages.
-        raise ApiError(
-            413,
-            "too_large_for_one_message",
-            f"The request's items do not fit in one queue message ({exc.limit}); "
-            "send fewer or smaller items per request.",
-        ) from exc
+        raise _too_large_for_one_message(exc.limit) from exc
     except QueueFull as exc:
         metrics.BACKPRESSURE_RESPONSES.inc()
         log.warning("job.refused", reason="queue_full", error=str(exc))
@@ -149,6 +144,15 @@ async def _publish(request: web.Request, kind: MessageKind, items: Sequence[byte
             "The broker could not confirm the job in time; retry later.",
             headers={"Retry-After": retry_after},
         ) from exc
+
+
+def _too_large_for_one_message(limit: str) -> ApiError:
+    return ApiError(
+        413,
+        "too_large_for_one_message",
+        f"The request's items do not fit in one queue message ({limit}); "
+        "send fewer or smaller items per request.",
+    )
 
 
 def _meta(job_id: str, index: int, total: int, principal: Principal, now: float) -> dict[str, Any]:
@@ -235,11 +239,22 @@ async def post_entity(request: web.Request) -> web.StreamResponse:
 # ---- bulk writes ------------------------------------------------------------------------------
 
 
+def _least_encoded_size(checked: Checked) -> int:
+    """A lower bound of the bytes ``checked`` takes in a queue message (entities only: their
+    children and links make them grow far beyond their request body; 0 for associations)."""
+    if not isinstance(checked, EntityRequest):
+        return 0
+    records = sum(len(r.id) + len(r.type) + 40 for r in (checked.entity, *checked.children))
+    links = sum(len(k.entity_id) + len(k.related_id) + 30 for k in checked.links)
+    return records + links
+
+
 async def _bulk(request: web.Request, kind: MessageKind) -> web.Response:
     settings = request.app[SETTINGS]
     check = _checker(kind, request.app[RULES].rules)
     valid: list[tuple[int, Checked]] = []
     rejected: list[dict[str, Any]] = []
+    least_size = 0
     async for line in iter_bulk(
         request, max_items=settings.bulk_max_items, max_bytes=settings.max_body_bytes
     ):
@@ -250,8 +265,14 @@ async def _bulk(request: web.Request, kind: MessageKind) -> web.Response:
         if isinstance(outcome, ItemProblem):
             metrics.ITEMS_INVALID.labels(code=outcome.code).inc()
             rejected.append({"index": line.index, "error": outcome.as_error()})
-        else:
-            valid.append((line.index, outcome))
+            continue
+        valid.append((line.index, outcome))
+        # Refuse as soon as the items cannot fit in one message, rather than hold them all.
+        least_size += _least_encoded_size(outcome)
+        if least_size > settings.publish_max_bytes:
+            raise _too_large_for_one_message(
+                f"at most {settings.publish_max_bytes} bytes of items per message"
+            )
     if not valid:
         if not rejected:
             raise ApiError(400, "invalid_body", "The bulk body holds no items.")

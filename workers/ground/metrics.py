@@ -29,7 +29,11 @@ ITEMS_INVALID = Counter(
     "ingest_items_invalid_total", "Items refused by the front's synchronous checks", ["code"]
 )
 BACKPRESSURE_RESPONSES = Counter(
-    "ingest_backpressure_responses_total", "503 answers because the broker could not confirm"
+    "ingest_backpressure_responses_total",
+    "503 answers because the broker could not confirm, or too many bodies were in flight",
+)
+HTTP_BODY_BYTES_IN_FLIGHT = Gauge(
+    "ingest_http_body_bytes_in_flight", "Bytes of request bodies being handled now"
 )
 
 # publisher -----------------------------------------------------------------------------

@@ -61,6 +61,17 @@ class Settings(BaseSettings):
         description="coalesced messages awaiting their confirm at once",
     )
     max_body_bytes: int = Field(default=16 * 1024 * 1024, description="largest request body")
+    max_body_bytes_in_flight: int = Field(
+        # Two bodies at the limit: the front's peak memory under load is in README (sizing).
+        default=32 * 1024 * 1024,
+        ge=1,
+        description="bytes of request bodies handled at once; beyond, a request waits",
+    )
+    body_wait_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="how long a request waits for room among the bodies in flight before a 503",
+    )
     bulk_max_items: int = Field(default=10_000, description="items one bulk request may hold")
     trust_gateway_headers: bool = Field(
         default=False,
