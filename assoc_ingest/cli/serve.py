@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from assoc_ingest.cli.app import app
+from workers.ground.errors import ConfigurationError
 from workers.ground.logs import configure_logging
 from workers.ground.settings import Settings
 
@@ -27,12 +30,36 @@ def load_settings(**overrides: Any) -> Settings:
     return settings
 
 
+@contextmanager
+def operator_errors() -> Iterator[None]:
+    """A mistake in the settings or the command line: one line on standard error, exit 1."""
+    try:
+        yield
+    except ConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
 @app.command()
-def api(host: HostOption = None, port: PortOption = None, data_dir: DataDirOption = None) -> None:
+def api(
+    host: HostOption = None,
+    port: PortOption = None,
+    data_dir: DataDirOption = None,
+    processes: Annotated[
+        int,
+        typer.Option(
+            help="front processes sharing the port (SO_REUSEPORT), each with its own "
+            "broker connection"
+        ),
+    ] = 1,
+) -> None:
     """Run the HTTP front (broker from AMQP_URL, store from MONGODB_URL or --data-dir)."""
     from ingest_api.main import run_api
 
-    run_api(load_settings(host=host, port=port, data_dir=data_dir))
+    with operator_errors():
+        status = run_api(load_settings(host=host, port=port, data_dir=data_dir), processes)
+    if status:
+        raise typer.Exit(status)
 
 
 @app.command()
@@ -47,14 +74,15 @@ def worker(
     """Run one worker process (broker from AMQP_URL, store from MONGODB_URL or --data-dir)."""
     from workers.main import run_worker
 
-    run_worker(
-        load_settings(
-            worker_concurrency=concurrency,
-            worker_prefetch=prefetch,
-            metrics_port=metrics_port,
-            data_dir=data_dir,
+    with operator_errors():
+        run_worker(
+            load_settings(
+                worker_concurrency=concurrency,
+                worker_prefetch=prefetch,
+                metrics_port=metrics_port,
+                data_dir=data_dir,
+            )
         )
-    )
 
 
 @app.command()
@@ -63,4 +91,5 @@ def dev(host: HostOption = None, port: PortOption = None, data_dir: DataDirOptio
     MONGODB_URL say otherwise. Prints an admin key and a ready-to-paste curl on first start."""
     from assoc_ingest.dev import run_dev
 
-    run_dev(load_settings(host=host, port=port, data_dir=data_dir))
+    with operator_errors():
+        run_dev(load_settings(host=host, port=port, data_dir=data_dir))
