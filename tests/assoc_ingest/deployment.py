@@ -141,8 +141,15 @@ class Deployment:
         assert status == 202, (status, answer)
         return answer
 
-    def job(self, job_id: str) -> dict[str, Any]:
-        status, answer = self.request("GET", f"/jobs/{job_id}")
+    def job(self, job_id: str, within: float = 5.0) -> dict[str, Any]:
+        """``GET /jobs/{id}``; the front registers an accepted job in the background, so a
+        404 right after the 202 is asked again for up to ``within`` seconds."""
+        deadline = time.monotonic() + within
+        while True:
+            status, answer = self.request("GET", f"/jobs/{job_id}")
+            if status != 404 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert status == 200, (status, answer)
         result: dict[str, Any] = answer
         return result
@@ -150,8 +157,14 @@ class Deployment:
     def wait_done(self, job_ids: Sequence[str], within: float = 30.0) -> list[dict[str, Any]]:
         """The jobs once each is ``done`` or ``failed``."""
         deadline = time.monotonic() + within
+        done: dict[str, dict[str, Any]] = {}
         while True:
-            jobs = [self.job(job) for job in job_ids]
+            for job_id in job_ids:
+                if job_id not in done:
+                    job = self.job(job_id)
+                    if job["status"] in ("done", "failed"):
+                        done[job_id] = job
+            jobs = [done.get(job_id) or self.job(job_id) for job_id in job_ids]
             if all(job["status"] in ("done", "failed") for job in jobs):
                 return jobs
             if time.monotonic() > deadline:
