@@ -150,6 +150,63 @@ async def test_concurrent_upserts_of_one_association_leave_one_record_counting_a
     assert page[0].submissions == 8
 
 
+async def test_two_names_written_at_once_on_a_new_pair_are_both_stored(store: Store) -> None:
+    # Two writers create the same new pair with different type names at the same moment:
+    # neither name may be lost, and each item's outcome is stored.
+    samples = [f.entity_id("md5", f"{n:032x}") for n in range(20)]
+    jobs = [f.new_job(total=len(samples)) for _ in range(2)]
+    names = ("File DNS Query", "File Traffic")
+
+    results = await asyncio.gather(
+        *(
+            store.write_batch(
+                f.batch(
+                    jobs=[job],
+                    edges=[f.edge(job, i, sample, HOST, name) for i, sample in enumerate(samples)],
+                )
+            )
+            for job, name in zip(jobs, names, strict=True)
+        )
+    )
+
+    assert {o for result in results for o in result.outcomes.values()} == {Outcome.STORED}
+    for sample in samples:
+        record = await store.get_association(f.association_id(sample, HOST))
+        assert record is not None
+        assert sorted(record.association_types) == list(names)
+
+
+async def test_deletes_of_one_batch_apply_in_batch_order(store: Store) -> None:
+    sample = f.entity_id("md5", "d41d8cd98f00b204e9800998ecf8427e")
+    job = f.new_job(total=2)
+    await store.write_batch(
+        f.batch(
+            jobs=[job],
+            edges=[
+                f.edge(job, 0, sample, HOST, "File DNS Query"),
+                f.edge(job, 1, sample, HOST, "File Traffic"),
+            ],
+        )
+    )
+    deletes = f.new_job(total=2)
+
+    result = await store.write_batch(
+        f.batch(
+            jobs=[deletes],
+            deletes=[
+                f.delete(deletes, 0, sample, HOST, "File Traffic"),
+                f.delete(deletes, 1, sample, HOST, None),
+            ],
+        )
+    )
+
+    assert result.outcomes == {
+        (deletes.job_id, 0): Outcome.DELETED,
+        (deletes.job_id, 1): Outcome.DELETED,
+    }
+    assert await store.get_association(f.association_id(sample, HOST)) is None
+
+
 async def test_a_redelivered_batch_changes_nothing_and_reports_the_skipped_keys(
     store: Store,
 ) -> None:

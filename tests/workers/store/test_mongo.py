@@ -5,9 +5,11 @@ from __future__ import annotations
 import socket
 
 import pytest
+from pymongo.errors import BulkWriteError, OperationFailure
 
 from workers.ground.errors import StoreUnavailable
 from workers.store.mongo import MongoStore
+from workers.store.mongo.store import translated_errors
 
 
 def _closed_port() -> int:
@@ -27,3 +29,30 @@ async def test_an_unreachable_server_makes_the_store_unavailable() -> None:
             await store.existing_entity_ids(["domain-" + "0" * 64])
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        OperationFailure("not primary", code=10107),
+        OperationFailure("interrupted", code=11602),
+        OperationFailure("retry me", code=2, details={"errorLabels": ["RetryableWriteError"]}),
+        BulkWriteError(
+            {"writeErrors": [{"index": 0, "code": 189, "errmsg": "stepped down"}], "nInserted": 0}
+        ),
+    ],
+    ids=["not_writable_primary", "repl_state_change", "retryable_label", "bulk_stepped_down"],
+)
+async def test_a_failover_error_of_the_server_makes_the_store_unavailable(
+    failure: OperationFailure,
+) -> None:
+    # Raised as they are, the worker would take them for a failing item and dead-letter it.
+    with pytest.raises(StoreUnavailable):
+        async with translated_errors():
+            raise failure
+
+
+async def test_an_error_of_the_request_itself_is_not_made_transient() -> None:
+    with pytest.raises(OperationFailure):
+        async with translated_errors():
+            raise OperationFailure("document too large", code=10334)

@@ -18,7 +18,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, ExecutionTimeout, WTimeoutError
+from pymongo.errors import (
+    ConnectionFailure,
+    DuplicateKeyError,
+    ExecutionTimeout,
+    OperationFailure,
+    WTimeoutError,
+)
 
 from workers.ground.errors import StoreUnavailable
 from workers.store.logic import (
@@ -34,6 +40,7 @@ from workers.store.logic import (
 )
 from workers.store.mongo import docs as d
 from workers.store.mongo.batch import Db, apply_batch, bulk_ignoring_duplicates, job_header_upserts
+from workers.store.mongo.errors import is_transient
 from workers.store.records import (
     ApiKeyRecord,
     AssociationRecord,
@@ -46,15 +53,21 @@ from workers.store.records import (
     WriteBatch,
 )
 
-__all__ = ["MongoStore"]
+__all__ = ["MongoStore", "translated_errors"]
 
 
 @asynccontextmanager
-async def _translated() -> AsyncIterator[None]:
+async def translated_errors() -> AsyncIterator[None]:
+    """Driver failures that a later try may not meet become ``StoreUnavailable``: lost
+    connections, timeouts, and server errors of a failover or shutdown (``errors``)."""
     try:
         yield
     except (ConnectionFailure, ExecutionTimeout, WTimeoutError) as exc:
         raise StoreUnavailable(f"MongoDB unavailable: {exc}") from exc
+    except OperationFailure as exc:
+        if is_transient(exc):
+            raise StoreUnavailable(f"MongoDB cannot take it now: {exc}") from exc
+        raise
 
 
 class MongoStore:
@@ -85,7 +98,7 @@ class MongoStore:
     # lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
         db = self._db
-        async with _translated():
+        async with translated_errors():
             await db.associations.create_indexes(
                 [
                     IndexModel([("entityID", ASCENDING), ("_id", ASCENDING)]),
@@ -115,28 +128,28 @@ class MongoStore:
         await self._client.close()
 
     async def ping(self) -> None:
-        async with _translated():
+        async with translated_errors():
             await self._db.command("ping")
 
     async def drop_database(self) -> None:
         """Remove the whole database (tests and tooling only)."""
-        async with _translated():
+        async with translated_errors():
             await self._client.drop_database(self.database_name)
 
     # hot path ---------------------------------------------------------------------------
     async def existing_entity_ids(self, ids: Collection[str]) -> set[str]:
         if not ids:
             return set()
-        async with _translated():
+        async with translated_errors():
             cursor = self._db.entities.find({"_id": {"$in": list(ids)}}, {"_id": 1})
             return {doc["_id"] async for doc in cursor}
 
     async def write_batch(self, batch: WriteBatch) -> BatchResult:
-        async with _translated():
+        async with translated_errors():
             return await apply_batch(self._db, batch, self.job_ttl)
 
     async def register_jobs(self, jobs: Sequence[JobHeader]) -> None:
-        async with _translated():
+        async with translated_errors():
             await bulk_ignoring_duplicates(self._db.jobs, job_header_upserts(jobs, self.job_ttl))
 
     # reads ------------------------------------------------------------------------------
@@ -146,7 +159,7 @@ class MongoStore:
     async def get_entities(self, ids: Collection[str]) -> dict[str, StoredEntity]:
         if not ids:
             return {}
-        async with _translated():
+        async with translated_errors():
             cursor = self._db.entities.find({"_id": {"$in": list(ids)}})
             return {doc["_id"]: d.to_entity(doc) async for doc in cursor}
 
@@ -173,20 +186,20 @@ class MongoStore:
         if association_type is not None:
             query["associationTypes"] = association_type
         limit = page_limit(limit)
-        async with _translated():
+        async with translated_errors():
             found = self._db.associations.find(query).sort("_id", ASCENDING).limit(limit + 1)
             docs = [doc async for doc in found]
         page, next_cursor = split_page(docs, limit, lambda doc: str(doc["_id"]))
         return [d.to_association(doc) for doc in page], next_cursor
 
     async def get_association(self, association_id: str) -> AssociationRecord | None:
-        async with _translated():
+        async with translated_errors():
             doc = await self._db.associations.find_one({"_id": association_id})
         return None if doc is None else d.to_association(doc)
 
     async def get_job(self, job_id: str) -> JobStatus | None:
         not_before = jobs_visible_since(time.time(), self.job_ttl)
-        async with _translated():
+        async with translated_errors():
             head = await self._db.jobs.find_one({"_id": job_id, "createdAt": {"$gte": not_before}})
             if head is None:
                 return None
@@ -222,7 +235,7 @@ class MongoStore:
         return [list(doc.get("entities") or ()) for doc in docs if doc["_id"] not in done]
 
     async def purge_expired_jobs(self, older_than: float) -> int:
-        async with _translated():
+        async with translated_errors():
             expired = [
                 doc["_id"]
                 async for doc in self._db.jobs.find({"createdAt": {"$lt": older_than}}, {"_id": 1})
@@ -235,37 +248,37 @@ class MongoStore:
 
     # administration ---------------------------------------------------------------------
     async def put_api_key(self, key: ApiKeyRecord) -> None:
-        async with _translated():
+        async with translated_errors():
             await self._db.api_keys.replace_one(
                 {"_id": key.key_id}, d.from_api_key(key), upsert=True
             )
 
     async def get_api_key(self, key_id: str) -> ApiKeyRecord | None:
-        async with _translated():
+        async with translated_errors():
             doc = await self._db.api_keys.find_one({"_id": key_id})
         return None if doc is None else d.to_api_key(doc)
 
     async def list_api_keys(self) -> list[ApiKeyRecord]:
-        async with _translated():
+        async with translated_errors():
             found = self._db.api_keys.find().sort([("createdAt", ASCENDING), ("_id", ASCENDING)])
             return [d.to_api_key(doc) async for doc in found]
 
     async def revoke_api_key(self, key_id: str) -> bool:
-        async with _translated():
+        async with translated_errors():
             result = await self._db.api_keys.update_one(
                 {"_id": key_id}, {"$set": {"revoked": True}}
             )
         return result.matched_count > 0
 
     async def list_custom_types(self) -> list[CustomTypeRecord]:
-        async with _translated():
+        async with translated_errors():
             found = self._db.association_types.find().sort(
                 [("createdAt", ASCENDING), ("name", ASCENDING)]
             )
             return [d.to_custom_type(doc) async for doc in found]
 
     async def put_custom_type(self, record: CustomTypeRecord) -> bool:
-        async with _translated():
+        async with translated_errors():
             try:
                 await self._db.association_types.insert_one(d.from_custom_type(record))
             except DuplicateKeyError:
@@ -273,6 +286,6 @@ class MongoStore:
         return True
 
     async def delete_custom_type(self, name: str) -> bool:
-        async with _translated():
+        async with translated_errors():
             result = await self._db.association_types.delete_one({"_id": name.lower()})
         return result.deleted_count > 0
