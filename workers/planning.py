@@ -135,15 +135,15 @@ def failed_items_batch(
 ) -> WriteBatch:
     """The batch recording each item of ``failed`` (with its reason) ``failed`` in its job:
     the item's key, and the keys of an entity item's children and links, so that the job ends.
+    The code is the reason's first word (``handler_error``, ``undecodable``).
     """
     batch = WriteBatch(now=now, clears_waiting=clears_waiting)
     for item, reason in failed:
         keys = [_key(item)]
         if isinstance(item, EntityItem) and item.parts_from is not None:
             keys.extend((item.job, item.parts_from + n) for n in range(item.parts))
-        batch.preset.extend(
-            PresetOutcome(key, Outcome.FAILED, "handler_error", reason) for key in keys
-        )
+        code = reason.split(":", 1)[0]
+        batch.preset.extend(PresetOutcome(key, Outcome.FAILED, code, reason) for key in keys)
     batch.jobs = _headers(kind, (item for item, _ in failed))
     return batch
 

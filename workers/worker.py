@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from schemas import RejectionCode
@@ -60,6 +61,7 @@ from workers.planning import (
 )
 from workers.queue.base import ENTITY_WAIT_SINCE_HEADER, ConsumerHandle, Delivery, JobQueue
 from workers.rules_cache import RulesCache
+from workers.salvage import Salvaged, salvage_message, validation_reason
 from workers.store.base import Store
 from workers.store.records import BatchResult, Outcome
 
@@ -220,21 +222,34 @@ class Worker:
 
     async def _handle(self, delivery: Delivery) -> str:
         """Decide, write and settle one message; the result label of ``MESSAGES_HANDLED``."""
-        try:
-            message = decode_message(delivery.body)
-        except (ValidationError, ValueError) as exc:
-            await self._dead_letter(delivery, _undecodable_reason(exc))
-            return "dead_lettered"
-        metrics.WORKER_BATCH_ITEMS.observe(len(message.items))
-        since = _waiting_since(delivery.headers)
         outcome = _Handled()
-        await self._apply_isolating(message, since, outcome)
+        decoded: Message | None
+        try:
+            decoded = whole = decode_message(delivery.body)
+        except (ValidationError, ValueError) as exc:
+            # The other items of a sound envelope are handled; only the bad ones fail.
+            salvaged = salvage_message(delivery.body)
+            if salvaged is None or not (salvaged.message or _recordable(salvaged)):
+                await self._dead_letter(delivery, validation_reason(exc))
+                return "dead_lettered"
+            decoded = salvaged.message
+            outcome.failed.extend(
+                _Failed(bad.meta, bad.encoded, bad.reason) for bad in salvaged.unreadable
+            )
+            kind = _kind_of(delivery.body)
+        else:
+            kind = MessageKind(whole.kind)
+        since = _waiting_since(delivery.headers)
+        if decoded is not None:
+            metrics.WORKER_BATCH_ITEMS.observe(len(decoded.items))
+            await self._apply_isolating(decoded, since, outcome)
         if outcome.failed:
-            await self._fail_items(delivery, message, since is not None, outcome.failed)
+            await self._fail_items(delivery, kind, since is not None, outcome.failed)
         if not outcome.pending:
             await delivery.ack()
             return "dead_lettered_items" if outcome.failed else "acked"
-        kind = MessageKind(message.kind)
+        assert decoded is not None  # only decoded items wait
+        message = decoded
         body = (
             None
             if len(outcome.pending) == len(message.items)
@@ -271,7 +286,9 @@ class Worker:
                     index=message.items[0].index,
                     error=repr(exc),
                 )
-                outcome.failed.append((message.items[0], f"handler_error: {exc!r}"[:500]))
+                item = message.items[0]
+                reason = f"handler_error: {exc!r}"[:500]
+                outcome.failed.append(_Failed(item, encode_item(item), reason))
                 return
             half = len(message.items) // 2
             for part in (message.items[:half], message.items[half:]):
@@ -295,34 +312,31 @@ class Worker:
         return plan
 
     async def _fail_items(
-        self,
-        delivery: Delivery,
-        message: Message,
-        waited: bool,
-        failed: list[tuple[ItemMeta, str]],
+        self, delivery: Delivery, kind: MessageKind, waited: bool, failed: list[_Failed]
     ) -> None:
-        """Record each failing item ``failed`` in its job, then move the failing items to the
-        dead-letter queue, one message per distinct reason (the delivery stays unsettled)."""
-        kind = MessageKind(message.kind)
-        batch = failed_items_batch(kind, failed, self._clock(), clears_waiting=waited)
-        await self._store.write_batch(batch)
-        by_reason: dict[str, list[ItemMeta]] = {}
-        for item, reason in failed:
-            by_reason.setdefault(reason, []).append(item)
+        """Record each failing item ``failed`` in its job (when its origin is readable), then
+        move the failing items to the dead-letter queue, one message per distinct reason (the
+        delivery itself stays unsettled)."""
+        known = [(item.meta, item.reason) for item in failed if item.meta is not None]
+        if known:
+            batch = failed_items_batch(kind, known, self._clock(), clears_waiting=waited)
+            await self._store.write_batch(batch)
+        by_reason: dict[str, list[_Failed]] = {}
+        for item in failed:
+            by_reason.setdefault(item.reason, []).append(item)
         for reason, items in by_reason.items():
-            body = encode_envelope(kind, [encode_item(item) for item in items])
+            body = encode_envelope(kind, [item.encoded for item in items])
             await delivery.dead_letter_items(body, reason)
-            metrics.DEAD_LETTERS.labels("handler_error").inc()
+            code = reason.split(":", 1)[0]
+            metrics.DEAD_LETTERS.labels(code).inc()
+            metrics.ITEMS_PROCESSED.labels(kind.value, Outcome.FAILED.value, code).inc(len(items))
             log.warning(
                 "items.dead_lettered",
                 message_id=delivery.message_id,
                 items=len(items),
-                jobs=len({item.job for item in items}),
+                jobs=len({item.meta.job for item in items if item.meta is not None}),
                 reason=reason,
             )
-        metrics.ITEMS_PROCESSED.labels(kind.value, Outcome.FAILED.value, "handler_error").inc(
-            len(failed)
-        )
 
     async def _plan(self, message: Message, since: float | None = None) -> Plan:
         needed = needed_entity_ids(message)
@@ -400,6 +414,15 @@ class Worker:
             log.info("job.rejected", **summary, **dict(reasons))
 
 
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """A failing item: its origin (None when unreadable), its JSON, and why it failed."""
+
+    meta: ItemMeta | None
+    encoded: bytes
+    reason: str
+
+
 @dataclass(slots=True)
 class _Handled:
     """What handling one message left to settle: items still waiting for an entity (with
@@ -407,7 +430,17 @@ class _Handled:
 
     pending: list[AssociationItem] = field(default_factory=list)
     waiting_since: list[float] = field(default_factory=list)
-    failed: list[tuple[ItemMeta, str]] = field(default_factory=list)
+    failed: list[_Failed] = field(default_factory=list)
+
+
+def _recordable(salvaged: Salvaged) -> bool:
+    """Whether some unreadable item can at least be recorded failed in its job."""
+    return any(item.meta is not None for item in salvaged.unreadable)
+
+
+def _kind_of(body: bytes) -> MessageKind:
+    """The kind of a message whose envelope ``salvage_message`` found sound."""
+    return MessageKind(orjson.loads(body)["kind"])
 
 
 def _waiting_since(headers: Mapping[str, Any]) -> float | None:
@@ -421,15 +454,6 @@ def _waiting_since(headers: Mapping[str, Any]) -> float | None:
     except ValueError:
         return None
     return since if math.isfinite(since) and not isinstance(value, bool) else None
-
-
-def _undecodable_reason(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        first = exc.errors()[0] if exc.error_count() else {"msg": str(exc), "loc": ()}
-        where = ".".join(str(part) for part in first.get("loc", ()))
-        detail = f"{where}: {first['msg']}" if where else str(first["msg"])
-        return f"undecodable: {detail}"[:500]
-    return f"undecodable: {exc}"[:500]
 
 
 async def _give_back(delivery: Delivery) -> str:

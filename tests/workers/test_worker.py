@@ -7,11 +7,12 @@ import time
 from collections.abc import AsyncIterator, Collection
 from pathlib import Path
 
+import orjson
 import pytest
 from structlog.testing import capture_logs
 
 from schemas.jobids import new_job_id
-from schemas.messages import decode_message
+from schemas.messages import decode_message, encode_item
 from tests.backends import MemoryQueueFactory, SqliteStoreFactory
 from tests.workers.factories import (
     ADDRESS,
@@ -229,6 +230,30 @@ async def test_a_failing_item_fails_alone_and_only_it_goes_to_the_dead_letter_qu
     [item] = decode_message(dead.body).items
     assert item.job == poison.job
     assert await queue.depth() == 0
+
+
+@pytest.mark.usefixtures("worker")
+async def test_an_undecodable_item_fails_alone_and_the_rest_of_its_message_is_handled(
+    queue: MemoryJobQueue, store: SqliteStore
+) -> None:
+    good = [entity(("ip", f"198.51.100.{n}")) for n in range(1, 4)]
+    broken = orjson.loads(encode_item(entity(("domain", "broken.example"))))
+    broken_job = broken["job"]
+    del broken["entity"]  # its job and index are readable, the item is not
+    items = [orjson.loads(encode_item(item)) for item in good]
+    items.insert(1, broken)
+    await publish(queue, orjson.dumps({"v": 1, "kind": "entity", "items": items}))
+
+    statuses = [await wait_for_job(store, item.job) for item in good]
+    failed = await wait_for_job(store, broken_job)
+
+    assert [status.counts for status in statuses] == [{"stored": 1}] * 3
+    assert (failed.status, failed.counts) == ("failed", {"failed": 1})
+    assert failed.errors[0].code == "undecodable"
+    await eventually(lambda: _dead_count(queue, 1))
+    [dead] = await queue.dead_letters(10)
+    assert dead.reason.startswith("undecodable")
+    assert [item["job"] for item in orjson.loads(dead.body)["items"]] == [broken_job]
 
 
 async def _dead_count(queue: MemoryJobQueue, count: int) -> bool:
