@@ -10,8 +10,10 @@ Outcomes (SPEC §4):
 - association items: an ``EdgeWrite`` (the store answers ``stored`` or ``duplicate``), or a
   ``rejected`` preset outcome with the rule's code; when an end does not exist yet the item is
   pending (and recorded as waiting for it) until ``entity_wait`` seconds after a worker first
-  found it missing, then rejected ``entity_not_found``. The wait never counts from submission:
-  a backlog, an outage or a slow worker must not turn into rejections;
+  found it missing; then it gets one last look (``last_call``) a retry later, so that an
+  entity whose message was delivered just before, but not yet written, is still found; only
+  then is it rejected ``entity_not_found``. The wait never counts from submission: a backlog,
+  an outage or a slow worker must not turn into rejections;
 - delete items: an ``EdgeDelete`` (``deleted`` or ``not_found``); no entity check is needed;
 - entity items: an ``EntityWrite`` of the entity, its children and the links they imply, each
   child and link with an outcome of its own when the item says where their indexes start.
@@ -69,6 +71,8 @@ class Plan:
     pending: tuple[AssociationItem, ...] = ()
     waiting_since: float = 0.0
     """When a worker first found the ``pending`` items' entities missing (carry it to the retry)."""
+    wait_over: bool = False
+    """Some pending item's wait is over: the retry is its last call."""
     created_entity_ids: frozenset[str] = frozenset()
     """Entity IDs the batch writes: known to exist once the write succeeded."""
     rejections: dict[str, int] = field(default_factory=dict)
@@ -99,19 +103,23 @@ def plan_message(
     now: float,
     entity_wait: float,
     waiting_since: float | None = None,
+    last_call: bool = False,
 ) -> Plan:
     """Decide every item of ``message`` (see the module docstring).
 
     ``existing`` must contain every ID of ``needed_entity_ids(message)`` that exists.
     ``waiting_since``: when a worker first found entities of this message's items missing
     (the message is a retry of those items), None on a first look (then it is ``now``).
+    ``last_call``: the message is the last look of items whose wait was over.
     """
     if isinstance(message, EntityMessage):
         return _plan_entities(message.items, rules, now)
     kind = MessageKind(message.kind)
     if kind == MessageKind.ASSOCIATION_DELETE:
         return _plan_deletes(message.items, rules, now)
-    return _plan_associations(message.items, rules, existing, now, entity_wait, waiting_since)
+    return _plan_associations(
+        message.items, rules, existing, now, entity_wait, waiting_since, last_call
+    )
 
 
 def retry_delay(waiting_since: float, now: float, entity_wait: float, min_delay: float) -> float:
@@ -185,6 +193,7 @@ def _plan_associations(
     now: float,
     entity_wait: float,
     waiting_since: float | None,
+    last_call: bool,
 ) -> Plan:
     # Matching two distinct valid IDs depends only on their types' kinds and the type name,
     # so one result serves every item with the same (types, name).
@@ -222,9 +231,10 @@ def _plan_associations(
             continue
         if entity_id not in existing or related_id not in existing:
             missing = tuple(dict.fromkeys(e for e in (entity_id, related_id) if e not in existing))
-            if now - since < entity_wait:
+            if not last_call:
                 pending.append(item)
                 plan.batch.waiting.append(WaitingItem(_key(item), missing, since))
+                plan.wait_over = plan.wait_over or now - since >= entity_wait
                 continue
             names = " and ".join(missing)
             _reject(plan, item, RejectionCode.ENTITY_NOT_FOUND, f"entity {names} does not exist")

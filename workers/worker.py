@@ -59,7 +59,13 @@ from workers.planning import (
     plan_message,
     retry_delay,
 )
-from workers.queue.base import ENTITY_WAIT_SINCE_HEADER, ConsumerHandle, Delivery, JobQueue
+from workers.queue.base import (
+    ENTITY_LAST_CALL_HEADER,
+    ENTITY_WAIT_SINCE_HEADER,
+    ConsumerHandle,
+    Delivery,
+    JobQueue,
+)
 from workers.rules_cache import RulesCache
 from workers.salvage import Salvaged, salvage_message, validation_reason
 from workers.store.base import Store
@@ -239,12 +245,12 @@ class Worker:
             kind = _kind_of(delivery.body)
         else:
             kind = MessageKind(whole.kind)
-        since = _waiting_since(delivery.headers)
+        look = _look_of(delivery.headers)
         if decoded is not None:
             metrics.WORKER_BATCH_ITEMS.observe(len(decoded.items))
-            await self._apply_isolating(decoded, since, outcome)
+            await self._apply_isolating(decoded, look, outcome)
         if outcome.failed:
-            await self._fail_items(delivery, kind, since is not None, outcome.failed)
+            await self._fail_items(delivery, kind, look.since is not None, outcome.failed)
         if not outcome.pending:
             await delivery.ack()
             return "dead_lettered_items" if outcome.failed else "acked"
@@ -263,19 +269,19 @@ class Worker:
             self._queue.topology.retry_tiers[0],
         )
         # As text: AMQP tables carry floats in single precision, about a minute off today.
-        since_header = {ENTITY_WAIT_SINCE_HEADER: repr(first_missing)}
-        await delivery.retry_later(delay, body, since_header)
+        headers = {ENTITY_WAIT_SINCE_HEADER: repr(first_missing)}
+        if outcome.wait_over:
+            headers[ENTITY_LAST_CALL_HEADER] = "1"
+        await delivery.retry_later(delay, body, headers)
         metrics.ITEM_RETRIES.labels("entity_not_found").inc(len(outcome.pending))
         log.debug("items.waiting", items=len(outcome.pending), delay=delay)
         return "retried"
 
-    async def _apply_isolating(
-        self, message: Message, since: float | None, outcome: _Handled
-    ) -> None:
+    async def _apply_isolating(self, message: Message, look: _Look, outcome: _Handled) -> None:
         """Decide and write ``message``; when that fails for a reason other than a transient
         one, apply each half on its own, down to single items, which are the failing ones."""
         try:
-            plan = await self._apply(message, since)
+            plan = await self._apply(message, look)
         except TransientError:
             raise
         except Exception as exc:
@@ -293,16 +299,17 @@ class Worker:
             half = len(message.items) // 2
             for part in (message.items[:half], message.items[half:]):
                 await self._apply_isolating(
-                    message.model_copy(update={"items": part}), since, outcome
+                    message.model_copy(update={"items": part}), look, outcome
                 )
             return
         if plan.pending:
             outcome.pending.extend(plan.pending)
             outcome.waiting_since.append(plan.waiting_since)
+            outcome.wait_over = outcome.wait_over or plan.wait_over
 
-    async def _apply(self, message: Message, since: float | None) -> Plan:
+    async def _apply(self, message: Message, look: _Look) -> Plan:
         """Decide ``message`` and write what it changes; the plan."""
-        plan = await self._plan(message, since)
+        plan = await self._plan(message, look)
         if plan.writes_anything:
             started = time.perf_counter()
             result = await self._store.write_batch(plan.batch)
@@ -338,7 +345,8 @@ class Worker:
                 reason=reason,
             )
 
-    async def _plan(self, message: Message, since: float | None = None) -> Plan:
+    async def _plan(self, message: Message, look: _Look | None = None) -> Plan:
+        look = look or _Look()
         needed = needed_entity_ids(message)
         existing = needed
         unknown = self._cache.missing(needed)
@@ -348,7 +356,13 @@ class Worker:
             existing = (needed - unknown) | found
         settings = self._settings
         plan = plan_message(
-            message, self._rules.rules, existing, self._clock(), settings.entity_wait, since
+            message,
+            self._rules.rules,
+            existing,
+            self._clock(),
+            settings.entity_wait,
+            look.since,
+            look.last_call,
         )
         unknown_type = RejectionCode.UNKNOWN_ASSOCIATION_TYPE
         if plan.rejections.get(unknown_type):
@@ -367,7 +381,8 @@ class Worker:
                     existing,
                     self._clock(),
                     settings.entity_wait,
-                    since,
+                    look.since,
+                    look.last_call,
                 )
         return plan
 
@@ -430,7 +445,22 @@ class _Handled:
 
     pending: list[AssociationItem] = field(default_factory=list)
     waiting_since: list[float] = field(default_factory=list)
+    wait_over: bool = False
     failed: list[_Failed] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Look:
+    """Which look at its items a message is: ``since`` a worker first found their entities
+    missing (None: the first look), and whether their wait is over (the last look)."""
+
+    since: float | None = None
+    last_call: bool = False
+
+
+def _look_of(headers: Mapping[str, Any]) -> _Look:
+    since = _waiting_since(headers)
+    return _Look(since, since is not None and ENTITY_LAST_CALL_HEADER in headers)
 
 
 def _recordable(salvaged: Salvaged) -> bool:

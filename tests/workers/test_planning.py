@@ -134,6 +134,7 @@ def test_a_waiting_item_is_recorded_as_waiting_for_its_missing_entities_with_its
     assert plan.pending == (item,)
     assert plan.waiting_since == NOW
     assert not plan.batch.clears_waiting
+    assert not plan.wait_over
 
 
 def test_a_backlogged_item_waits_on_its_first_look_however_long_ago_it_was_submitted() -> None:
@@ -156,9 +157,20 @@ def test_a_retried_item_keeps_waiting_from_when_it_was_first_found_missing() -> 
     assert plan.batch.clears_waiting
 
 
-def test_after_the_entity_wait_a_missing_entity_is_rejected_naming_it() -> None:
+def test_when_the_wait_is_over_an_item_gets_a_last_look_before_it_is_rejected() -> None:
     item = association(ASN, ADDRESS, submitted_at=NOW - 1)
     plan = plan_message(decoded(associations(item)), RULES, {eid(ASN)}, NOW, 120, NOW - 121)
+
+    assert plan.batch.preset == []
+    assert plan.pending == (item,)
+    assert plan.wait_over
+
+
+def test_at_its_last_look_a_missing_entity_is_rejected_naming_it() -> None:
+    item = association(ASN, ADDRESS, submitted_at=NOW - 1)
+    plan = plan_message(
+        decoded(associations(item)), RULES, {eid(ASN)}, NOW, 120, NOW - 121, last_call=True
+    )
 
     [preset] = plan.batch.preset
     assert preset.code == "entity_not_found"

@@ -39,11 +39,14 @@ SCHEMA_VERSION_HEADER = "x-schema-version"
 ENTITY_WAIT_SINCE_HEADER = "x-entity-wait-since"
 """On a retried message: when a worker first found its items' entities missing, as the text
 of a number of seconds since the epoch."""
-RETRY_HEADERS = (ENTITY_WAIT_SINCE_HEADER,)
+ENTITY_LAST_CALL_HEADER = "x-entity-last-call"
+"""On a retried message: its items' wait is over, this look is their last."""
+RETRY_HEADERS = (ENTITY_WAIT_SINCE_HEADER, ENTITY_LAST_CALL_HEADER)
 """Headers a replay from the dead-letter queue drops, with the broker's death records."""
 
 __all__ = [
     "DEATH_REASON_HEADER",
+    "ENTITY_LAST_CALL_HEADER",
     "ENTITY_WAIT_SINCE_HEADER",
     "RETRY_HEADERS",
     "SCHEMA_VERSION_HEADER",
