@@ -17,7 +17,7 @@ from aiohttp import web
 from ingest_api.auth import authenticate, require_role
 from ingest_api.errors import ApiError, json_response, store_errors
 from ingest_api.responses import as_datetime, dump
-from ingest_api.state import RULES, STORE
+from ingest_api.state import JOB_REGISTRY, RULES, STORE
 from schemas import CATALOGUE, InvalidEntityId, parse_entity_id
 from schemas.http import (
     AssociationItemResponse,
@@ -31,6 +31,7 @@ from schemas.http import (
     OtherEntity,
 )
 from workers.ground.errors import PermanentError
+from workers.store.logic import job_status
 from workers.store.records import AssociationRecord, Direction, JobStatus, StoredEntity
 
 __all__ = [
@@ -229,6 +230,9 @@ async def get_job(request: web.Request) -> web.StreamResponse:
         raise ApiError(400, "invalid_job_id", "A job ID is a UUID.") from None
     with store_errors():
         job = await request.app[STORE].get_job(job_id)
+    if job is None:  # accepted here a moment ago, its registration not written yet
+        header = request.app[JOB_REGISTRY].unwritten(job_id)
+        job = None if header is None else job_status(header, (), ())
     if job is None or not (job.owner == principal.user_id or principal.has_role("admin")):
         raise ApiError(404, "job_not_found", f"There is no job {job_id}.")
     return json_response(dump(job_response(job)))

@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from ingest_api.app import create_app
 from schemas import association_id, entity_id
 from schemas.jobids import new_job_id
-from tests.ingest_api.support import ASN, BASE, DOMAIN, FILE, IP, IP_2, bearer
+from tests.backends import SqliteStoreFactory
+from tests.ingest_api.support import ASN, BASE, DOMAIN, FILE, IP, IP_2, bearer, make_settings
 from tests.workers.helpers import fast_settings, wait_for_job
 from workers.queue.memory import MemoryJobQueue
 from workers.store.records import (
@@ -396,3 +398,35 @@ async def test_an_entity_with_a_new_nested_child_counts_the_child_and_its_link(
     assert (body["status"], body["total"]) == ("done", 3)
     counts = {name: n for name, n in body["counts"].items() if n}
     assert counts == {"duplicate": 1, "stored": 2}  # the parent; the child and the link
+
+
+class SlowRegistrationStore(SqliteStore):
+    """The embedded store, whose registration of accepted jobs waits for ``registered``."""
+
+    registered: asyncio.Event
+
+    async def register_jobs(self, jobs: Sequence[JobHeader]) -> None:
+        await self.registered.wait()
+        await super().register_jobs(jobs)
+
+
+async def test_a_job_is_visible_as_queued_at_once_after_its_202(
+    sqlite_store: SqliteStoreFactory, queue: MemoryJobQueue, aiohttp_client: Any
+) -> None:
+    store = await sqlite_store("slow.sqlite3", kind=SlowRegistrationStore)
+    store.registered = asyncio.Event()
+    app = create_app(make_settings(), queue=queue, store=store, manage_backends=False)
+    client = await aiohttp_client(app)
+    alice = bearer("alice", ("reporter",))
+    response = await client.post(
+        f"{BASE}/association", json={"entityID": ASN, "relatedEntityID": IP_2}, headers=alice
+    )
+
+    status = await client.get(response.headers["Location"], headers=alice)
+    other = await client.get(response.headers["Location"], headers=bearer("bob", ("user",)))
+    store.registered.set()
+
+    assert status.status == 200
+    body = await status.json()
+    assert (body["status"], body["total"], body["kind"]) == ("queued", 1, "association")
+    assert other.status == 404
