@@ -43,6 +43,7 @@ __all__ = [
     "post_associations",
     "post_entities",
     "post_entity",
+    "queue_job",
 ]
 
 log = get_logger(__name__)
@@ -150,6 +151,15 @@ def _accepted(
         )
     )
     return {"Location": f"{BASE}/jobs/{job_id}"}
+
+
+async def queue_job(
+    request: web.Request, kind: MessageKind, job_id: str, encoded: Sequence[bytes], now: float
+) -> dict[str, str]:
+    """Publish the encoded items of the job ``job_id`` (503 unless all are confirmed), then
+    count, log and register it; the ``Location`` header of its 202."""
+    await _publish(request, kind, encoded)
+    return _accepted(request, kind, job_id, len(encoded), now)
 
 
 def _refuse(problem: ItemProblem) -> ApiError:

@@ -1,0 +1,224 @@
+"""STIX 2.1 in and out (SPEC §3): ``POST /stix`` and ``GET /entity/{id}/stix``.
+
+``POST /stix`` takes a bundle (or a bare JSON array of objects) of at most ``bulk_max_items``
+objects and ``max_body_bytes``, converts it (``schemas.stix.convert_bundle``, with the
+association rules in force) and queues its entities and associations as one job in one
+message: all confirmed, or a 503 and none. The 202 accounts for every object: how many named
+entities, how many only links, and each one not represented with its reason. A bundle of which
+nothing can be represented is a 400 listing every object's reason; one that makes more items
+than one message carries (``publish_max_items``) is a 413 naming the limit.
+
+``GET /entity/{id}/stix`` exports the entity, its associations (both directions, up to
+``limit``) and the entities at their other ends as a bundle (``schemas.stix.export``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+
+from ingest_api.auth import require_role
+from ingest_api.errors import ApiError, json_response, store_errors
+from ingest_api.state import PRINCIPAL, RULES, SETTINGS, STORE
+from ingest_api.stix_jobs import encode_job
+from ingest_api.views.writes import queue_job
+from schemas import InvalidEntityId, MessageKind, new_job_id, parse_entity_id
+from schemas.stix import Conversion, bundle_objects, convert_bundle
+from schemas.stix.export import ExportAssociation, ExportEntity, export_bundle
+from workers.ground import metrics
+from workers.ground.logs import get_logger
+from workers.store.records import AssociationRecord, Direction, StoredEntity
+
+__all__ = ["DEFAULT_EXPORT_LIMIT", "MAX_EXPORT_LIMIT", "get_entity_stix", "post_stix"]
+
+log = get_logger(__name__)
+
+STIX_TYPES = frozenset({"application/json", "application/stix+json", "application/taxii+json"})
+"""Content types of a bundle (their ``version`` parameter is not checked)."""
+
+DEFAULT_EXPORT_LIMIT = 1000
+MAX_EXPORT_LIMIT = 10_000
+"""Associations ``GET /entity/{id}/stix`` exports by default and at most (``?limit=``)."""
+
+
+# ---- in ---------------------------------------------------------------------------------------
+
+
+async def _read_objects(request: web.Request) -> list[Any]:
+    settings = request.app[SETTINGS]
+    if request.content_type not in STIX_TYPES:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "The Content-Type must be application/json or application/stix+json.",
+        )
+    if request.content_length is not None and request.content_length > settings.max_body_bytes:
+        raise ApiError(
+            413, "body_too_large", f"The body is larger than {settings.max_body_bytes} bytes."
+        )
+    body = await request.read()  # bounded by the application's client_max_size
+    try:
+        objects = bundle_objects(orjson.loads(body))
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"The body is not valid JSON: {exc}.") from exc
+    except ValueError as exc:
+        raise ApiError(400, "invalid_body", f"The body is not STIX: {exc}.") from exc
+    if not objects:
+        raise ApiError(400, "invalid_body", "The bundle holds no objects.")
+    if len(objects) > settings.bulk_max_items:
+        raise ApiError(
+            413,
+            "too_many_items",
+            f"A bundle may hold at most {settings.bulk_max_items} objects.",
+        )
+    return objects
+
+
+def _rejected(conversion: Conversion) -> list[dict[str, Any]]:
+    return [
+        {
+            "index": outcome.index,
+            "id": outcome.stix_id,
+            "type": outcome.stix_type,
+            "error": {"code": outcome.code or "", "message": outcome.message or ""},
+        }
+        for outcome in conversion.outcomes
+        if outcome.outcome == "not_represented"
+    ]
+
+
+@require_role("reporter")
+async def post_stix(request: web.Request) -> web.StreamResponse:
+    """``POST /stix``: queue a bundle's entities and associations as one job."""
+    settings = request.app[SETTINGS]
+    objects = await _read_objects(request)
+    conversion = convert_bundle(objects, request.app[RULES].rules)
+    rejected = _rejected(conversion)
+    for entry in rejected:
+        metrics.ITEMS_INVALID.labels(code=entry["error"]["code"]).inc()
+    total = len(conversion.entities) + len(conversion.links)
+    if total == 0:
+        raise ApiError(
+            400,
+            "no_valid_items",
+            f"None of the {len(objects)} objects names an entity or a link; nothing was queued.",
+            body_extra={"accepted": 0, "rejected": rejected},
+        )
+    if total > settings.publish_max_items:
+        raise ApiError(
+            413,
+            "too_many_items",
+            f"The bundle makes {total} entities and associations; one job carries at most "
+            f"{settings.publish_max_items}. Split the bundle.",
+        )
+    job_id = new_job_id()
+    structlog.contextvars.bind_contextvars(job_id=job_id)
+    now = time.time()
+    principal = request[PRINCIPAL]
+    encoded = encode_job(
+        conversion,
+        job=job_id,
+        user=principal.user_id,
+        groups=principal.groups,
+        submitted_at=now,
+    )
+    headers = await queue_job(request, MessageKind.ENTITY, job_id, encoded, now)
+    counts = conversion.counts()
+    log.info("stix.accepted", objects=counts["total"], not_represented=len(rejected))
+    return json_response(
+        {
+            "message": "acknowledged",
+            "jobID": job_id,
+            "accepted": total,
+            "entities": len(conversion.entities),
+            "associations": len(conversion.links),
+            "objects": {
+                "total": counts["total"],
+                "entity": counts["entity"],
+                "association": counts["association"],
+                "notRepresented": counts["not_represented"],
+            },
+            "rejected": rejected,
+            "notes": dict(conversion.notes),
+        },
+        status=202,
+        headers=headers,
+    )
+
+
+# ---- out --------------------------------------------------------------------------------------
+
+
+def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit")
+    if raw is None:
+        return DEFAULT_EXPORT_LIMIT
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_EXPORT_LIMIT:
+        raise ApiError(
+            400, "invalid_limit", f"limit must be a whole number from 1 to {MAX_EXPORT_LIMIT}."
+        )
+    return limit
+
+
+def _entity(stored: StoredEntity) -> ExportEntity:
+    return ExportEntity(
+        id=stored.id,
+        type=stored.type,
+        attributes=stored.attributes,
+        created_at=stored.created_at,
+        last_seen=stored.last_seen,
+    )
+
+
+def _association(record: AssociationRecord) -> ExportAssociation:
+    return ExportAssociation(
+        id=record.id,
+        entity_id=record.entity_id,
+        related_id=record.related_id,
+        association_types=record.association_types,
+        created_at=record.created_at,
+        last_seen=record.last_seen,
+    )
+
+
+@require_role("user")
+async def get_entity_stix(request: web.Request) -> web.StreamResponse:
+    """``GET /entity/{id}/stix``: the entity, its associations and their other ends as a STIX
+    2.1 bundle; 400 on a malformed ID or limit, 404 when the entity is absent."""
+    eid = request.match_info["id"]
+    try:
+        parse_entity_id(eid)
+    except InvalidEntityId as exc:
+        raise ApiError(400, "invalid_entity_id", f"{exc}.") from exc
+    limit = _limit(request)
+    store = request.app[STORE]
+    records: list[AssociationRecord] = []
+    cursor: str | None = None
+    with store_errors():
+        root = await store.get_entity(eid)
+        if root is None:
+            raise ApiError(404, "entity_not_found", f"There is no entity {eid}.")
+        while len(records) < limit:
+            page, cursor = await store.list_associations(
+                eid,
+                direction=Direction.BOTH,
+                limit=min(1000, limit - len(records)),
+                cursor=cursor,
+            )
+            records += page
+            if cursor is None:
+                break
+        others = {r.related_id if r.entity_id == eid else r.entity_id for r in records}
+        found = await store.get_entities(others) if others else {}
+    entities = [_entity(root), *(_entity(found[other]) for other in sorted(found))]
+    bundle = export_bundle(entities, [_association(record) for record in records])
+    headers = {"X-Truncated": "true"} if cursor is not None else None
+    return json_response(bundle, headers=headers)

@@ -1,0 +1,228 @@
+"""STIX through real HTTP: ``POST /stix`` queues a bundle as one job with every object
+accounted for, a worker stores it, ``GET /entity/{id}/stix`` exports a bundle the OASIS
+validator accepts and that ingests into a fresh store to the same entities and associations."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestClient
+from stix2validator import ValidationOptions, validate_instance
+
+from ingest_api.app import create_app
+from schemas import AssociationItem, EntityItem, MessageKind, entity_id
+from tests.backends import MemoryQueueFactory, SqliteStoreFactory
+from tests.ingest_api.support import BASE, ClientFactory, bearer, consume, make_settings
+from tests.stix_files import load
+from tests.workers.helpers import fast_settings, wait_for_job
+from workers.queue.memory import MemoryJobQueue
+from workers.store.base import Store
+from workers.store.records import Direction
+from workers.store.sqlite import SqliteStore
+from workers.worker import Worker
+
+Client = TestClient[Any, Any]
+REPORTER = bearer("alice", ("reporter", "user"), ("soc",))
+STIX = f"{BASE}/stix"
+
+
+@pytest.fixture
+async def worker(queue: MemoryJobQueue, store: SqliteStore, tmp_path: Path) -> AsyncIterator[None]:
+    running = Worker(queue, store, fast_settings(tmp_path))
+    await running.start()
+    yield
+    await running.stop(5)
+
+
+async def post(client: Client, document: Any, **headers: str) -> tuple[int, dict[str, Any]]:
+    response = await client.post(
+        STIX,
+        data=orjson.dumps(document),
+        headers={"Content-Type": "application/stix+json;version=2.1", **REPORTER, **headers},
+    )
+    return response.status, await response.json()
+
+
+async def test_a_bundle_is_one_job_and_every_object_is_accounted_for(
+    client: Client, queue: MemoryJobQueue
+) -> None:
+    inbox = await consume(queue)
+    status, body = await post(client, load("eset_moustachedbouncer_misp2stix21.json"))
+
+    assert status == 202 and body["message"] == "acknowledged"
+    objects = body["objects"]
+    assert objects["total"] == 276
+    assert objects["entity"] + objects["association"] + objects["notRepresented"] == 276
+    assert len(body["rejected"]) == objects["notRepresented"]
+    assert all(entry["error"]["code"] for entry in body["rejected"])
+    message = await inbox.next()
+    assert message.kind == MessageKind.ENTITY
+    assert len(message.items) == body["accepted"] == body["entities"] + body["associations"]
+    kinds = [type(item) for item in message.items]
+    assert kinds == [EntityItem] * body["entities"] + [AssociationItem] * body["associations"]
+    assert {item.job for item in message.items} == {body["jobID"]}
+    assert [item.index for item in message.items] == list(range(body["accepted"]))
+
+
+async def test_a_worker_stores_the_bundles_entities_and_matrix_associations(
+    client: Client, store: SqliteStore, worker: None
+) -> None:
+    status, body = await post(client, load("eset_moustachedbouncer_misp2stix21.json"))
+    assert status == 202
+
+    job = await wait_for_job(store, body["jobID"])
+    assert job.counts.get("rejected", 0) == 0
+    assert job.counts["stored"] == body["accepted"]
+    # file DPU.exe -downloaded-from-> smb://38.9.8.78/driverpack/DPU.exe: a File Download;
+    # that URL -contains-> a MISP domain-ip object holding 38.9.8.78: a URL Host.
+    url = entity_id("url", "smb://38.9.8.78/driverpack/DPU.exe")
+    records, _ = await store.list_associations(url, direction=Direction.OUT)
+    assert sorted((r.association_types, r.related_type) for r in records) == [
+        (("File Download",), "sha256"),
+        (("URL Host",), "ip"),
+    ]
+
+
+async def test_a_bare_array_of_objects_is_accepted(client: Client) -> None:
+    status, body = await post(client, load("stix2_sco_examples_bundle.json"))
+    assert status == 202
+    assert body["objects"]["total"] == 82
+
+
+async def test_a_bundle_of_which_nothing_is_represented_is_refused_with_every_reason(
+    client: Client,
+) -> None:
+    bundle = {
+        "type": "bundle",
+        "id": "bundle--6c2c0bc5-4ec6-4c0b-9a84-1d1c57d0e22f",
+        "objects": [
+            {"type": "attack-pattern", "id": "attack-pattern--1", "name": "Phishing"},
+            {"type": "indicator", "id": "indicator--2", "pattern": "[url:value LIKE '%x%']"},
+            {"type": "relationship", "id": "relationship--3", "relationship_type": "uses",
+             "source_ref": "malware--absent", "target_ref": "attack-pattern--1"},
+        ],
+    }  # fmt: skip
+    status, body = await post(client, bundle)
+
+    assert status == 400
+    assert body["error"]["code"] == "no_valid_items"
+    assert [(r["index"], r["error"]["code"]) for r in body["rejected"]] == [
+        (0, "unsupported_type"),
+        (1, "pattern_too_complex"),
+        (2, "dangling_reference"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "code"),
+    [
+        (b"{not json", 400, "invalid_json"),
+        (b'{"type": "indicator"}', 400, "invalid_body"),
+        (b'{"type": "bundle", "objects": []}', 400, "invalid_body"),
+        (b'{"type": "bundle", "objects": {}}', 400, "invalid_body"),
+    ],
+)
+async def test_a_body_that_is_no_bundle_is_a_400(
+    client: Client, content: bytes, status: int, code: str
+) -> None:
+    response = await client.post(
+        STIX, data=content, headers={"Content-Type": "application/json", **REPORTER}
+    )
+    assert response.status == status
+    assert (await response.json())["error"]["code"] == code
+
+
+async def test_a_bundle_in_another_media_type_is_a_415(client: Client) -> None:
+    response = await client.post(
+        STIX, data=b"[]", headers={"Content-Type": "text/plain", **REPORTER}
+    )
+    assert response.status == 415
+
+
+async def test_more_objects_than_a_bulk_holds_is_a_413(make_client: ClientFactory) -> None:
+    client = await make_client(bulk_max_items=3)
+    status, body = await post(client, load("oasis_poisonivy.json"))
+    assert status == 413 and body["error"]["code"] == "too_many_items"
+
+
+async def test_more_items_than_one_message_carries_is_a_413_naming_the_limit(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client(publish_max_items=10)
+    status, body = await post(client, load("eset_moustachedbouncer_misp2stix21.json"))
+    assert status == 413
+    assert "at most 10" in body["error"]["message"]
+
+
+async def test_posting_stix_needs_the_reporter_role(client: Client) -> None:
+    status, _ = await post(client, load("oasis_poisonivy.json"), **bearer("bob", ("user",)))
+    assert status == 403
+
+
+# ---- out ----------------------------------------------------------------------------------------
+
+
+async def stored_graph(store: Store, ids: set[str]) -> tuple[dict[str, Any], set[Any]]:
+    entities = await store.get_entities(ids)
+    edges: set[Any] = set()
+    for eid in ids:
+        records, _ = await store.list_associations(eid, direction=Direction.OUT, limit=1000)
+        edges.update(
+            (r.entity_id, r.related_id, r.association_types) for r in records if r.related_id in ids
+        )
+    return {eid: (e.type, e.attributes) for eid, e in entities.items()}, edges
+
+
+async def test_an_exported_entity_validates_and_ingests_elsewhere_to_the_same_graph(
+    client: Client,
+    store: SqliteStore,
+    worker: None,
+    sqlite_store: SqliteStoreFactory,
+    memory_queue: MemoryQueueFactory,
+    aiohttp_client: Any,
+    tmp_path: Path,
+) -> None:
+    status, body = await post(client, load("eset_moustachedbouncer_misp2stix21.json"))
+    await wait_for_job(store, body["jobID"])
+    root = entity_id("url", "http://updates.microsoft.com/jdrop.js")
+
+    response = await client.get(f"{BASE}/entity/{root}/stix", headers=REPORTER)
+    assert response.status == 200
+    bundle = await response.json()
+    results = validate_instance(bundle, ValidationOptions(version="2.1"))
+    assert results.is_valid, [str(error) for error in results.errors]
+    again = await (await client.get(f"{BASE}/entity/{root}/stix", headers=REPORTER)).json()
+    assert again == bundle
+
+    # Ingest the export into a fresh front, queue, worker and store.
+    fresh_store = await sqlite_store()
+    fresh_queue = await memory_queue()
+    fresh = await aiohttp_client(
+        create_app(make_settings(), queue=fresh_queue, store=fresh_store, manage_backends=False)
+    )
+    fresh_worker = Worker(fresh_queue, fresh_store, fast_settings(tmp_path / "fresh"))
+    await fresh_worker.start()
+    try:
+        status, copied = await post(fresh, bundle)
+        assert status == 202
+        await wait_for_job(fresh_store, copied["jobID"])
+    finally:
+        await fresh_worker.stop(5)
+
+    records, _ = await store.list_associations(root, direction=Direction.BOTH, limit=1000)
+    ids = {root} | {r.entity_id for r in records} | {r.related_id for r in records}
+    original = await stored_graph(store, ids)
+    assert len(original[1]) == len(records) >= 2
+    assert await stored_graph(fresh_store, ids) == original
+
+
+async def test_exporting_an_absent_entity_is_a_404_and_a_malformed_id_a_400(
+    client: Client,
+) -> None:
+    absent = entity_id("ip", "198.51.100.9")
+    assert (await client.get(f"{BASE}/entity/{absent}/stix", headers=REPORTER)).status == 404
+    assert (await client.get(f"{BASE}/entity/ip-12/stix", headers=REPORTER)).status == 400
