@@ -24,7 +24,7 @@ from aiohttp import web
 from ingest_api.auth import require_role
 from ingest_api.errors import ApiError, json_response, store_errors
 from ingest_api.state import PRINCIPAL, RULES, SETTINGS, STORE
-from ingest_api.stix_jobs import encode_job
+from ingest_api.stix_jobs import encode_job, item_count
 from ingest_api.views.writes import queue_job
 from schemas import InvalidEntityId, MessageKind, new_job_id, parse_entity_id
 from schemas.stix import Conversion, bundle_objects, convert_bundle
@@ -100,7 +100,7 @@ async def post_stix(request: web.Request) -> web.StreamResponse:
     rejected = _rejected(conversion)
     for entry in rejected:
         metrics.ITEMS_INVALID.labels(code=entry["error"]["code"]).inc()
-    total = len(conversion.entities) + len(conversion.links)
+    total = item_count(conversion)
     if total == 0:
         raise ApiError(
             400,
@@ -127,6 +127,7 @@ async def post_stix(request: web.Request) -> web.StreamResponse:
         submitted_at=now,
     )
     headers = await queue_job(request, MessageKind.ENTITY, job_id, encoded, now)
+    entity_items = sum(len(entity.provenance) for entity in conversion.entities)
     counts = conversion.counts()
     log.info("stix.accepted", objects=counts["total"], not_represented=len(rejected))
     return json_response(
@@ -136,6 +137,7 @@ async def post_stix(request: web.Request) -> web.StreamResponse:
             "accepted": total,
             "entities": len(conversion.entities),
             "associations": len(conversion.links),
+            "entityItems": entity_items,
             "objects": {
                 "total": counts["total"],
                 "entity": counts["entity"],

@@ -34,8 +34,9 @@ from typing import Any, Final, Literal
 
 from schemas.catalogue import CATALOGUE, NormalisationError
 from schemas.ids import entity_id_of_normalised
+from schemas.messages import Tlp
 from schemas.normalise import normalise
-from schemas.rules import AssociationRules, AssociationType, Rejection, RejectionCode
+from schemas.rules import AssociationRules, Match, Rejection, RejectionCode
 from schemas.stix.observables import (
     Description,
     EntitySpec,
@@ -128,7 +129,7 @@ class _Bundle:
         self.rules = rules
         self.by_id: dict[str, Mapping[str, Any]] = {}
         self.identities: dict[str, str] = {}
-        self.markings: dict[str, str] = {}
+        self.markings: dict[str, Tlp] = {}
         self.container_of: dict[str, Mapping[str, Any]] = {}
         self.entities: dict[str, ConvertedEntity] = {}
         self.links: dict[tuple[str, str, str], ConvertedLink] = {}
@@ -140,7 +141,7 @@ class _Bundle:
         self._provenance: dict[int, Provenance] = {}
         self._descriptions: dict[int, Description] = {}
         self.examples: dict[str, str] = {}
-        self._matches: dict[tuple[str, str, str], tuple[AssociationType, bool] | Rejection] = {}
+        self._matches: dict[tuple[str, str, str], tuple[Match, bool] | Rejection] = {}
         self._slugs = {slug(t.name): t.name for t in rules.types}
 
     # ---- the bundle's index ----------------------------------------------------------------
@@ -383,32 +384,29 @@ class _Bundle:
 
     # ---- links ---------------------------------------------------------------------------------
 
-    def match(
-        self, source: str, target: str, name: str
-    ) -> tuple[AssociationType, bool] | Rejection:
-        """The type of ``source -> target`` called ``name`` and whether it is stored reversed."""
+    def match(self, source: str, target: str, name: str) -> tuple[Match, bool] | Rejection:
+        """The type of ``source -> target`` called ``name`` and whether it is stored reversed
+        (decided by the two types and the name alone, so remembered per triple)."""
         key = (source[:-65], target[:-65], name)
         found = self._matches.get(key)
         if found is None:
-            found = self._matches[key] = self._match(source, target, name)
+            found = self._matches[key] = self._match(key[0], key[1], name)
         return found
 
     def _match(
-        self, source: str, target: str, name: str
-    ) -> tuple[AssociationType, bool] | Rejection:
-        kinds = (
-            CATALOGUE[source[:-65]].kind,
-            CATALOGUE[target[:-65]].kind,
-        )
-        if kinds[0] is None or kinds[1] is None:
+        self, source_type: str, target_type: str, name: str
+    ) -> tuple[Match, bool] | Rejection:
+        """``match`` for two entity types: the rules decide on two distinct IDs of them."""
+        source, target = f"{source_type}-{'0' * 64}", f"{target_type}-{'f' * 64}"
+        if CATALOGUE[source_type].kind is None or CATALOGUE[target_type].kind is None:
+            # A context association: named by the relationship, direction kept as given.
             matched = self.rules.match(source, target, name)
-            return (matched, False) if isinstance(matched, AssociationType) else matched
+            return matched if isinstance(matched, Rejection) else (matched, False)
         named = self._slugs.get(name.lower())
         if named is not None:  # a relationship named after an association type (an export)
             exact = self.rules.match_nested(source, target, named)
             if not isinstance(exact, Rejection):
-                association_type, primary, _ = exact
-                return association_type, primary != source
+                return exact[0], exact[1] != source
         nested = self.rules.match_nested(source, target)
         if (
             isinstance(nested, Rejection)
@@ -421,8 +419,7 @@ class _Bundle:
                     break
         if isinstance(nested, Rejection):
             return nested
-        association_type, primary, _ = nested
-        return association_type, primary != source
+        return nested[0], nested[1] != source
 
     def link(self, source: str, target: str, name: str, provenance: Provenance) -> Problem | None:
         """Add the association ``source -> target`` called ``name``; None, or why not."""

@@ -50,9 +50,16 @@ class StixObjectCounts(BaseModel):
 class StixAckResponse(AckResponse):
     """A bundle was queued as one job: its entities and associations are the job's items."""
 
-    accepted: int = Field(ge=0, description="items queued: entities plus associations")
-    entities: int = Field(ge=0, description="entity items of the job (indexes 0..entities-1)")
-    associations: int = Field(ge=0, description="association items (the indexes after them)")
+    accepted: int = Field(
+        ge=0,
+        description="items queued: one per entity and per association, for each source that "
+        "stated it (the store keeps one entry per source)",
+    )
+    entities: int = Field(ge=0, description="distinct entities")
+    associations: int = Field(ge=0, description="distinct associations")
+    entityItems: int = Field(
+        ge=0, description="entity items of the job: indexes 0..entityItems-1, associations after"
+    )
     objects: StixObjectCounts
     rejected: list[StixObjectError] = Field(
         default_factory=list, description="every object not represented, with its reason"

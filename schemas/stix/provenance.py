@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from schemas.messages import Tlp
 from schemas.stix.vocabulary import TLP2_EXTENSION, TLP_LEVELS, TLP_MARKINGS
 
 _TIME_PAIRS = (
@@ -30,6 +31,10 @@ _TIME_PAIRS = (
     ("start_time", "stop_time"),
 )
 _TLP_RANK = {level: rank for rank, level in enumerate(TLP_LEVELS)}
+_TLP: dict[str, Tlp] = {"clear": "clear", "green": "green", "amber": "amber",
+                        "amber+strict": "amber+strict", "red": "red", "white": "clear"}  # fmt: skip
+MAX_SOURCE_LENGTH = 256
+"""Longest source name kept (an identity's name is cut there)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +43,7 @@ class Provenance:
 
     source: str | None = None
     confidence: int | None = None
-    tlp: str | None = None
+    tlp: Tlp | None = None
     first_seen: str | None = None
     last_seen: str | None = None
 
@@ -69,7 +74,7 @@ def _max(a: int | None, b: int | None) -> int | None:
     return b if a is None else a if b is None else max(a, b)
 
 
-def _stricter(a: str | None, b: str | None) -> str | None:
+def _stricter(a: Tlp | None, b: Tlp | None) -> Tlp | None:
     if a is None or b is None:
         return a or b
     return a if _TLP_RANK[a] >= _TLP_RANK[b] else b
@@ -100,9 +105,9 @@ def _latest(a: str | None, b: str | None) -> str | None:
     return a if pa >= pb else b
 
 
-def tlp_of_marking(marking: Mapping[str, Any]) -> str | None:
+def tlp_of_marking(marking: Mapping[str, Any]) -> Tlp | None:
     """The TLP level a marking-definition object defines, or None when it is no TLP."""
-    known = TLP_MARKINGS.get(str(marking.get("id")))
+    known = _level(TLP_MARKINGS.get(str(marking.get("id"))))
     if known is not None:
         return known
     definition = marking.get("definition")
@@ -117,12 +122,8 @@ def tlp_of_marking(marking: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _level(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    level = value.strip().lower()
-    level = "clear" if level == "white" else level
-    return level if level in _TLP_RANK else None
+def _level(value: Any) -> Tlp | None:
+    return _TLP.get(value.strip().lower()) if isinstance(value, str) else None
 
 
 def _confidence(value: Any) -> int | None:
@@ -135,20 +136,27 @@ def _time(value: Any) -> str | None:
     return value if isinstance(value, str) and _parsed(value) is not None else None
 
 
+def source_name(text: str) -> str | None:
+    """An identity's name as a source: control characters as spaces, trimmed, cut at
+    ``MAX_SOURCE_LENGTH``; None when nothing is left."""
+    cleaned = "".join(" " if ord(ch) < 32 or ord(ch) == 127 else ch for ch in text).strip()
+    return cleaned[:MAX_SOURCE_LENGTH].strip() or None
+
+
 def provenance_of(
     obj: Mapping[str, Any],
     identities: Mapping[str, str],
-    markings: Mapping[str, str],
+    markings: Mapping[str, Tlp],
 ) -> Provenance:
     """The provenance an object states itself (see the module docstring). ``identities`` maps
     identity IDs to names, ``markings`` marking-definition IDs of the bundle to TLP levels."""
     creator = obj.get("created_by_ref")
-    source = identities.get(creator, creator) if isinstance(creator, str) else None
-    tlp: str | None = None
+    source = source_name(identities.get(creator, creator)) if isinstance(creator, str) else None
+    tlp: Tlp | None = None
     refs = obj.get("object_marking_refs")
     for ref in refs if isinstance(refs, list) else ():
         if isinstance(ref, str):
-            tlp = _stricter(tlp, TLP_MARKINGS.get(ref) or markings.get(ref))
+            tlp = _stricter(tlp, _level(TLP_MARKINGS.get(ref)) or markings.get(ref))
     first = last = None
     for first_key, last_key in _TIME_PAIRS:
         if first_key in obj or last_key in obj:

@@ -3,18 +3,20 @@
 No driver is imported here (the import-linter contract keeps it so): the adapters in
 ``workers.store.sqlite`` and ``workers.store.mongo`` read and write, and call these functions to
 decide which items of a batch to apply, how many item errors a job reports, whether a cursor is
-one they issued and where a page ends, and when a job is no longer shown. The embedded-store
+one they issued and where a page ends, when a job is no longer shown, and how the sources of a
+record merge. The embedded-store
 tests cover them in every CI run, so the MongoDB adapter does not drift where no run sees it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from schemas.messages import Provenance
 from workers.ground.errors import PermanentError
 from workers.ground.settings import Settings
 from workers.store.records import (
@@ -26,6 +28,7 @@ from workers.store.records import (
     JobHeader,
     JobStatus,
     PresetOutcome,
+    SourceEntry,
     WriteBatch,
 )
 
@@ -35,6 +38,8 @@ __all__ = [
     "INVALID_CURSOR",
     "MAX_ITEM_ERRORS",
     "SEQUENCE_CURSOR",
+    "SOURCE",
+    "USER",
     "FreshItems",
     "checked_cursor",
     "fresh_items",
@@ -42,7 +47,13 @@ __all__ = [
     "job_expires_at",
     "job_status",
     "jobs_visible_since",
+    "merge_source",
+    "merge_sources",
+    "ordered_sources",
     "page_limit",
+    "source_document",
+    "source_entries",
+    "source_from_document",
     "split_page",
 ]
 
@@ -179,3 +190,108 @@ def split_page(
     if len(rows) > limit:
         return rows[:limit], cursor_of(rows[limit - 1])
     return rows, None
+
+
+# sources ------------------------------------------------------------------------------------
+SOURCE = "source"
+"""The kind of a source entry named by the input (a feed, an organisation, a STIX identity)."""
+
+USER = "user"
+"""The kind of the source entry of the submitting user."""
+
+
+def source_entries(
+    user: str, provenance: Provenance | None, submitted_at: float
+) -> tuple[SourceEntry, ...]:
+    """What one submission adds to a record's sources: the submitting user's entry, then the
+    named source's when the provenance names one, both with the submission's confidence, TLP
+    and times. A time not given stands in for the other; with neither, the submission time
+    is both (the user reported it then)."""
+    if provenance is None:
+        return (SourceEntry(user, USER, first_seen=submitted_at, last_seen=submitted_at),)
+    first, last = provenance.first_seen, provenance.last_seen
+    if first is None and last is None:
+        first = last = submitted_at
+    elif first is None:
+        first = last
+    elif last is None:
+        last = first
+    user_entry = SourceEntry(user, USER, provenance.confidence, provenance.tlp, first, last)
+    if provenance.source is None:
+        return (user_entry,)
+    named = SourceEntry(
+        provenance.source, SOURCE, provenance.confidence, provenance.tlp, first, last
+    )
+    return (user_entry, named)
+
+
+def _widest(
+    a: float | None, b: float | None, pick: Callable[[float, float], float]
+) -> float | None:
+    if a is None:
+        return b
+    return a if b is None else pick(a, b)
+
+
+def merge_source(current: SourceEntry, new: SourceEntry) -> SourceEntry:
+    """One source's entry after it reported again (same ``key``): the highest confidence, the
+    latest TLP given, the earliest first seen and the latest last seen; what the new report
+    leaves out keeps its value."""
+    confidence = current.confidence
+    if new.confidence is not None and (confidence is None or new.confidence > confidence):
+        confidence = new.confidence
+    return SourceEntry(
+        name=current.name,
+        kind=current.kind,
+        confidence=confidence,
+        tlp=new.tlp if new.tlp is not None else current.tlp,
+        first_seen=_widest(current.first_seen, new.first_seen, min),
+        last_seen=_widest(current.last_seen, new.last_seen, max),
+    )
+
+
+def merge_sources(
+    current: Sequence[SourceEntry], new: Iterable[SourceEntry]
+) -> tuple[SourceEntry, ...]:
+    """``current`` with each of ``new`` merged into the entry of its source (``merge_source``)
+    or added after the others: a report from one source changes no other source's entry."""
+    merged: dict[tuple[str, str], SourceEntry] = {entry.key: entry for entry in current}
+    for entry in new:
+        found = merged.get(entry.key)
+        merged[entry.key] = entry if found is None else merge_source(found, entry)
+    return tuple(merged.values())
+
+
+def ordered_sources(entries: Iterable[SourceEntry]) -> tuple[SourceEntry, ...]:
+    """Entries in the order reads return them: named sources, then users, each by name."""
+    return tuple(sorted(entries, key=lambda entry: (entry.kind != SOURCE, entry.name, entry.kind)))
+
+
+_DOCUMENT_FIELDS = (
+    ("confidence", "confidence"),
+    ("tlp", "tlp"),
+    ("first_seen", "firstSeen"),
+    ("last_seen", "lastSeen"),
+)
+
+
+def source_document(entry: SourceEntry) -> dict[str, Any]:
+    """An entry as both stores keep it: camelCase keys, unset values left out."""
+    document: dict[str, Any] = {"name": entry.name, "kind": entry.kind}
+    for attribute, key in _DOCUMENT_FIELDS:
+        value = getattr(entry, attribute)
+        if value is not None:
+            document[key] = value
+    return document
+
+
+def source_from_document(document: Mapping[str, Any]) -> SourceEntry:
+    """The entry ``source_document`` stored (a missing value reads as None)."""
+    return SourceEntry(
+        name=document["name"],
+        kind=document["kind"],
+        confidence=document.get("confidence"),
+        tlp=document.get("tlp"),
+        first_seen=document.get("firstSeen"),
+        last_seen=document.get("lastSeen"),
+    )

@@ -24,6 +24,7 @@ __all__ = [
     "JobStatus",
     "Outcome",
     "PresetOutcome",
+    "SourceEntry",
     "StoredEntity",
     "WriteBatch",
     "api_key_status",
@@ -46,6 +47,28 @@ class Direction(StrEnum):
 
 ItemKey = tuple[str, int]
 """(job ID, index of the item in its job): the identity of one submitted item."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEntry:
+    """What one source said of an association or entity (SPEC §5).
+
+    ``kind`` is ``source`` for a name the input gave (a feed, a STIX identity) and ``user``
+    for the submitting user; (kind, name) identifies the entry. ``confidence`` is the highest
+    given (0-100), ``tlp`` the latest given, ``first_seen``/``last_seen`` the widest times
+    given (seconds since the epoch); None where the source never gave one.
+    """
+
+    name: str
+    kind: str
+    confidence: int | None = None
+    tlp: str | None = None
+    first_seen: float | None = None
+    last_seen: float | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.kind, self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +97,8 @@ class EdgeWrite:
     association_type: str
     file_action: bool
     created_by: str
+    sources: tuple[SourceEntry, ...] = ()
+    """Merged into the record's sources (``logic.merge_sources``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +119,8 @@ class EntityWrite:
     key: ItemKey
     entities: tuple[EntityRecord, ...]
     edges: tuple[EdgeWrite, ...] = ()
+    sources: tuple[tuple[SourceEntry, ...], ...] = ()
+    """The sources of each of ``entities`` (same order; missing ones have none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +203,7 @@ class StoredEntity:
     visible_by: tuple[str, ...]
     created_at: float
     last_seen: float
+    sources: tuple[SourceEntry, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +219,7 @@ class AssociationRecord:
     last_seen: float
     submissions: int
     created_by: str
+    sources: tuple[SourceEntry, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,9 +32,11 @@ from workers.store.records import (
     EdgeDelete,
     EdgeWrite,
     EntityRecord,
+    EntityWrite,
     ItemKey,
     JobHeader,
     Outcome,
+    SourceEntry,
     WriteBatch,
 )
 
@@ -80,14 +82,20 @@ async def _recorded(db: Db, keys: list[ItemKey]) -> dict[ItemKey, Outcome]:
     return {(doc["job"], doc["idx"]): _OUTCOMES[doc["outcome"]] async for doc in cursor}
 
 
-async def _entities(db: Db, records: list[EntityRecord], now: float) -> set[str]:
-    """Upsert entities (records of one ID merged in order); the IDs this write created."""
+async def _entities(db: Db, writes: list[EntityWrite], now: float) -> set[str]:
+    """Upsert the entities of ``writes`` (records of one ID merged in order, with their
+    sources); the IDs this write created."""
     grouped: dict[str, list[EntityRecord]] = defaultdict(list)
-    for record in records:
-        grouped[record.id].append(record)
+    sources: dict[str, list[SourceEntry]] = defaultdict(list)
+    for write in writes:
+        for position, record in enumerate(write.entities):
+            grouped[record.id].append(record)
+            if position < len(write.sources):
+                sources[record.id].extend(write.sources[position])
     order = list(grouped)
     requests = [
-        UpdateOne({"_id": eid}, d.entity_update(grouped[eid], now), upsert=True) for eid in order
+        UpdateOne({"_id": eid}, d.entity_update(grouped[eid], now, sources[eid]), upsert=True)
+        for eid in order
     ]
     upserted, _ = await bulk_ignoring_duplicates(db.entities, requests)
     return {order[index] for index in upserted}
@@ -98,10 +106,12 @@ async def _edges(db: Db, edges: list[EdgeWrite], now: float) -> list[Outcome]:
     outcomes: list[Outcome] = [Outcome.DUPLICATE] * len(edges)
     first: dict[tuple[str, str], int] = {}
     repeats: dict[str, int] = defaultdict(int)  # later occurrences in this batch, per pair
+    repeated: dict[str, list[int]] = defaultdict(list)  # their positions, for their sources
     for position, edge in enumerate(edges):
         name_key = (edge.association_id, edge.association_type)
         if name_key in first:
             repeats[edge.association_id] += 1
+            repeated[edge.association_id].append(position)
         else:
             first[name_key] = position
     positions = list(first.values())
@@ -122,7 +132,16 @@ async def _edges(db: Db, edges: list[EdgeWrite], now: float) -> list[Outcome]:
             outcomes[position] = Outcome.STORED
         else:
             repeats[edges[position].association_id] += 1
-    seen = [UpdateOne({"_id": aid}, d.edge_seen_update(n, now)) for aid, n in repeats.items()]
+            repeated[edges[position].association_id].append(position)
+    seen = [
+        UpdateOne(
+            {"_id": aid},
+            d.edge_seen_update(
+                n, now, [s for p in sorted(repeated[aid]) for s in edges[p].sources]
+            ),
+        )
+        for aid, n in repeats.items()
+    ]
     if seen:
         await db.associations.bulk_write(seen, ordered=False)
     return outcomes
@@ -156,7 +175,7 @@ async def apply_batch(db: Db, batch: WriteBatch, job_ttl: float) -> BatchResult:
     fresh = fresh_items(batch, recorded)
 
     outcomes: dict[ItemKey, Outcome] = dict(recorded)
-    new_ids = await _entities(db, [r for w in fresh.entities for r in w.entities], now)
+    new_ids = await _entities(db, fresh.entities, now)
     for write in fresh.entities:
         main = write.entities[0].id if write.entities else None
         is_new = main in new_ids

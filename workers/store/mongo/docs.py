@@ -3,14 +3,27 @@
 Field names follow SPEC §5 (camelCase as ThreatWinds stores them). Times are float seconds
 since the epoch, as in the records; ``expiresAt`` is a BSON date only because TTL indexes
 need one.
+
+``sources`` is a map from ``source_key`` (a hash of the entry's kind and name: source names are
+free text, field names are not) to the entry (``logic.source_document``), so that one update
+merges an entry with operators the server applies atomically: ``$max`` of the confidence and
+last seen, ``$min`` of the first seen, ``$set`` of the TLP given (``logic.merge_source``).
+Reads return the entries in ``logic.ordered_sources`` order.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from workers.store.logic import job_expires_at
+from workers.store.logic import (
+    job_expires_at,
+    merge_sources,
+    ordered_sources,
+    source_from_document,
+)
 from workers.store.records import (
     ApiKeyRecord,
     AssociationRecord,
@@ -18,10 +31,72 @@ from workers.store.records import (
     EdgeWrite,
     EntityRecord,
     JobHeader,
+    SourceEntry,
     StoredEntity,
 )
 
 Doc = dict[str, Any]
+
+
+def source_key(entry: SourceEntry) -> str:
+    """The field of ``entry`` in a document's ``sources`` map."""
+    digest = hashlib.sha256(f"{entry.kind}\0{entry.name}".encode()).hexdigest()
+    return "s" + digest[:32]
+
+
+def source_operators(entries: Iterable[SourceEntry]) -> dict[str, Doc]:
+    """Update operators merging ``entries`` into ``sources`` (``$set``, ``$max``, ``$min``;
+    only those needed). Entries of one source are merged first, so no path repeats."""
+    operators: dict[str, Doc] = {"$set": {}, "$max": {}, "$min": {}}
+    for entry in merge_sources((), entries):
+        path = f"sources.{source_key(entry)}"
+        operators["$set"][f"{path}.name"] = entry.name
+        operators["$set"][f"{path}.kind"] = entry.kind
+        if entry.tlp is not None:
+            operators["$set"][f"{path}.tlp"] = entry.tlp
+        if entry.confidence is not None:
+            operators["$max"][f"{path}.confidence"] = entry.confidence
+        if entry.first_seen is not None:
+            operators["$min"][f"{path}.firstSeen"] = entry.first_seen
+        if entry.last_seen is not None:
+            operators["$max"][f"{path}.lastSeen"] = entry.last_seen
+    return {name: fields for name, fields in operators.items() if fields}
+
+
+def _with_sources(update: Doc, entries: Sequence[SourceEntry]) -> Doc:
+    for operator, fields in source_operators(entries).items():
+        update[operator] = {**update.get(operator, {}), **fields}
+    return update
+
+
+def _sources_expression(entries: Sequence[SourceEntry]) -> Doc:
+    """Pipeline expression of ``sources`` with ``entries`` merged in (as ``source_operators``)."""
+    merged: Doc = {}
+    for entry in merge_sources((), entries):
+        key = source_key(entry)
+        stored = f"$sources.{key}"
+        value: Doc = {"name": literal(entry.name), "kind": literal(entry.kind)}
+        for field, given, pick in (
+            ("confidence", entry.confidence, "$max"),
+            ("firstSeen", entry.first_seen, "$min"),
+            ("lastSeen", entry.last_seen, "$max"),
+            ("tlp", entry.tlp, None),
+        ):
+            if given is None:
+                value[field] = f"{stored}.{field}"
+            elif pick is None:
+                value[field] = literal(given)
+            else:
+                value[field] = {pick: [f"{stored}.{field}", literal(given)]}
+        merged[key] = value
+    return {"$mergeObjects": [{"$ifNull": ["$sources", {}]}, merged]}
+
+
+def _sources_of(doc: Doc) -> tuple[SourceEntry, ...]:
+    entries = (doc.get("sources") or {}).values()
+    return ordered_sources(
+        source_from_document({k: v for k, v in entry.items() if v is not None}) for entry in entries
+    )
 
 
 def expires_at(created_at: float, ttl: float) -> dt.datetime:
@@ -63,8 +138,11 @@ def literal(value: Any) -> Doc:
     return {"$literal": value}
 
 
-def entity_update(records: list[EntityRecord], now: float) -> list[Doc]:
-    """Pipeline upserting one entity from the records of a batch, merged in order."""
+def entity_update(
+    records: list[EntityRecord], now: float, sources: Sequence[SourceEntry] = ()
+) -> list[Doc]:
+    """Pipeline upserting one entity from the records of a batch, merged in order, with the
+    ``sources`` they bring."""
     attributes: Doc = {}
     tags: list[str] = []
     visible_by: list[str] = []
@@ -86,29 +164,36 @@ def entity_update(records: list[EntityRecord], now: float) -> list[Doc]:
     update["reputation"] = (
         literal(reputation) if reputation is not None else {"$ifNull": ["$reputation", None]}
     )
+    if sources:
+        update["sources"] = _sources_expression(sources)
     return [{"$set": update}]
 
 
 def edge_new_name_update(edge: EdgeWrite, now: float) -> Doc:
-    """Update adding ``edge``'s type name to its pair (creating the record when absent)."""
-    return {
-        "$setOnInsert": {
-            "entityID": edge.entity_id,
-            "relatedEntityID": edge.related_id,
-            "entityType": edge.entity_type,
-            "relatedType": edge.related_type,
-            "createdAt": now,
-            "createdBy": edge.created_by,
+    """Update adding ``edge``'s type name to its pair (creating the record when absent), with
+    its sources."""
+    return _with_sources(
+        {
+            "$setOnInsert": {
+                "entityID": edge.entity_id,
+                "relatedEntityID": edge.related_id,
+                "entityType": edge.entity_type,
+                "relatedType": edge.related_type,
+                "createdAt": now,
+                "createdBy": edge.created_by,
+            },
+            "$push": {"associationTypes": edge.association_type},
+            "$set": {"lastSeen": now},
+            "$inc": {"submissions": 1},
+            "$max": {"fileAction": edge.file_action},
         },
-        "$push": {"associationTypes": edge.association_type},
-        "$set": {"lastSeen": now},
-        "$inc": {"submissions": 1},
-        "$max": {"fileAction": edge.file_action},
-    }
+        edge.sources,
+    )
 
 
-def edge_seen_update(count: int, now: float) -> Doc:
-    return {"$set": {"lastSeen": now}, "$inc": {"submissions": count}}
+def edge_seen_update(count: int, now: float, sources: Sequence[SourceEntry] = ()) -> Doc:
+    """Update of a pair submitted ``count`` more times, by ``sources``."""
+    return _with_sources({"$set": {"lastSeen": now}, "$inc": {"submissions": count}}, sources)
 
 
 def to_entity(doc: Doc) -> StoredEntity:
@@ -121,6 +206,7 @@ def to_entity(doc: Doc) -> StoredEntity:
         visible_by=tuple(doc.get("visibleBy") or ()),
         created_at=doc["createdAt"],
         last_seen=doc["lastSeen"],
+        sources=_sources_of(doc),
     )
 
 
@@ -137,6 +223,7 @@ def to_association(doc: Doc) -> AssociationRecord:
         last_seen=doc["lastSeen"],
         submissions=doc["submissions"],
         created_by=doc.get("createdBy", ""),
+        sources=_sources_of(doc),
     )
 
 
