@@ -15,6 +15,7 @@ than one message carries (``publish_max_items``) is a 413 naming the limit.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -28,10 +29,18 @@ from ingest_api.stix_jobs import encode_job, item_count
 from ingest_api.views.writes import queue_job
 from schemas import InvalidEntityId, MessageKind, new_job_id, parse_entity_id
 from schemas.stix import Conversion, bundle_objects, convert_bundle
-from schemas.stix.export import ExportAssociation, ExportEntity, export_bundle
+from schemas.stix.export import (
+    ExportAssociation,
+    ExportEntity,
+    Source,
+    export_bundle,
+    timestamp,
+)
+from schemas.stix.vocabulary import TLP_LEVELS
 from workers.ground import metrics
 from workers.ground.logs import get_logger
-from workers.store.records import AssociationRecord, Direction, StoredEntity
+from workers.store.logic import SOURCE
+from workers.store.records import AssociationRecord, Direction, SourceEntry, StoredEntity
 
 __all__ = ["DEFAULT_EXPORT_LIMIT", "MAX_EXPORT_LIMIT", "get_entity_stix", "post_stix"]
 
@@ -170,6 +179,30 @@ def _limit(request: web.Request) -> int:
     return limit
 
 
+def _sources(entries: Sequence[SourceEntry]) -> tuple[Source, ...]:
+    """The named sources of a record as the export states them; with none, one unnamed source
+    with the users' highest confidence and strictest TLP (users' names are not exported)."""
+    named = tuple(
+        Source(
+            entry.name,
+            entry.confidence,
+            entry.tlp,
+            None if entry.first_seen is None else timestamp(entry.first_seen),
+            None if entry.last_seen is None else timestamp(entry.last_seen),
+        )
+        for entry in entries
+        if entry.kind == SOURCE
+    )
+    if named:
+        return named
+    confidences = [entry.confidence for entry in entries if entry.confidence is not None]
+    levels = [entry.tlp for entry in entries if entry.tlp in TLP_LEVELS]
+    if not confidences and not levels:
+        return ()
+    strictest = max(levels, key=TLP_LEVELS.index) if levels else None
+    return (Source(None, max(confidences) if confidences else None, strictest),)
+
+
 def _entity(stored: StoredEntity) -> ExportEntity:
     return ExportEntity(
         id=stored.id,
@@ -177,6 +210,7 @@ def _entity(stored: StoredEntity) -> ExportEntity:
         attributes=stored.attributes,
         created_at=stored.created_at,
         last_seen=stored.last_seen,
+        sources=_sources(stored.sources),
     )
 
 
@@ -188,6 +222,7 @@ def _association(record: AssociationRecord) -> ExportAssociation:
         association_types=record.association_types,
         created_at=record.created_at,
         last_seen=record.last_seen,
+        sources=_sources(record.sources),
     )
 
 

@@ -47,7 +47,12 @@ from schemas.stix.observables import (
     unsupported,
 )
 from schemas.stix.patterns import PatternProblem, observables
-from schemas.stix.provenance import Provenance, provenance_of, tlp_of_marking
+from schemas.stix.provenance import (
+    Provenance,
+    listed_provenances,
+    provenance_of,
+    tlp_of_marking,
+)
 from schemas.stix.vocabulary import PREFERRED_TYPES, slug
 
 Outcome = Literal["entity", "association", "not_represented"]
@@ -303,7 +308,10 @@ class _Bundle:
         if object_type in ("identity", "marking-definition"):
             return [], unsupported(object_type).problem
         description = self.describe(obj)
-        ids, problem = self.entities_of(description.entities, provenance)
+        listed = listed_provenances(obj)
+        for stated in listed[1:]:  # every source an export of ours lists
+            self.entities_of(description.entities, stated)
+        ids, problem = self.entities_of(description.entities, listed[0] if listed else provenance)
         return ids, problem or description.problem
 
     def _indicator(

@@ -37,6 +37,7 @@ from schemas.stix.vocabulary import (
     ENTITY_TYPE_PROPERTY,
     GENERIC_OBJECT_TYPE,
     OUR_NAMESPACE,
+    SOURCES_PROPERTY,
     STIX_HASH_NAME,
     STIX_NAMESPACE,
     TLP2_EXTENSION,
@@ -129,9 +130,20 @@ def _our_id(object_type: str, *parts: str) -> str:
 
 
 def timestamp(seconds: float) -> str:
-    """An RFC 3339 UTC timestamp with milliseconds, as STIX writes them."""
+    """An RFC 3339 UTC timestamp as STIX writes them: milliseconds, or microseconds when the
+    time has them (so that stored times survive an export)."""
     moment = datetime.fromtimestamp(seconds, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    fraction = f"{moment.microsecond:06d}"
+    return (
+        moment.strftime("%Y-%m-%dT%H:%M:%S.")
+        + (fraction[:3] if fraction.endswith("000") else fraction)
+        + "Z"
+    )
+
+
+def _moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -183,9 +195,23 @@ class _Objects:
             stated["object_marking_refs"] = [self.marking(source.tlp)]
         if source.first_seen:
             stated[first] = source.first_seen
-        if source.last_seen:
-            stated[last] = source.last_seen
+        if source.last_seen and (first != "start_time" or source.last_seen != source.first_seen):
+            stated[last] = source.last_seen  # a relationship's stop_time must follow its start
         return stated
+
+
+def _source_json(source: Source) -> dict[str, Any]:
+    return {
+        name: value
+        for name, value in (
+            ("name", source.name),
+            ("confidence", source.confidence),
+            ("tlp", source.tlp),
+            ("first_seen", source.first_seen),
+            ("last_seen", source.last_seen),
+        )
+        if value is not None
+    }
 
 
 def _extra_attributes(entity: ExportEntity, *also: str) -> dict[str, Any]:
@@ -267,7 +293,7 @@ def _entity_object(entity: ExportEntity, objects: _Objects) -> str:
             stated = objects.provenance(source, "first_observed", "last_observed")
             if not source.name and len(stated) == 0:
                 continue
-            observed = {
+            observed: dict[str, Any] = {
                 "type": "observed-data",
                 "spec_version": "2.1",
                 "id": _our_id("observed-data", entity.id, source.name or ""),
@@ -279,6 +305,8 @@ def _entity_object(entity: ExportEntity, objects: _Objects) -> str:
                 "object_refs": [sco_id],
             }
             observed.update(stated)
+            if _moment(observed["last_observed"]) < _moment(observed["first_observed"]):
+                observed["last_observed"] = observed["first_observed"]
             objects.add(observed)
         return sco_id
     domain = _domain_object(entity, value)
@@ -292,6 +320,7 @@ def _entity_object(entity: ExportEntity, objects: _Objects) -> str:
             if domain["type"] not in ("malware", "threat-actor", "intrusion-set", "campaign"):
                 domain.pop("first_seen", None)
                 domain.pop("last_seen", None)
+            domain[SOURCES_PROPERTY] = [_source_json(source) for source in named]
         return objects.add(domain)
     generic: dict[str, Any] = {
         "type": GENERIC_OBJECT_TYPE,

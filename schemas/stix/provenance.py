@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas.messages import Tlp
-from schemas.stix.vocabulary import TLP2_EXTENSION, TLP_LEVELS, TLP_MARKINGS
+from schemas.stix.vocabulary import SOURCES_PROPERTY, TLP2_EXTENSION, TLP_LEVELS, TLP_MARKINGS
 
 _TIME_PAIRS = (
     ("first_seen", "last_seen"),
@@ -163,3 +163,23 @@ def provenance_of(
             first, last = _time(obj.get(first_key)), _time(obj.get(last_key))
             break
     return Provenance(source, _confidence(obj.get("confidence")), tlp, first, last)
+
+
+def listed_provenances(obj: Mapping[str, Any]) -> list[Provenance]:
+    """The sources an export of ours lists in ``x_assoc_ingest_sources`` (see
+    ``vocabulary.SOURCES_PROPERTY``), as provenances; empty when it lists none."""
+    listed = obj.get(SOURCES_PROPERTY)
+    found: list[Provenance] = []
+    for entry in listed if isinstance(listed, list) else ():
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            continue
+        found.append(
+            Provenance(
+                source_name(entry["name"]),
+                _confidence(entry.get("confidence")),
+                _level(entry.get("tlp")),
+                _time(entry.get("first_seen")),
+                _time(entry.get("last_seen")),
+            )
+        )
+    return found

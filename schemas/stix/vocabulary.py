@@ -32,6 +32,11 @@ ENTITY_TYPE_PROPERTY: Final = "x_assoc_ingest_type"
 ATTRIBUTES_PROPERTY: Final = "x_assoc_ingest_attributes"
 """Custom property carrying an exported entity's attributes beyond its main value."""
 
+SOURCES_PROPERTY: Final = "x_assoc_ingest_sources"
+"""Custom property of an exported domain object listing every source that reported it
+(``name``, ``confidence``, ``tlp``, ``first_seen``, ``last_seen``): STIX gives a domain object
+one creator, and tools and vulnerabilities no first/last seen; an import reads it back."""
+
 GENERIC_OBJECT_TYPE: Final = "x-assoc-ingest-entity"
 """Custom object an entity of a type STIX has no object for is exported as."""
 

@@ -4,7 +4,7 @@ validator accepts and that ingests into a fresh store to the same entities and a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,8 @@ from tests.stix_files import load
 from tests.workers.helpers import fast_settings, wait_for_job
 from workers.queue.memory import MemoryJobQueue
 from workers.store.base import Store
-from workers.store.records import Direction
+from workers.store.logic import SOURCE
+from workers.store.records import Direction, SourceEntry
 from workers.store.sqlite import SqliteStore
 from workers.worker import Worker
 
@@ -166,15 +167,33 @@ async def test_posting_stix_needs_the_reporter_role(client: Client) -> None:
 # ---- out ----------------------------------------------------------------------------------------
 
 
+def named(sources: Sequence[SourceEntry]) -> tuple[Any, ...]:
+    """The named sources of a record (the users who submitted differ from store to store)."""
+    return tuple(
+        sorted(
+            (s.name, s.confidence, s.tlp, _micro(s.first_seen), _micro(s.last_seen))
+            for s in sources
+            if s.kind == SOURCE
+        )
+    )
+
+
+def _micro(seconds: float | None) -> float | None:
+    """A time at the precision a STIX timestamp keeps (microseconds)."""
+    return None if seconds is None else round(seconds, 6)
+
+
 async def stored_graph(store: Store, ids: set[str]) -> tuple[dict[str, Any], set[Any]]:
     entities = await store.get_entities(ids)
     edges: set[Any] = set()
     for eid in ids:
         records, _ = await store.list_associations(eid, direction=Direction.OUT, limit=1000)
         edges.update(
-            (r.entity_id, r.related_id, r.association_types) for r in records if r.related_id in ids
+            (r.entity_id, r.related_id, r.association_types, named(r.sources))
+            for r in records
+            if r.related_id in ids
         )
-    return {eid: (e.type, e.attributes) for eid, e in entities.items()}, edges
+    return {eid: (e.type, e.attributes, named(e.sources)) for eid, e in entities.items()}, edges
 
 
 async def test_an_exported_entity_validates_and_ingests_elsewhere_to_the_same_graph(
@@ -217,6 +236,7 @@ async def test_an_exported_entity_validates_and_ingests_elsewhere_to_the_same_gr
     ids = {root} | {r.entity_id for r in records} | {r.related_id for r in records}
     original = await stored_graph(store, ids)
     assert len(original[1]) == len(records) >= 2
+    assert {source[0] for *_, sources in original[1] for source in sources} == {"ESET"}
     assert await stored_graph(fresh_store, ids) == original
 
 
