@@ -170,7 +170,7 @@ class _Bundle:
                 level = tlp_of_marking(obj)
                 if level is not None:
                     self.markings[oid] = level
-            elif object_type in containers:
+            elif isinstance(object_type, str) and object_type in containers:
                 containers[object_type].append(obj)
         # Containers lend provenance: an observed-data first, then reports and groupings.
         for listed in containers.values():

@@ -284,57 +284,62 @@ def _domain_object(entity: ExportEntity, value: str) -> dict[str, Any] | None:
 def _entity_object(entity: ExportEntity, objects: _Objects) -> str:
     value = str(entity.attributes.get(entity.type, ""))
     observable = _observable(entity, value)
-    if observable is not None:
-        extra = _extra_attributes(entity)
-        if extra:
-            observable[ATTRIBUTES_PROPERTY] = extra
-        sco_id = objects.add(observable)
-        for source in entity.sources:
-            stated = objects.provenance(source, "first_observed", "last_observed")
-            if not source.name and len(stated) == 0:
-                continue
-            observed: dict[str, Any] = {
-                "type": "observed-data",
-                "spec_version": "2.1",
-                "id": _our_id("observed-data", entity.id, source.name or ""),
-                "created": timestamp(entity.created_at),
-                "modified": timestamp(max(entity.last_seen, entity.created_at)),
-                "first_observed": timestamp(entity.created_at),
-                "last_observed": timestamp(max(entity.last_seen, entity.created_at)),
-                "number_observed": 1,
-                "object_refs": [sco_id],
-            }
-            observed.update(stated)
-            if _moment(observed["last_observed"]) < _moment(observed["first_observed"]):
-                observed["last_observed"] = observed["first_observed"]
-            objects.add(observed)
-        return sco_id
+    if observable is not None and observable["id"] not in objects.by_id:
+        return _observable_object(entity, observable, objects)
+    # An observable's ID derives from its value alone: a second entity of the same value
+    # (a hostname beside the domain of that name) becomes a custom object instead.
     domain = _domain_object(entity, value)
     if domain is not None:
         extra = _extra_attributes(entity, "name", "aliases")
-        if extra:
-            domain[ATTRIBUTES_PROPERTY] = extra
-        named = [source for source in entity.sources if source.name]
-        if named:
-            domain.update(objects.provenance(named[0], "first_seen", "last_seen"))
-            if domain["type"] not in ("malware", "threat-actor", "intrusion-set", "campaign"):
-                domain.pop("first_seen", None)
-                domain.pop("last_seen", None)
-            domain[SOURCES_PROPERTY] = [_source_json(source) for source in named]
-        return objects.add(domain)
-    generic: dict[str, Any] = {
-        "type": GENERIC_OBJECT_TYPE,
-        "spec_version": "2.1",
-        "id": _our_id(GENERIC_OBJECT_TYPE, entity.id),
-        "created": timestamp(entity.created_at),
-        "modified": timestamp(max(entity.last_seen, entity.created_at)),
-        ENTITY_TYPE_PROPERTY: entity.type,
-        "value": value,
-    }
+    else:
+        domain = {
+            "type": GENERIC_OBJECT_TYPE,
+            "spec_version": "2.1",
+            "id": _our_id(GENERIC_OBJECT_TYPE, entity.id),
+            "created": timestamp(entity.created_at),
+            "modified": timestamp(max(entity.last_seen, entity.created_at)),
+            ENTITY_TYPE_PROPERTY: entity.type,
+            "value": value,
+        }
+        extra = _extra_attributes(entity)
+    if extra:
+        domain[ATTRIBUTES_PROPERTY] = extra
+    named = [source for source in entity.sources if source.name]
+    if named:
+        domain.update(objects.provenance(named[0], "first_seen", "last_seen"))
+        if domain["type"] not in ("malware", "threat-actor", "intrusion-set", "campaign"):
+            domain.pop("first_seen", None)
+            domain.pop("last_seen", None)
+        domain[SOURCES_PROPERTY] = [_source_json(source) for source in named]
+    return objects.add(domain)
+
+
+def _observable_object(entity: ExportEntity, observable: dict[str, Any], objects: _Objects) -> str:
+    """Add an observable and, per source, an observed-data stating its provenance."""
     extra = _extra_attributes(entity)
     if extra:
-        generic[ATTRIBUTES_PROPERTY] = extra
-    return objects.add(generic)
+        observable[ATTRIBUTES_PROPERTY] = extra
+    sco_id = objects.add(observable)
+    for source in entity.sources:
+        stated = objects.provenance(source, "first_observed", "last_observed")
+        if not source.name and not stated:
+            continue
+        observed: dict[str, Any] = {
+            "type": "observed-data",
+            "spec_version": "2.1",
+            "id": _our_id("observed-data", entity.id, source.name or ""),
+            "created": timestamp(entity.created_at),
+            "modified": timestamp(max(entity.last_seen, entity.created_at)),
+            "first_observed": timestamp(entity.created_at),
+            "last_observed": timestamp(max(entity.last_seen, entity.created_at)),
+            "number_observed": 1,
+            "object_refs": [sco_id],
+        }
+        observed.update(stated)
+        if _moment(observed["last_observed"]) < _moment(observed["first_observed"]):
+            observed["last_observed"] = observed["first_observed"]
+        objects.add(observed)
+    return sco_id
 
 
 def export_bundle(

@@ -252,9 +252,10 @@ def _email_message(obj: Mapping[str, Any], object_type: str) -> Description:
     for prop, type_name in (("message_id", "email"), ("subject", "email-subject")):
         value = _text(obj.get(prop))
         if value is not None:
-            return Description(
-                (EntitySpec(type_name, value),), tuple(_embedded(obj, "email-message"))
+            entity = EntitySpec(
+                _typed(obj, type_name), value, _own_attributes(obj, "email-message")
             )
+            return Description((entity,), tuple(_embedded(obj, "email-message")))
     return Description(
         problem=("no_entity", "the email-message object has neither a message_id nor a subject")
     )
