@@ -9,6 +9,7 @@ nothing of the rest of the bundle: references stay object IDs for the converter 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -382,7 +383,42 @@ def simple_entity(conjunction: Conjunction) -> EntitySpec | None:
     return EntitySpec(type_name, value) if type_name is not None else None
 
 
+_RESOLVES = ("resolves_to_refs", "*", "value")
+
+
+def domain_resolutions(conjunction: Conjunction) -> tuple[EntitySpec, list[EntitySpec]] | None:
+    """A domain and the addresses it resolves to, for a conjunction of only
+    ``domain-name:value`` (once) and ``domain-name:resolves_to_refs[*].value`` comparisons
+    (how publishers write a domain with its A records), without building objects; None for
+    any other conjunction. Gives what ``objects_of_conjunction`` and ``describe`` would."""
+    domain: EntitySpec | None = None
+    targets: list[EntitySpec] = []
+    for comparison in conjunction:
+        if comparison.object_type != "domain-name":
+            return None
+        if comparison.path == ("value",) and domain is None:
+            domain = EntitySpec("domain", comparison.value)
+        elif comparison.path == _RESOLVES:
+            object_type = _type_of_value(comparison.value)
+            if object_type == "email-addr":
+                return None
+            type_name = SIMPLE_OBSERVABLES[object_type][1]
+            if object_type != "domain-name" and "/" in comparison.value:
+                type_name = "cidr"
+            targets.append(EntitySpec(type_name, comparison.value))
+        else:
+            return None
+    return None if domain is None else (domain, targets)
+
+
+_IPV4 = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?:/[0-9]{1,2})?")
+
+
 def _type_of_value(value: str) -> str:
+    if _IPV4.fullmatch(value):
+        return "ipv4-addr"
+    if ":" not in value:
+        return "email-addr" if "@" in value else "domain-name"
     try:
         network = ipaddress.ip_network(value, strict=False)
     except ValueError:

@@ -18,9 +18,8 @@ files and for generated ones.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from itertools import product
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from stix2patterns.exceptions import ParseException
 from stix2patterns.v21.grammars.STIXPatternParser import STIXPatternParser as P
@@ -33,9 +32,9 @@ MAX_CONJUNCTIONS: Final = 1000
 """Conjunctions a pattern may expand to; more is ``pattern_too_complex``."""
 
 
-@dataclass(frozen=True, slots=True)
-class Comparison:
-    """``object_type:path = value``; ``value`` is the literal as text (numbers in decimal)."""
+class Comparison(NamedTuple):
+    """``object_type:path = value``; ``value`` is the literal as text (numbers in decimal).
+    (A named tuple: thousands are made per bundle, and a tuple is the cheapest to make.)"""
 
     object_type: str
     path: tuple[PathStep, ...]
@@ -201,7 +200,8 @@ _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 
 
 def _unquote(literal: str) -> str:
-    return _ESCAPE.sub(r"\1", literal[1:-1])
+    inner = literal[1:-1]
+    return _ESCAPE.sub(r"\1", inner) if "\\" in inner else inner
 
 
 # ---- the fast path: the equality subset ---------------------------------------------------

@@ -157,12 +157,30 @@ def provenance_of(
     for ref in refs if isinstance(refs, list) else ():
         if isinstance(ref, str):
             tlp = _stricter(tlp, _level(TLP_MARKINGS.get(ref)) or markings.get(ref))
+    pair = time_pair(obj)
     first = last = None
+    if pair is not None:
+        first, last = _time(obj.get(pair[0])), _time(obj.get(pair[1]))
+    return Provenance(source, _confidence(obj.get("confidence")), tlp, first, last)
+
+
+_PAIR_OF_TYPE = {
+    "indicator": _TIME_PAIRS[2],
+    "relationship": _TIME_PAIRS[3],
+    "observed-data": _TIME_PAIRS[1],
+}
+
+
+def time_pair(obj: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The properties holding an object's first and last seen: by its type where the type
+    says, else the first pair it has (see the module docstring)."""
+    found = _PAIR_OF_TYPE.get(obj.get("type"))  # type: ignore[arg-type]  # any JSON value
+    if found is not None:
+        return found
     for first_key, last_key in _TIME_PAIRS:
         if first_key in obj or last_key in obj:
-            first, last = _time(obj.get(first_key)), _time(obj.get(last_key))
-            break
-    return Provenance(source, _confidence(obj.get("confidence")), tlp, first, last)
+            return first_key, last_key
+    return None
 
 
 def listed_provenances(obj: Mapping[str, Any]) -> list[Provenance]:
