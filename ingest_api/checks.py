@@ -26,7 +26,7 @@ from schemas import (
     parse_entity_id,
 )
 from schemas.http import AssociationBody, EntityBody, NestedEntity, entity_main_value
-from schemas.provenance import provenance_of
+from schemas.provenance import NOT_PLAIN, PROVENANCE_FIELDS, plain_provenance, provenance_of
 
 __all__ = [
     "AssociationRequest",
@@ -113,7 +113,7 @@ def _shape_problem(exc: ValidationError) -> ItemProblem:
     return ItemProblem("invalid_body", describe_validation_error(exc))
 
 
-_PLAIN_FIELDS = frozenset({"entityID", "relatedEntityID", "associationType"})
+_PLAIN_FIELDS = frozenset({"entityID", "relatedEntityID", "associationType"}) | PROVENANCE_FIELDS
 # The fast path must accept nothing the model would refuse: its bound is the model's own.
 _MAX_FIELD_LENGTH = min(
     meta.max_length
@@ -123,10 +123,12 @@ _MAX_FIELD_LENGTH = min(
 )
 
 
-def _plain_association(value: dict[str, Any]) -> tuple[str, str, str | None] | None:
-    """The body of a well-formed association without provenance, without running the
-    validator (the common case on the hot path), or None to let ``AssociationBody`` validate
-    it and word the problem."""
+def _plain_association(
+    value: dict[str, Any],
+) -> tuple[str, str, str | None, Provenance | None] | None:
+    """The body of a well-formed association (with plain provenance, if any) without running
+    the validator (the common case on the hot path), or None to let ``AssociationBody``
+    validate it and word the problem."""
     entity = value.get("entityID")
     related = value.get("relatedEntityID")
     name = value.get("associationType")
@@ -139,7 +141,12 @@ def _plain_association(value: dict[str, Any]) -> tuple[str, str, str | None] | N
         and len(related) <= _MAX_FIELD_LENGTH
         and (name is None or len(name) <= _MAX_FIELD_LENGTH)
     ):
-        return entity, related, name
+        if len(value) == 2 or (len(value) == 3 and "associationType" in value):
+            return entity, related, name, None
+        provenance = plain_provenance(value)
+        if provenance is not NOT_PLAIN:
+            assert provenance is None or isinstance(provenance, Provenance)
+            return entity, related, name, provenance
     return None
 
 
@@ -152,16 +159,14 @@ def check_association(
     must exist, or be a relationship name of a context pair."""
     if not isinstance(value, dict):
         return ItemProblem("invalid_body", "An association must be a JSON object.")
-    provenance: Provenance | None = None
     fields = _plain_association(value)
     if fields is None:
         try:
             body = AssociationBody.model_validate(value)
         except ValidationError as exc:
             return _shape_problem(exc)
-        fields = body.entityID, body.relatedEntityID, body.associationType
-        provenance = provenance_of(body)
-    entity_id, related_id, type_name = fields
+        fields = body.entityID, body.relatedEntityID, body.associationType, provenance_of(body)
+    entity_id, related_id, type_name, provenance = fields
     for field, eid in (("entityID", entity_id), ("relatedEntityID", related_id)):
         try:
             parse_entity_id(eid)

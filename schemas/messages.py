@@ -165,7 +165,7 @@ class AssociationItemEncoder:
             ).encode(),
         )
         self._types: dict[str | None, bytes] = {}
-        self._provenances: dict[Provenance, bytes] = {}
+        self._provenances: dict[tuple[object, ...], bytes] = {}
 
     def encode(
         self,
@@ -182,9 +182,17 @@ class AssociationItemEncoder:
         if provenance is None:
             encoded = b"null"
         else:
-            found = self._provenances.get(provenance)
+            # Keyed by the values: hashing a tuple is cheaper than hashing the model.
+            key = (
+                provenance.source,
+                provenance.confidence,
+                provenance.tlp,
+                provenance.first_seen,
+                provenance.last_seen,
+            )
+            found = self._provenances.get(key)
             if found is None:
-                found = self._provenances[provenance] = provenance.model_dump_json().encode()
+                found = self._provenances[key] = provenance.model_dump_json().encode()
             encoded = found
         first, second = self._head
         return b'%s%d%s%s","related_id":"%s%s%s}' % (

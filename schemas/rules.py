@@ -26,6 +26,7 @@ NOT_ALLOWED_MESSAGE = "Association cannot be applied to the indicator types."
 MAX_TYPE_NAME_LENGTH = 128
 DEFAULT_CONTEXT_RELATIONSHIP = "associated"
 """The relationship name of a context association submitted without one."""
+_MAX_CACHED_RELATIONSHIPS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +192,7 @@ class AssociationRules:
         self._by_pair: dict[tuple[Kind, Kind], tuple[AssociationType, ...]] = {
             pair: tuple(sorted(found, key=lambda t: t.name)) for pair, found in pairs.items()
         }
+        self._relationships: dict[str, ContextRelationship | Rejection] = {}
 
     def get(self, name: str) -> AssociationType | None:
         """The type called ``name`` (case-insensitive, surrounding spaces ignored), or None."""
@@ -216,6 +218,14 @@ class AssociationRules:
         characters is ``unknown_association_type``."""
         if type_name is None:
             return ASSOCIATED
+        found = self._relationships.get(type_name)
+        if found is None:
+            found = self._relationship(type_name)
+            if len(self._relationships) < _MAX_CACHED_RELATIONSHIPS:
+                self._relationships[type_name] = found
+        return found
+
+    def _relationship(self, type_name: str) -> ContextRelationship | Rejection:
         name = type_name.strip().lower()
         if not name:
             return ASSOCIATED

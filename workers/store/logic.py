@@ -236,18 +236,19 @@ def _widest(
 def merge_source(current: SourceEntry, new: SourceEntry) -> SourceEntry:
     """One source's entry after it reported again (same ``key``): the highest confidence, the
     latest TLP given, the earliest first seen and the latest last seen; what the new report
-    leaves out keeps its value."""
-    confidence = current.confidence
-    if new.confidence is not None and (confidence is None or new.confidence > confidence):
-        confidence = new.confidence
-    return SourceEntry(
-        name=current.name,
-        kind=current.kind,
-        confidence=confidence,
-        tlp=new.tlp if new.tlp is not None else current.tlp,
-        first_seen=_widest(current.first_seen, new.first_seen, min),
-        last_seen=_widest(current.last_seen, new.last_seen, max),
-    )
+    leaves out keeps its value. ``current`` itself when nothing changes."""
+    name, kind, confidence, tlp, first, last = current
+    _, _, new_confidence, new_tlp, new_first, new_last = new
+    changed = False
+    if new_confidence is not None and (confidence is None or new_confidence > confidence):
+        confidence, changed = new_confidence, True
+    if new_tlp is not None and new_tlp != tlp:
+        tlp, changed = new_tlp, True
+    if new_first is not None and (first is None or new_first < first):
+        first, changed = new_first, True
+    if new_last is not None and (last is None or new_last > last):
+        last, changed = new_last, True
+    return SourceEntry(name, kind, confidence, tlp, first, last) if changed else current
 
 
 def merge_sources(
@@ -255,10 +256,16 @@ def merge_sources(
 ) -> tuple[SourceEntry, ...]:
     """``current`` with each of ``new`` merged into the entry of its source (``merge_source``)
     or added after the others: a report from one source changes no other source's entry."""
-    merged: dict[tuple[str, str], SourceEntry] = {entry.key: entry for entry in current}
+    if len(current) == 1 and isinstance(new, tuple) and len(new) == 1:
+        # The common case: one user's entry reported again by that user.
+        (old,), (entry,) = current, new
+        if old[:2] == entry[:2]:
+            return (merge_source(old, entry),)
+    merged: dict[tuple[str, str], SourceEntry] = {(e.kind, e.name): e for e in current}
     for entry in new:
-        found = merged.get(entry.key)
-        merged[entry.key] = entry if found is None else merge_source(found, entry)
+        key = (entry.kind, entry.name)
+        found = merged.get(key)
+        merged[key] = entry if found is None else merge_source(found, entry)
     return tuple(merged.values())
 
 
@@ -267,21 +274,18 @@ def ordered_sources(entries: Iterable[SourceEntry]) -> tuple[SourceEntry, ...]:
     return tuple(sorted(entries, key=lambda entry: (entry.kind != SOURCE, entry.name, entry.kind)))
 
 
-_DOCUMENT_FIELDS = (
-    ("confidence", "confidence"),
-    ("tlp", "tlp"),
-    ("first_seen", "firstSeen"),
-    ("last_seen", "lastSeen"),
-)
-
-
 def source_document(entry: SourceEntry) -> dict[str, Any]:
     """An entry as both stores keep it: camelCase keys, unset values left out."""
-    document: dict[str, Any] = {"name": entry.name, "kind": entry.kind}
-    for attribute, key in _DOCUMENT_FIELDS:
-        value = getattr(entry, attribute)
-        if value is not None:
-            document[key] = value
+    name, kind, confidence, tlp, first, last = entry
+    document: dict[str, Any] = {"name": name, "kind": kind}
+    if confidence is not None:
+        document["confidence"] = confidence
+    if tlp is not None:
+        document["tlp"] = tlp
+    if first is not None:
+        document["firstSeen"] = first
+    if last is not None:
+        document["lastSeen"] = last
     return document
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from schemas.messages import EntityRecord
 
@@ -49,14 +49,14 @@ ItemKey = tuple[str, int]
 """(job ID, index of the item in its job): the identity of one submitted item."""
 
 
-@dataclass(frozen=True, slots=True)
-class SourceEntry:
+class SourceEntry(NamedTuple):
     """What one source said of an association or entity (SPEC §5).
 
     ``kind`` is ``source`` for a name the input gave (a feed, a STIX identity) and ``user``
     for the submitting user; (kind, name) identifies the entry. ``confidence`` is the highest
     given (0-100), ``tlp`` the latest given, ``first_seen``/``last_seen`` the widest times
-    given (seconds since the epoch); None where the source never gave one.
+    given (seconds since the epoch); None where the source never gave one. (A named tuple:
+    the worker builds and merges one per item.)
     """
 
     name: str
