@@ -39,6 +39,11 @@ DEFAULT_LIMIT = 1000
 DATE_ADDED_LAST = "X-TAXII-Date-Added-Last"
 
 
+def _listed(value: Any) -> list[Any]:
+    """``value`` when it is a JSON array, else nothing (a server may answer anything)."""
+    return value if isinstance(value, list) else []
+
+
 class TaxiiError(Exception):
     """A TAXII server that cannot be polled: unreachable, refusing, or not TAXII 2.1."""
 
@@ -119,7 +124,7 @@ class TaxiiPoller:
         if not isinstance(document, dict):
             raise TaxiiError(f"{base} is not a TAXII 2.1 discovery or API root resource")
         if "api_roots" in document:
-            roots = [str(root) for root in document.get("api_roots") or []]
+            roots = [str(root) for root in _listed(document.get("api_roots"))]
             default = document.get("default")
             if isinstance(default, str):
                 roots = [default, *(root for root in roots if root != default)]
@@ -135,7 +140,7 @@ class TaxiiPoller:
     async def _find(self, root: str, collection_id: str) -> Collection | None:
         document, _ = await self._get(urljoin(root, "collections/"))
         collections = document.get("collections") if isinstance(document, dict) else None
-        for entry in collections or []:
+        for entry in _listed(collections):
             if not isinstance(entry, dict):
                 continue
             if collection_id in (entry.get("id"), entry.get("title")):
@@ -160,7 +165,7 @@ class TaxiiPoller:
             envelope, headers = await self._get(collection.objects_url, params)
             if not isinstance(envelope, dict):
                 raise TaxiiError(f"{collection.objects_url} did not answer an envelope")
-            objects = [obj for obj in envelope.get("objects") or [] if isinstance(obj, dict)]
+            objects = [obj for obj in _listed(envelope.get("objects")) if isinstance(obj, dict)]
             more = envelope.get("more") is True
             last = headers.get(DATE_ADDED_LAST)
             yield Page(objects, str(last) if last else None, more)
@@ -178,7 +183,7 @@ class TaxiiPoller:
         except TaxiiError:
             return None
         versions = envelope.get("objects") if isinstance(envelope, dict) else None
-        found = [obj for obj in versions or [] if isinstance(obj, dict)]
+        found = [obj for obj in _listed(versions) if isinstance(obj, dict)]
         return found[-1] if found else None
 
 

@@ -70,7 +70,8 @@ async def _submit(client: IngestClient, sent: list[dict[str, Any]], key: str) ->
     except StixRefused as refused:
         body = refused.body if isinstance(refused.body, dict) else {}
         if refused.status == 400 and body.get("error", {}).get("code") == "no_valid_items":
-            rejected = body.get("rejected") or []
+            rejected = body.get("rejected")
+            rejected = rejected if isinstance(rejected, list) else []
             return {
                 "accepted": 0,
                 "rejected": rejected,
@@ -118,7 +119,7 @@ async def _poll(
                     outcomes.update({k: int(v) for k, v in objects.items() if k != "total"})
                     reasons.update(
                         str(entry.get("error", {}).get("code"))
-                        for entry in answer.get("rejected") or []
+                        for entry in answer.get("rejected") or ()
                         if isinstance(entry, dict)
                     )
             if client is not None and page.added_last:

@@ -91,6 +91,11 @@ def describe(obj: Mapping[str, Any]) -> Description:
 # ---- one function per shape of object ------------------------------------------------------
 
 
+def _listed(value: Any) -> list[Any]:
+    """``value`` when it is a JSON array, else nothing (publishers get types wrong)."""
+    return value if isinstance(value, list) else []
+
+
 def _text(value: Any) -> str | None:
     if isinstance(value, str) and value.strip():
         return value
@@ -202,7 +207,7 @@ def _domain_object(obj: Mapping[str, Any], object_type: str) -> Description:
     if object_type == "malware" and obj.get("is_family") is True:
         type_name = MALWARE_FAMILY_TYPE
     if object_type == "vulnerability":
-        for reference in obj.get("external_references") or ():
+        for reference in _listed(obj.get("external_references")):
             if isinstance(reference, dict) and reference.get("source_name") == "cve":
                 name = _text(reference.get("external_id")) or name
                 break
@@ -275,7 +280,7 @@ def _misp_object(obj: Mapping[str, Any], object_type: str) -> Description:
     """A MISP object exported as ``x-misp-object``: its attributes of known types."""
     entities: list[EntitySpec] = []
     hashes: dict[str, str] = {}
-    for attribute in obj.get("x_misp_attributes") or ():
+    for attribute in _listed(obj.get("x_misp_attributes")):
         if not isinstance(attribute, dict):
             continue
         value = _text(attribute.get("value"))

@@ -174,7 +174,8 @@ _PAIR_OF_TYPE = {
 def time_pair(obj: Mapping[str, Any]) -> tuple[str, str] | None:
     """The properties holding an object's first and last seen: by its type where the type
     says, else the first pair it has (see the module docstring)."""
-    found = _PAIR_OF_TYPE.get(obj.get("type"))  # type: ignore[arg-type]  # any JSON value
+    object_type = obj.get("type")
+    found = _PAIR_OF_TYPE.get(object_type) if isinstance(object_type, str) else None
     if found is not None:
         return found
     for first_key, last_key in _TIME_PAIRS:

@@ -4,6 +4,7 @@ validator accepts and that ingests into a fresh store to the same entities and a
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from ingest_api.app import create_app
 from schemas import AssociationItem, EntityItem, MessageKind, entity_id
 from tests.backends import MemoryQueueFactory, SqliteStoreFactory
 from tests.ingest_api.support import BASE, ClientFactory, bearer, consume, make_settings
-from tests.stix_files import load
+from tests.stix_files import FILES, load, objects
 from tests.workers.helpers import fast_settings, wait_for_job
 from workers.queue.memory import MemoryJobQueue
 from workers.store.base import Store
@@ -246,3 +247,25 @@ async def test_exporting_an_absent_entity_is_a_404_and_a_malformed_id_a_400(
     absent = entity_id("ip", "198.51.100.9")
     assert (await client.get(f"{BASE}/entity/{absent}/stix", headers=REPORTER)).status == 404
     assert (await client.get(f"{BASE}/entity/ip-12/stix", headers=REPORTER)).status == 400
+
+
+async def test_mangled_bundles_from_every_publisher_never_get_a_5xx(client: Client) -> None:
+    # Held-out publishers write what these files do, and worse: fields of the wrong type,
+    # missing, or taken from another object. Every answer is a 202 or a 4xx with reasons.
+    chooser = random.Random(16)
+    values: list[Any] = [None, 7, -1, 2**63, 1.5, True, "", "x" * 300, [], {}, ["a"], {"a": 1}]
+    for name in FILES:
+        source = objects(name)
+        for _ in range(8):
+            mangled = []
+            for obj in chooser.sample(source, min(len(source), 60)):
+                obj = dict(obj)
+                for key in chooser.sample(sorted(obj), min(len(obj), 2)):
+                    obj[key] = chooser.choice([*values, *source[:3]])
+                mangled.append(obj)
+            status, body = await post(client, mangled)
+            assert status in (202, 400), body
+            if status == 202:
+                assert body["objects"]["total"] == len(mangled)
+            else:
+                assert body["error"]["code"] in ("no_valid_items", "invalid_body")

@@ -268,8 +268,9 @@ _REAL = [obj for name in FILES[:1] + FILES[3:] for obj in objects(name)]
 @st.composite
 def _mangled(draw: st.DrawFn) -> Any:
     obj = dict(draw(st.sampled_from(_REAL)))
+    wrong = st.sampled_from([None, 0, -1, 1.5, True, "", [], {}, ["x"], {"type": "x"}])
     for key in draw(st.lists(st.sampled_from(sorted(obj)), max_size=3)):
-        obj[key] = draw(_json)
+        obj[key] = draw(wrong | _json)
     return obj
 
 
