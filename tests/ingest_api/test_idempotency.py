@@ -20,9 +20,9 @@ from schemas import association_id
 from schemas.jobids import new_job_id
 from schemas.messages import EntityRecord
 from tests.backends import FAST_RETRY_TIERS
+from tests.faults import ConfirmLostQueue
 from tests.ingest_api.support import ASN, BASE, IP, IP_2, URL, ClientFactory, consume
 from tests.workers.helpers import eventually, fast_settings, wait_for_job
-from workers.ground.errors import BrokerUnavailable
 from workers.queue.base import Topology
 from workers.queue.memory import MemoryJobQueue
 from workers.store.records import EntityWrite, JobHeader, WriteBatch
@@ -41,19 +41,6 @@ def keyed(api_key: dict[str, str], key: str) -> dict[str, str]:
 async def post(client: Client, path: str, headers: dict[str, str], **kwargs: Any) -> Any:
     response = await client.post(f"{BASE}/{path}", headers=headers, **kwargs)
     return response.status, await response.json(), response.headers
-
-
-class ConfirmLostQueue(MemoryJobQueue):
-    """The in-process queue whose broker takes the first ``lost`` messages but whose confirm
-    never arrives: the publisher gets ``BrokerUnavailable``, as after a confirm timeout."""
-
-    lost = 0
-
-    async def publish(self, body: bytes, **kwargs: Any) -> None:
-        await super().publish(body, **kwargs)
-        if self.lost > 0:
-            self.lost -= 1
-            raise BrokerUnavailable("the confirm was lost (test)")
 
 
 @pytest.fixture
