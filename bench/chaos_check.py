@@ -171,6 +171,9 @@ def _counted_once_checks(
         Check("logical requests sent more than once (retried)", None, len(retried)),
         Check("  ... sends in all", None, sum(a.attempts for a in answers)),
         Check("acknowledged requests sent again with their key", None, len(repeated)),
+        Check(
+            "202s that replayed an earlier attempt's job", None, sum(a.replayed for a in answers)
+        ),
         Check("logical requests answered with two jobIDs", 0, len(split), _few(split)),
         Check(
             "logical requests with a pair submitted twice",

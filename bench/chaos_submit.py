@@ -27,6 +27,7 @@ from bench.chaos_workload import Step, Workload
 __all__ = ["IDEMPOTENCY_HEADER", "Answer", "Submitter", "poll_jobs"]
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
 
 REFUSED = "refused"
 ACKNOWLEDGED = "acknowledged"
@@ -51,6 +52,8 @@ class Answer:
     answered: float
     attempts: int = 1
     job_ids: tuple[str, ...] = ()
+    replayed: int = 0
+    """202s that said ``Idempotent-Replayed``: the key had been used by an earlier attempt."""
 
 
 @dataclass
@@ -112,20 +115,24 @@ class Submitter:
         url = f"{self.base}/{step.kind}"
         sent = time.monotonic() - self._origin
         attempts = 0
+        replayed = 0
         while True:
             attempts += 1
-            status, data, pause = await self._post(url, body, headers)
-            verdict, job_id, detail = _judge(status, data, len(keys))
+            reply = await self._post(url, body, headers)
+            replayed += reply.replayed
+            verdict, job_id, detail = _judge(reply.status, reply.data, len(keys))
             timed_out = time.monotonic() - self._origin - sent > self.retry_for
             if verdict != REFUSED or timed_out:
                 break
-            await asyncio.sleep(pause)
+            await asyncio.sleep(reply.pause)
+        status = reply.status
         job_ids: tuple[str, ...] = (job_id,) if job_id else ()
         if verdict == ACKNOWLEDGED and self.repeat_every and index % self.repeat_every == 0:
-            _, again, _ = await self._post(url, body, headers)
+            again = await self._post(url, body, headers)
             attempts += 1
-            if isinstance(again, dict) and again.get("jobID"):
-                job_ids += (str(again["jobID"]),)
+            replayed += again.replayed
+            if isinstance(again.data, dict) and again.data.get("jobID"):
+                job_ids += (str(again.data["jobID"]),)
         if verdict == REFUSED and step.kind == "entities":
             self.refused_entities.update(keys)
         answered = time.monotonic() - self._origin
@@ -142,22 +149,33 @@ class Submitter:
                 answered,
                 attempts,
                 job_ids,
+                replayed,
             )
         )
 
-    async def _post(
-        self, url: str, body: bytes, headers: dict[str, str]
-    ) -> tuple[int | None, Any, float]:
-        """One send: (status, parsed body or the error, seconds to wait before a retry)."""
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> _Reply:
+        """One send and what came back."""
         try:
             async with self.session.post(url, data=body, headers=headers) as response:
                 status = response.status
                 retry_after = response.headers.get("Retry-After", "1")
+                replayed = response.headers.get(REPLAYED_HEADER) == "true"
                 data = await response.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            return None, f"{type(exc).__name__}: {exc}", 1.0
+            return _Reply(None, f"{type(exc).__name__}: {exc}", 1.0, False)
         pause = min(float(retry_after), self.retry_after_cap) if status == 503 else 0.0
-        return status, data, pause
+        return _Reply(status, data, pause, replayed)
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    status: int | None
+    data: Any
+    """The parsed body, or what went wrong."""
+    pause: float
+    """Seconds to wait before a retry."""
+    replayed: bool
+    """The 202 carried ``Idempotent-Replayed: true``."""
 
 
 def _judge(status: int | None, data: Any, items: int) -> tuple[str, str | None, str]:
