@@ -62,6 +62,7 @@ def scenarios(runs: int, seconds: float) -> dict[str, Callable[[], Any]]:
         "naive": lambda: http_bench.ceiling("naive", runs, seconds, 64),
         "front": lambda: http_bench.front_single(runs, seconds, 64),
         "bulk": lambda: http_bench.front_bulk(runs, seconds, 8),
+        "front_keys": lambda: http_bench.front_keys(runs, seconds, 64),
         "publisher": publisher,
         "store": store,
         "e2e_feeds_1": e2e("feeds", 1),

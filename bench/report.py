@@ -80,6 +80,17 @@ def markdown(results: dict[str, Any]) -> str:
             half,
             None,
         )
+    keys = _get(results, "front_keys")
+    if keys:
+        for label, node in (("without", "without_keys"), ("with", "with_keys")):
+            row(
+                f"front POST /association {label} Idempotency-Key, c=64",
+                keys[node]["rate"],
+                "req/s",
+                keys[node],
+                keys.get("peak_rss_mb") if label == "with" else None,
+                f"{keys['cost_us']:+.0f} µs a request" if label == "with" else "",
+            )
     bulk = _get(results, "bulk")
     if bulk:
         row(

@@ -101,9 +101,10 @@ class MongoStoreFactory:
         self.base = base.replace("-", "_")
         self._made: list[MongoStore] = []
 
-    async def __call__(self) -> MongoStore:
+    async def __call__(self, *, database: str | None = None) -> MongoStore:
+        """A started store on a database of its own, or on ``database`` (another store's)."""
         name = self.base if not self._made else f"{self.base}_{len(self._made) + 1}"
-        store = MongoStore(self.url, name)
+        store = MongoStore(self.url, database or name)
         self._made.append(store)
         await store.start()
         return store

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from assoc_ingest.cli.app import app
 from workers.ground.logs import configure_logging
@@ -22,9 +23,22 @@ DataDirOption = Annotated[
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment, with the command-line flags that were given on top."""
     given = {name: value for name, value in overrides.items() if value is not None}
-    settings = Settings(**given)
+    try:
+        settings = Settings(**given)
+    except ValidationError as exc:
+        typer.echo(f"error: invalid settings: {_first_problem(exc)}", err=True)
+        raise typer.Exit(2) from None
     configure_logging(settings.log_level, settings.log_format)
     return settings
+
+
+def _first_problem(exc: ValidationError) -> str:
+    """One line naming the first invalid setting and why."""
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error.get("loc", ()))
+    message = str(error.get("msg", exc)).removeprefix("Value error, ")
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where + ': ' if where else ''}{message}{more}"
 
 
 @app.command()

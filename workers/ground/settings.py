@@ -6,9 +6,9 @@ Variables carry the ``INGEST_`` prefix, except the conventional ``AMQP_URL`` and
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -60,6 +60,11 @@ class Settings(BaseSettings):
         ge=1,
         description="coalesced messages awaiting their confirm at once",
     )
+    idempotency_window: float = Field(
+        default=24 * 3600.0,
+        gt=0,
+        description="seconds an Idempotency-Key stands for its first job (at most job_ttl)",
+    )
     max_body_bytes: int = Field(default=16 * 1024 * 1024, description="largest request body")
     bulk_max_items: int = Field(default=10_000, description="items one bulk request may hold")
     trust_gateway_headers: bool = Field(
@@ -99,3 +104,13 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="json, console, or auto (console on a terminal)"
     )
+
+    @model_validator(mode="after")
+    def _keys_outlive_no_job(self) -> Self:
+        # A key that outlived its job's item outcomes would let a retry process them again.
+        if self.idempotency_window > self.job_ttl:
+            raise ValueError(
+                f"INGEST_IDEMPOTENCY_WINDOW ({self.idempotency_window:g} s) must not exceed "
+                f"INGEST_JOB_TTL ({self.job_ttl:g} s)"
+            )
+        return self

@@ -26,6 +26,8 @@ from workers.store.records import (
     Direction,
     JobHeader,
     JobStatus,
+    KeyReservation,
+    ReservedKey,
     StoredEntity,
     WriteBatch,
 )
@@ -101,4 +103,15 @@ class Store(Protocol):
 
     async def delete_custom_type(self, name: str) -> bool:
         """Remove a custom type by name (any case); False when there is none."""
+        ...
+
+    # idempotency keys ---------------------------------------------------------------------
+    async def reserve_idempotency_key(
+        self, reservation: KeyReservation, window: float
+    ) -> ReservedKey:
+        """Store ``reservation`` unless the same user reserved the same key less than
+        ``window`` seconds before ``reservation.created_at`` (``logic.reservation_holds``);
+        return the reservation that holds and whether its job is known. Concurrent calls for
+        one (user, key), from any number of processes, all get the same reservation. Expired
+        reservations are replaced and eventually removed."""
         ...

@@ -42,7 +42,9 @@ __all__ = [
     "job_expires_at",
     "job_status",
     "jobs_visible_since",
+    "key_expires_at",
     "page_limit",
+    "reservation_holds",
     "split_page",
 ]
 
@@ -179,3 +181,15 @@ def split_page(
     if len(rows) > limit:
         return rows[:limit], cursor_of(rows[limit - 1])
     return rows, None
+
+
+# idempotency keys ---------------------------------------------------------------------------
+def reservation_holds(reserved_at: float, now: float, window: float) -> bool:
+    """Whether a key reserved at ``reserved_at`` still stands for its job at ``now``: for
+    ``window`` seconds (``INGEST_IDEMPOTENCY_WINDOW``), after which the key may be used anew."""
+    return reserved_at > now - window
+
+
+def key_expires_at(reserved_at: float, window: float) -> float:
+    """When a key reserved at ``reserved_at`` stops holding: it may be removed from then on."""
+    return reserved_at + window

@@ -22,8 +22,10 @@ __all__ = [
     "ItemKey",
     "JobHeader",
     "JobStatus",
+    "KeyReservation",
     "Outcome",
     "PresetOutcome",
+    "ReservedKey",
     "StoredEntity",
     "WriteBatch",
     "api_key_status",
@@ -222,3 +224,29 @@ class CustomTypeRecord:
     non_primary: tuple[str, ...]
     file_action: bool
     created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class KeyReservation:
+    """An ``Idempotency-Key`` of one user (SPEC §3): the job it stands for and the digest of the
+    request that first used it."""
+
+    user: str
+    key: str
+    digest: str
+    job_id: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReservedKey:
+    """What ``Store.reserve_idempotency_key`` found: the reservation that holds for the key."""
+
+    reservation: KeyReservation
+    """The one given when it was stored, else the earlier one still within the window."""
+    new: bool
+    """The given reservation was stored: the first use of the key within the window."""
+    job_known: bool
+    """The job's header is in the store, so the broker took its message (the front registers a
+    job only after the confirm, a worker only once it holds the message): it need not be sent
+    again."""

@@ -23,7 +23,9 @@ from workers.store.logic import (
     job_expires_at,
     job_status,
     jobs_visible_since,
+    key_expires_at,
     page_limit,
+    reservation_holds,
     split_page,
 )
 from workers.store.mongo import MongoStore
@@ -291,3 +293,10 @@ def test_an_item_error_without_code_or_message_reads_as_empty_strings() -> None:
         (4, "", ""),
         (7, "bad_type", ""),
     ]
+
+
+# idempotency keys ---------------------------------------------------------------------------
+def test_a_key_holds_until_its_window_ends_when_it_may_be_removed() -> None:
+    assert reservation_holds(1000.0, 1000.0 + 59.0, 60.0)
+    assert not reservation_holds(1000.0, 1000.0 + 60.0, 60.0)
+    assert key_expires_at(1000.0, 60.0) == 1060.0

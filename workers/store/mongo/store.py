@@ -2,8 +2,9 @@
 
 Collections (SPEC §5): ``entities``, ``associations`` (``_id`` = association ID, indexed on
 ``entityID`` and ``relatedEntityID`` for reads from either end), ``jobs`` and ``job_items``
-(both expire through a TTL index on ``expiresAt``), ``api_keys`` and ``association_types``
-(``_id`` = the lowercased name, so names are unique in any case).
+(both expire through a TTL index on ``expiresAt``), ``api_keys``, ``association_types``
+(``_id`` = the lowercased name, so names are unique in any case) and ``idempotency_keys``
+(``workers.store.mongo.idempotency``).
 
 Write semantics are those of the SQLite store; how each outcome is decided under concurrency is
 described in ``workers.store.mongo.batch``. Connection failures, timeouts and lost primaries
@@ -32,6 +33,7 @@ from workers.store.logic import (
     split_page,
 )
 from workers.store.mongo import docs as d
+from workers.store.mongo import idempotency
 from workers.store.mongo.batch import Db, apply_batch, bulk_ignoring_duplicates, job_header_upserts
 from workers.store.records import (
     ApiKeyRecord,
@@ -41,7 +43,9 @@ from workers.store.records import (
     Direction,
     JobHeader,
     JobStatus,
+    KeyReservation,
     Outcome,
+    ReservedKey,
     StoredEntity,
     WriteBatch,
 )
@@ -104,6 +108,7 @@ class MongoStore:
                     IndexModel([("job", ASCENDING), ("outcome", ASCENDING), ("idx", ASCENDING)]),
                 ]
             )
+            await db.idempotency_keys.create_indexes(idempotency.INDEXES)
 
     async def close(self) -> None:
         await self._client.close()
@@ -253,3 +258,10 @@ class MongoStore:
         async with _translated():
             result = await self._db.association_types.delete_one({"_id": name.lower()})
         return result.deleted_count > 0
+
+    # idempotency keys ---------------------------------------------------------------------
+    async def reserve_idempotency_key(
+        self, reservation: KeyReservation, window: float
+    ) -> ReservedKey:
+        async with _translated():
+            return await idempotency.reserve_key(self._db, reservation, window)

@@ -45,11 +45,14 @@ from workers.store.records import (
     Direction,
     JobHeader,
     JobStatus,
+    KeyReservation,
+    ReservedKey,
     StoredEntity,
     WriteBatch,
 )
 from workers.store.sqlite import admin, reads
 from workers.store.sqlite import jobs as job_queries
+from workers.store.sqlite.idempotency import KeyReserver, Request, reserve_keys
 from workers.store.sqlite.schema import configure, create_tables
 from workers.store.sqlite.write import (
     BUG_ERRORS,
@@ -86,6 +89,7 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None
         self._pending: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
+        self._keys = KeyReserver(self._reserve_keys)
 
     # plumbing ---------------------------------------------------------------------------
     async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -180,6 +184,7 @@ class SqliteStore:
             with contextlib.suppress(Exception):
                 await self._writer
             self._writer = None
+        await self._keys.close()
         executor, self._executor = self._executor, None
         if executor is None:
             return
@@ -294,3 +299,13 @@ class SqliteStore:
 
     async def delete_custom_type(self, name: str) -> bool:
         return await self._run(self._write, admin.delete_custom_type, name)
+
+    # idempotency keys ---------------------------------------------------------------------
+    async def reserve_idempotency_key(
+        self, reservation: KeyReservation, window: float
+    ) -> ReservedKey:
+        """See ``Store.reserve_idempotency_key``; concurrent calls share one transaction."""
+        return await self._keys.reserve(reservation, window)
+
+    async def _reserve_keys(self, requests: list[Request]) -> list[ReservedKey]:
+        return await self._run(self._write, reserve_keys, requests)
