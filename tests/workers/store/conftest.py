@@ -1,7 +1,8 @@
 """The ``store`` fixture: every test of the contract suite runs on each implementation.
 
-The embedded store always (a fresh file per test); MongoDB when ``mongodb_url`` names a server
-(a fresh database per test, dropped afterwards). The factories are those of ``tests/conftest.py``.
+The embedded store (a fresh file per test) and MongoDB (the server of ``mongodb_url``: SecantusDB
+started for the session unless ``MONGODB_URL`` names one; a fresh database per test, dropped
+afterwards). The factories are those of ``tests/conftest.py``.
 """
 
 from __future__ import annotations
