@@ -160,7 +160,7 @@ MAX_SEQUENCE = 2**63 - 1
 SEQUENCE_CURSOR = re.compile(r"[0-9]{1,19}")
 """The shape of the embedded store's cursors: the sequence number of a page's last record."""
 
-ORDER_CURSOR = re.compile(r"([0-9]{1,19})-([!-~]{1,1024})")
+ORDER_CURSOR = re.compile(r"([0-9]{1,19})-([!-~]{1,256})")
 """The shape of the MongoDB store's cursors: ``<creation order>-<association ID>`` of a page's
 last record (any ID of visible ASCII characters, not only the SHA3 hex this pipeline writes)."""
 
