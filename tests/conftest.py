@@ -1,8 +1,9 @@
 """Fixtures shared by every test package: one factory per backend, unique names, CI rules.
 
 Backends: ``sqlite_store`` and ``memory_queue`` (in-process, always there), ``rabbit_queue``
-(the real broker) and ``mongo_store`` (a real MongoDB); ``job_queue`` is the queue factory of
-each backend in turn, for tests every queue implementation must pass. The factories are in
+(the real broker) and ``mongo_store`` (a MongoDB server); ``job_queue`` and ``store_factory``
+are the factories of each queue and each store in turn, for tests every implementation must
+pass. The factories are in
 ``tests/backends.py``.
 
 Under ``CI=true`` a test that needs RabbitMQ fails when the broker is unreachable; elsewhere it
@@ -31,6 +32,7 @@ from tests.backends import (
     MongoStoreFactory,
     RabbitQueueFactory,
     SqliteStoreFactory,
+    StoreFactory,
 )
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -123,6 +125,13 @@ async def rabbit_queue(amqp_url: str, unique_name: str) -> AsyncIterator[RabbitQ
     factory = RabbitQueueFactory(amqp_url, unique_name)
     yield factory
     await factory.close_all()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mongodb", marks=pytest.mark.mongodb)])
+def store_factory(request: pytest.FixtureRequest) -> StoreFactory:
+    """The store factory of each implementation in turn: the embedded store and MongoDB."""
+    fixture = "sqlite_store" if request.param == "sqlite" else "mongo_store"
+    return cast(StoreFactory, request.getfixturevalue(fixture))
 
 
 @pytest.fixture(params=["memory", pytest.param("rabbit", marks=pytest.mark.rabbitmq)])

@@ -7,19 +7,10 @@ afterwards). The factories are those of ``tests/conftest.py``.
 
 from __future__ import annotations
 
-from typing import cast
-
 import pytest
 
 from tests.backends import StoreFactory
 from workers.store.base import Store
-
-
-@pytest.fixture(params=["sqlite", pytest.param("mongodb", marks=pytest.mark.mongodb)])
-def store_factory(request: pytest.FixtureRequest) -> StoreFactory:
-    """The store factory of each implementation in turn."""
-    fixture = "sqlite_store" if request.param == "sqlite" else "mongo_store"
-    return cast(StoreFactory, request.getfixturevalue(fixture))
 
 
 @pytest.fixture
