@@ -1,18 +1,20 @@
 """Fault injection (``make chaos``): the pipeline must lose nothing, duplicate nothing and
 recover by itself while workers are killed, the broker stops and the store is locked.
 
-It starts the front and two workers on a fresh embedded store and a unique broker topology,
+It starts the front and two workers on a fresh embedded store (or, with ``--mongodb-url``, a
+fresh database on that MongoDB server) and a unique broker topology,
 streams the workload (``bench.chaos_workload``) at a steady pace for ``--duration`` seconds and,
 at evenly spaced times during the stream, injects: SIGKILL of worker 1 (a fresh one replaces it)
 ``--worker-kills`` times; ``rabbitmqctl stop_app`` / ``start_app`` of ``--rabbit-node``; an
-exclusive lock on the store file for ``--store-lock`` seconds. It then waits (bounded) until
-every acknowledged job is finished, checks that the front (same PID) is ready and worker 0
-alive, stops everything, reads the SQLite file directly and prints the checks of
-``bench.chaos_check``. Exit status 0 only when every check holds.
+exclusive lock on the embedded store's file for ``--store-lock`` seconds (not on MongoDB). It
+then waits (bounded) until every acknowledged job is finished, checks that the front (same PID)
+is ready and worker 0 alive, stops everything, reads the store directly (``bench.chaos_store``)
+and prints the checks of ``bench.chaos_check``. Exit status 0 only when every check holds.
 
     python -m bench.chaos                                   # the full run, default broker
     python -m bench.chaos --amqp-url amqp://guest:guest@127.0.0.1:5673/ \\
         --rabbit-node chaos@localhost --associations 3000 --duration 20
+    python -m bench.chaos --mongodb-url mongodb://127.0.0.1:27017/ --store-lock 0
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import aiohttp
 from bench.chaos_check import Recovery, verify
 from bench.chaos_faults import FaultRecord, Pipeline, list_queues, lock_store, stop_broker
 from bench.chaos_report import ChaosConfig, ChaosReport
-from bench.chaos_store import read_store
+from bench.chaos_store import drop_mongo_database, read_mongo_store, read_store
 from bench.chaos_submit import ACKNOWLEDGED, Answer, Submitter, poll_jobs
 from bench.chaos_workload import Workload, build_workload
 from bench.common import create_key, delete_topology, free_port, pipeline_env, unique
@@ -160,13 +162,18 @@ def run_chaos(config: ChaosConfig) -> ChaosReport:
     work_dir = config.work_dir or Path(tempfile.mkdtemp(prefix="chaos-"))
     work_dir.mkdir(parents=True, exist_ok=True)
     topology = unique("chaos")
+    database = topology.replace("-", "_")
     port = free_port()
+    on_mongo: dict[str, str] = {}
+    if config.mongodb_url:
+        on_mongo = {"MONGODB_URL": config.mongodb_url, "INGEST_MONGODB_DATABASE": database}
     env = pipeline_env(
         topology,
         work_dir / "data",
         INGEST_PORT=str(port),
         INGEST_ENTITY_WAIT=str(config.entity_wait),
         AMQP_URL=config.amqp_url,
+        **on_mongo,
     )
     workload = build_workload(config.associations, config.batch)
     key, secret = create_key(env)
@@ -194,7 +201,10 @@ def run_chaos(config: ChaosConfig) -> ChaosReport:
     finally:
         pipeline.stop()
         delete_topology(topology)
-    store = read_store(work_dir / "data" / SQLITE_FILE_NAME)
+    if config.mongodb_url:
+        store = read_mongo_store(config.mongodb_url, database)
+    else:
+        store = read_store(work_dir / "data" / SQLITE_FILE_NAME)
     broker_back = max((f.ended for f in run.faults if f.name == "stop_broker"), default=None)
     checks = verify(workload, run.answers, run.polled, store, recovery, broker_back)
     report = ChaosReport(
@@ -212,6 +222,8 @@ def run_chaos(config: ChaosConfig) -> ChaosReport:
     )
     if report.ok and config.work_dir is None:
         shutil.rmtree(work_dir, ignore_errors=True)
+    if report.ok and config.mongodb_url:
+        drop_mongo_database(config.mongodb_url, database)
     return report
 
 
@@ -224,7 +236,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--worker-kills", type=int, default=d.worker_kills)
     p.add_argument("--broker-stops", type=int, default=d.broker_stops)
     p.add_argument("--broker-down", type=float, default=d.broker_down, help="seconds stopped")
-    p.add_argument("--store-lock", type=float, default=d.store_lock, help="seconds, 0 = none")
+    p.add_argument(
+        "--store-lock",
+        type=float,
+        default=None,
+        help=f"seconds, 0 = none (default {d.store_lock:g}; 0 and only 0 with --mongodb-url)",
+    )
     p.add_argument(
         "--entity-wait", type=float, default=d.entity_wait, help="INGEST_ENTITY_WAIT of the workers"
     )
@@ -233,11 +250,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--amqp-url", default=d.amqp_url)
     p.add_argument("--rabbit-node", default=None, help="rabbitmqctl -n NODE (default node)")
     p.add_argument("--work-dir", type=Path, default=None)
+    p.add_argument(
+        "--mongodb-url",
+        default=None,
+        help="run on this MongoDB server instead of the embedded store",
+    )
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = vars(_parser().parse_args(argv))
+    parser = _parser()
+    args = vars(parser.parse_args(argv))
+    if args["store_lock"] is None:
+        args["store_lock"] = 0.0 if args["mongodb_url"] else ChaosConfig().store_lock
+    elif args["mongodb_url"] and args["store_lock"] > 0:
+        parser.error("--store-lock locks the embedded store's file: with --mongodb-url use 0")
     report = run_chaos(ChaosConfig(**args))
     print(report.render(), flush=True)
     return 0 if report.ok else 1

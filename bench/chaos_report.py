@@ -35,6 +35,10 @@ class ChaosConfig:
     amqp_url: str = field(default_factory=amqp_url)
     rabbit_node: str | None = None
     """``rabbitmqctl -n`` node; None is rabbitmqctl's default node."""
+    mongodb_url: str | None = None
+    """Run on the MongoDB server at this URL (a database of the run's own, dropped when all is
+    well) instead of the embedded store; ``store_lock`` must then be 0 (it locks the embedded
+    store's file)."""
     work_dir: Path | None = None
     """Where the store and logs go; default a temporary directory, removed if all is well."""
 
@@ -68,8 +72,10 @@ class ChaosReport:
 
     def render(self) -> str:
         c = self.config
+        store = "MongoDB" if c.mongodb_url else "the embedded store"
         lines = [
-            f"chaos: {c.associations} associations (and their entities) in bulk requests of "
+            f"chaos on {store}: {c.associations} associations (and their entities) in bulk"
+            " requests of "
             f"{c.batch}, stream {self.stream_seconds:.1f} s "
             f"(paced at {c.duration:.0f} s), jobs finished {self.drain_seconds:.1f} s later, "
             f"queues empty {self.settle_seconds:.1f} s after that",
