@@ -29,7 +29,13 @@ from workers.ground.errors import StoreUnavailable
 from workers.ground.settings import Settings
 from workers.queue.memory import MemoryJobQueue
 from workers.store.base import Store
-from workers.store.records import BatchResult, CustomTypeRecord, Direction, WriteBatch
+from workers.store.records import (
+    BatchResult,
+    CustomTypeRecord,
+    Direction,
+    JobHeader,
+    WriteBatch,
+)
 from workers.store.sqlite import SqliteStore
 from workers.worker import Worker
 
@@ -308,3 +314,29 @@ async def test_each_message_is_summarised_in_the_log(queue: MemoryJobQueue, stor
     rejected = [e for e in logs if e["event"] == "job.rejected"]
     assert [(e["job_id"], e["stored"]) for e in stored] == [(job, 1)]
     assert [(e["job_id"], e["association_not_allowed"]) for e in rejected] == [(job, 1)]
+
+
+async def test_a_started_worker_removes_jobs_older_than_the_job_ttl(
+    queue: MemoryJobQueue, store: Store, tmp_path: Path
+) -> None:
+    settings = fast_settings(tmp_path, job_ttl=60.0)
+    now = time.time()
+    old, recent = new_job_id(), new_job_id()
+    await store.register_jobs(
+        [
+            JobHeader(old, "association", "alice", (), 1, now - 3600),
+            JobHeader(recent, "association", "alice", (), 1, now),
+        ]
+    )
+    worker = Worker(queue, store, settings)
+
+    with capture_logs() as logs:
+        await worker.start()
+        try:
+            await eventually(lambda: any(e["event"] == "jobs.purged" for e in logs))
+        finally:
+            await worker.stop(5)
+
+    assert [e["jobs"] for e in logs if e["event"] == "jobs.purged"] == [1]
+    assert await store.purge_expired_jobs(time.time() - 60.0) == 0  # nothing was left
+    assert await store.get_job(recent) is not None
