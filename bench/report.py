@@ -95,7 +95,6 @@ def markdown(results: dict[str, Any]) -> str:
         "e2e_feeds_2_mongodb",
         "e2e_enrichment_1",
         "e2e_enrichment_2",
-        "e2e_enrichment_2_mongodb",
     ):
         e2e = _get(results, name)
         if e2e:
