@@ -22,8 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.rabbitmq]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def own_node() -> Iterator[PrivateRabbitNode]:
+    """One private node for both runs (each on a topology of its own): it takes seconds to
+    start."""
     with PrivateRabbitNode() as node:
         yield node
 
