@@ -15,6 +15,10 @@ alive, stops everything, reads the SQLite file directly and prints the checks of
 
     python -m bench.chaos                                   # the full run
     python -m bench.chaos --associations 3000 --duration 20 # a short one
+    python -m bench.chaos --mongodb-url mongodb://127.0.0.1:27017/ --store-lock 0
+
+With ``--mongodb-url`` the workers write to a fresh database on that MongoDB server instead of
+the embedded store (the store lock then does not apply: ``--store-lock 0``).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import aiohttp
 from bench.chaos_check import Recovery, verify
 from bench.chaos_faults import FaultRecord, Pipeline, kill_broker, list_queues, lock_store
 from bench.chaos_report import ChaosConfig, ChaosReport
-from bench.chaos_store import read_store
+from bench.chaos_store import drop_mongo_database, read_mongo_store, read_store
 from bench.chaos_submit import ACKNOWLEDGED, Answer, Submitter, poll_jobs
 from bench.chaos_workload import Workload, build_workload
 from bench.common import create_key, free_port, pipeline_env, unique
@@ -188,19 +192,25 @@ class _Ended:
     recovery: Recovery
     pipeline: Pipeline
     settle_seconds: float
+    database: str
 
 
 def _play(config: ChaosConfig, node: PrivateRabbitNode, work_dir: Path) -> _Ended:
     """Start the processes on ``node``, stream and inject, wait for the queues, stop."""
     os.environ["AMQP_URL"] = node.amqp_url  # read by bench.common's helpers
     topology = unique("chaos")
+    database = topology.replace("-", "_")
     port = free_port()
+    on_mongo: dict[str, str] = {}
+    if config.mongodb_url:
+        on_mongo = {"MONGODB_URL": config.mongodb_url, "INGEST_MONGODB_DATABASE": database}
     env = pipeline_env(
         topology,
         work_dir / "data",
         INGEST_PORT=str(port),
         INGEST_ENTITY_WAIT=str(config.entity_wait),
         AMQP_URL=node.amqp_url,
+        **on_mongo,
     )
     workload = build_workload(config.associations, config.batch)
     key, secret = create_key(env)
@@ -227,7 +237,7 @@ def _play(config: ChaosConfig, node: PrivateRabbitNode, work_dir: Path) -> _Ende
         )
     finally:
         pipeline.stop()
-    return _Ended(run, recovery, pipeline, settle_seconds)
+    return _Ended(run, recovery, pipeline, settle_seconds, database)
 
 
 def run_chaos(config: ChaosConfig) -> ChaosReport:
@@ -238,7 +248,10 @@ def run_chaos(config: ChaosConfig) -> ChaosReport:
     with PrivateRabbitNode(prefix="chaos") as node:
         ended = _play(config, node, work_dir)
     run = ended.run
-    store = read_store(work_dir / "data" / SQLITE_FILE_NAME)
+    if config.mongodb_url:
+        store = read_mongo_store(config.mongodb_url, ended.database)
+    else:
+        store = read_store(work_dir / "data" / SQLITE_FILE_NAME)
     workload = build_workload(config.associations, config.batch)
     faults = [(f.name, f.ended) for f in run.faults]
     checks = verify(workload, run.answers, run.polled, store, ended.recovery, faults)
@@ -257,6 +270,8 @@ def run_chaos(config: ChaosConfig) -> ChaosReport:
     )
     if report.ok and config.work_dir is None:
         shutil.rmtree(work_dir, ignore_errors=True)
+    if report.ok and config.mongodb_url:
+        drop_mongo_database(config.mongodb_url, ended.database)
     return report
 
 
@@ -270,7 +285,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--broker-kills", type=int, default=d.broker_kills)
     p.add_argument("--broker-down", type=float, default=d.broker_down, help="seconds killed")
     p.add_argument("--front-kills", type=int, default=d.front_kills)
-    p.add_argument("--store-lock", type=float, default=d.store_lock, help="seconds, 0 = none")
+    p.add_argument(
+        "--store-lock",
+        type=float,
+        default=None,
+        help=f"seconds, 0 = none (default {d.store_lock:g}; 0 and only 0 with --mongodb-url)",
+    )
     p.add_argument(
         "--retry-for", type=float, default=d.retry_for, help="seconds a request is retried"
     )
@@ -283,11 +303,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--drain-timeout", type=float, default=None)
     p.add_argument("--settle-timeout", type=float, default=d.settle_timeout)
     p.add_argument("--work-dir", type=Path, default=None)
+    p.add_argument(
+        "--mongodb-url",
+        default=None,
+        help="run on this MongoDB server instead of the embedded store",
+    )
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = vars(_parser().parse_args(argv))
+    parser = _parser()
+    args = vars(parser.parse_args(argv))
+    if args["store_lock"] is None:
+        args["store_lock"] = 0.0 if args["mongodb_url"] else ChaosConfig().store_lock
+    elif args["mongodb_url"] and args["store_lock"] > 0:
+        parser.error("--store-lock locks the embedded store's file: with --mongodb-url use 0")
     report = run_chaos(ChaosConfig(**args))
     print(report.render(), flush=True)
     return 0 if report.ok else 1

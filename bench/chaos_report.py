@@ -38,6 +38,10 @@ class ChaosConfig:
     settle_timeout: float = 65.0
     """Seconds to wait, once the jobs are finished, for the work and retry queues to empty
     (a duplicate copy of a message may still wait in a delay queue: the longest tier is 60 s)."""
+    mongodb_url: str | None = None
+    """Run on the MongoDB server at this URL (a database of the run's own, dropped when all is
+    well) instead of the embedded store; ``store_lock`` must then be 0 (it locks the embedded
+    store's file)."""
     work_dir: Path | None = None
     """Where the store and logs go; default a temporary directory, removed if all is well."""
 
@@ -72,8 +76,10 @@ class ChaosReport:
 
     def render(self) -> str:
         c = self.config
+        store = "MongoDB" if c.mongodb_url else "the embedded store"
         lines = [
-            f"chaos: {c.associations} associations (and their entities) in bulk requests of "
+            f"chaos on {store}: {c.associations} associations (and their entities) in bulk"
+            " requests of "
             f"{c.batch}, stream {self.stream_seconds:.1f} s "
             f"(paced at {c.duration:.0f} s), jobs finished {self.drain_seconds:.1f} s later, "
             f"queues empty {self.settle_seconds:.1f} s after that",

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from assoc_ingest.cli.admin import reported_errors
 from assoc_ingest.cli.app import app
 from workers.ground.logs import configure_logging
 from workers.ground.settings import Settings
@@ -46,7 +47,8 @@ def api(host: HostOption = None, port: PortOption = None, data_dir: DataDirOptio
     """Run the HTTP front (broker from AMQP_URL, store from MONGODB_URL or --data-dir)."""
     from ingest_api.main import run_api
 
-    run_api(load_settings(host=host, port=port, data_dir=data_dir))
+    with reported_errors():
+        run_api(load_settings(host=host, port=port, data_dir=data_dir))
 
 
 @app.command()
@@ -61,14 +63,15 @@ def worker(
     """Run one worker process (broker from AMQP_URL, store from MONGODB_URL or --data-dir)."""
     from workers.main import run_worker
 
-    run_worker(
-        load_settings(
-            worker_concurrency=concurrency,
-            worker_prefetch=prefetch,
-            metrics_port=metrics_port,
-            data_dir=data_dir,
+    with reported_errors():
+        run_worker(
+            load_settings(
+                worker_concurrency=concurrency,
+                worker_prefetch=prefetch,
+                metrics_port=metrics_port,
+                data_dir=data_dir,
+            )
         )
-    )
 
 
 @app.command()
@@ -77,4 +80,5 @@ def dev(host: HostOption = None, port: PortOption = None, data_dir: DataDirOptio
     MONGODB_URL say otherwise. Prints an admin key and a ready-to-paste curl on first start."""
     from assoc_ingest.dev import run_dev
 
-    run_dev(load_settings(host=host, port=port, data_dir=data_dir))
+    with reported_errors():
+        run_dev(load_settings(host=host, port=port, data_dir=data_dir))

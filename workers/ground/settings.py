@@ -27,6 +27,11 @@ class Settings(BaseSettings):
         description="MongoDB URL; unset means the embedded SQLite store under data_dir",
     )
     mongodb_database: str = Field(default="assoc_ingest", description="MongoDB database name")
+    mongodb_allow_standalone: bool = Field(
+        default=False,
+        description="run on a standalone MongoDB server, without transactions (batches are"
+        " then not all or nothing); refused at start otherwise",
+    )
     data_dir: Path = Field(default=Path("var"), description="directory of the embedded store")
 
     # queue topology ---------------------------------------------------------------------

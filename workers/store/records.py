@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -9,6 +10,7 @@ from typing import Any, Literal
 from schemas.messages import EntityRecord
 
 __all__ = [
+    "AfterEffects",
     "ApiKeyRecord",
     "AssociationRecord",
     "BatchResult",
@@ -122,6 +124,13 @@ class WriteBatch:
     deletes: list[EdgeDelete] = field(default_factory=list)
     entities: list[EntityWrite] = field(default_factory=list)
     preset: list[PresetOutcome] = field(default_factory=list)
+
+
+AfterEffects = Callable[[WriteBatch], None]
+"""A test seam of the stores (``after_effects=`` of each adapter): called with a batch once its
+effects are written and before its items' outcomes are, on every attempt to write it. What it
+raises fails that write as a store failure there would, so a test can show that a batch is all
+or nothing (the effects are rolled back with it) without a mock of any driver."""
 
 
 @dataclass(frozen=True, slots=True)
