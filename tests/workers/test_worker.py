@@ -321,7 +321,7 @@ async def test_each_message_is_summarised_in_the_log(queue: MemoryJobQueue, stor
 async def test_a_started_worker_removes_jobs_older_than_the_job_ttl(
     queue: MemoryJobQueue, store: Store, tmp_path: Path
 ) -> None:
-    settings = fast_settings(tmp_path, job_ttl=60.0)
+    settings = fast_settings(tmp_path, job_ttl=60.0, idempotency_window=60.0)
     now = time.time()
     old, recent = new_job_id(), new_job_id()
     await store.register_jobs(
