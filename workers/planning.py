@@ -13,7 +13,7 @@ Outcomes (SPEC §4):
 - delete items: an ``EdgeDelete`` (``deleted`` or ``not_found``); no entity check is needed;
 - entity items: an ``EntityWrite`` of the entity, its children and the links they imply.
 
-Every write carries the source entries of its item (``logic.source_entries``: the submitting
+Every write carries the source entries of its item (``sources.source_entries``: the submitting
 user, and the source its provenance names).
 
 Planning runs on the worker's event loop for every item, so it does no per-item work it can
@@ -44,7 +44,6 @@ from schemas.messages import (
     ItemMeta,
     MessageKind,
 )
-from workers.store.logic import source_entries
 from workers.store.records import (
     EdgeDelete,
     EdgeWrite,
@@ -55,6 +54,7 @@ from workers.store.records import (
     SourceEntry,
     WriteBatch,
 )
+from workers.store.sources import source_entries
 
 Message = AssociationMessage | EntityMessage
 
