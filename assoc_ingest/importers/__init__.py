@@ -14,6 +14,7 @@ from pathlib import Path
 from assoc_ingest.importers.cape import import_cape
 from assoc_ingest.importers.common import FeedBuilder, ImportResult
 from assoc_ingest.importers.feodo import import_feodo, import_ipblocklist
+from assoc_ingest.importers.ip2asn import SOURCE as IP2ASN_SOURCE
 from assoc_ingest.importers.ip2asn import AsnTable, enrich, import_ip2asn
 from assoc_ingest.importers.misp import import_misp
 from assoc_ingest.importers.threatfox import import_threatfox
@@ -26,7 +27,8 @@ FEEDS: dict[str, Callable[[Path], ImportResult]] = {
     "cape": import_cape,
     "ip2asn": import_ip2asn,
 }
-"""Importer of every feed name ``import_feed`` knows."""
+"""Importer of every feed name ``import_feed`` knows; every body an importer makes names its feed
+as ``source`` (``ipblocklist`` is Feodo Tracker's CSV: ``feodo``)."""
 
 
 def import_feed(name: str, path: Path, *, asn_table: Path | None = None) -> ImportResult:
@@ -52,7 +54,7 @@ def import_feed(name: str, path: Path, *, asn_table: Path | None = None) -> Impo
 
 def enrich_with_asn_table(result: ImportResult, table: AsnTable) -> ImportResult:
     """``result`` plus the CIDR and ASN of each of its addresses found in ``table``."""
-    builder = FeedBuilder.from_result(result)
+    builder = FeedBuilder.from_result(result, source=IP2ASN_SOURCE)
     enrich(builder, table)
     return builder.result()
 

@@ -14,6 +14,10 @@ From it:
 
 The sandbox's own private addresses fail normalisation and are counted as dropped, as are the
 ``network.domains`` name -> address resolutions (Host -> Address is not a default type).
+
+The family the sandbox detected (``detections``) is a ``malware-family`` entity, the target
+file ``sample-of`` it. Every body carries the analysis as provenance: source ``cape``, the
+report's TLP when it has one, and the analysis start and end as first and last seen.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from typing import Any
 import orjson
 
 from assoc_ingest.importers.common import FeedBuilder, ImportResult, host_type
+from assoc_ingest.importers.provenance import Seen, feed_time
+
+SOURCE = "cape"
 
 _USER_AGENT_ARGUMENTS = {("InternetOpenA", "Agent"), ("InternetOpenW", "Agent")}
 _USER_AGENT_ARGUMENTS |= {("ObtainUserAgentString", "UserAgent")}
@@ -101,18 +108,41 @@ def _add_network(builder: FeedBuilder, target_id: str | None, report: dict[str, 
             builder.associate(target_id, builder.url(url), "File Traffic")
 
 
-def import_cape(path: Path) -> ImportResult:
-    """The target file of a CAPE report and its File Actions."""
-    report = _load(path)
-    builder = FeedBuilder()
-    target = (report.get("target") or {}).get("file") or {}
+def _analysis(report: dict[str, Any]) -> Seen:
+    info = report.get("info") or {}
+    tlp = info.get("tlp")
+    marking = str(tlp).strip().lower().removeprefix("tlp:") if tlp else None
+    marking = "clear" if marking == "white" else marking
+    return Seen(
+        None,
+        marking if marking in ("clear", "green", "amber", "amber+strict", "red") else None,
+        feed_time(info.get("started")),
+        feed_time(info.get("ended")),
+    )
+
+
+def _families(report: dict[str, Any]) -> list[str]:
     detections = report.get("detections")
-    tags = [str(detections)] if isinstance(detections, str) and detections else []
+    if isinstance(detections, str):
+        return [name.strip() for name in detections.split(",") if name.strip()]
+    if isinstance(detections, list):  # newer CAPE: [{"family": ..., "details": [...]}]
+        return [str(d.get("family")) for d in detections if isinstance(d, dict) and d.get("family")]
+    return []
+
+
+def import_cape(path: Path) -> ImportResult:
+    """The target file of a CAPE report, its File Actions and its detected family."""
+    report = _load(path)
+    builder = FeedBuilder(source=SOURCE, seen=_analysis(report))
+    target = (report.get("target") or {}).get("file") or {}
+    families = _families(report)
     attributes = _file_attributes(target)
-    attributes["detection"] = detections if isinstance(detections, str) else None
-    target_id = builder.entity("sha256", target.get("sha256"), attributes, tags)
+    attributes["detection"] = ", ".join(families) or None
+    target_id = builder.entity("sha256", target.get("sha256"), attributes, families)
     if target_id is None:
         return builder.result()
+    for family in families:
+        builder.associate(target_id, builder.entity("malware-family", family), "sample-of")
     summary = (report.get("behavior") or {}).get("summary") or {}
     for mutex in summary.get("mutexes", []):
         builder.associate(target_id, builder.entity("mutex", mutex), "File Mutex")

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from assoc_ingest.importers.common import FeedBuilder, ImportResult
 
+SOURCE = "ip2asn"
+
 
 @dataclass(frozen=True)
 class AsnRange:
@@ -75,7 +77,7 @@ def add_range(builder: FeedBuilder, row: AsnRange) -> tuple[str | None, list[str
 
 def import_ip2asn(path: Path) -> ImportResult:
     """ASN and CIDR entities of every routed range, linked "ASN to CIDR"."""
-    builder = FeedBuilder()
+    builder = FeedBuilder(source=SOURCE)
     for row in read_ranges(path, builder):
         add_range(builder, row)
     return builder.result()
