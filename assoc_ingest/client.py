@@ -6,12 +6,22 @@
 A chunk answered ``503``/``429``/``502``/``504`` or lost to a connection error is sent again after
 the server's ``Retry-After`` (else an exponential backoff), a bounded number of times. Each
 chunk's ``rejected[].index`` is mapped back to the line number of the source.
+
+Every chunk carries an ``Idempotency-Key`` (SPEC §3) that its retries reuse, so a chunk whose
+first attempt was processed although its answer was a 503 or never came is not processed twice.
+The keys are derived from the content of the whole source, the chunk size and the chunk's
+position (``chunk_keys``): submitting the same source again, e.g. re-running an import that was
+interrupted, sends the same keys, and within the front's window (24 h by default) the chunks
+already accepted change nothing. ``fresh_keys`` adds a random part, to submit the same content
+again as new requests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +39,8 @@ Source = str | os.PathLike[str] | Iterable[str | bytes]
 
 API_PREFIX = "/api/ingest/v1"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+KEY_PREFIX = "assoc-ingest"
 
 
 class SubmitError(Exception):
@@ -90,6 +102,26 @@ def _chunks(source: Source, size: int) -> Iterator[_Chunk]:
             chunk = []
     if chunk:
         yield chunk
+
+
+def source_digest(source: Source) -> tuple[str, Source]:
+    """The SHA-256 of the non-blank lines of ``source``, and a source to read them again from
+    (a path is read twice; other iterables are kept in memory)."""
+    if not isinstance(source, str | os.PathLike):
+        source = list(source)
+    digest = hashlib.sha256()
+    for _, line in _lines(source):
+        digest.update(line)
+        digest.update(b"\n")
+    return digest.hexdigest(), source
+
+
+def chunk_keys(kind: Kind, digest: str, chunk_items: int, salt: str = "") -> Callable[[int], str]:
+    """The ``Idempotency-Key`` of the chunk at each position of a source whose lines have the
+    SHA-256 ``digest``, sent to ``kind`` in chunks of ``chunk_items``: the same for the same
+    content, kind and chunk size (and ``salt``), different otherwise."""
+    run = hashlib.sha256(f"{kind}\0{chunk_items}\0{salt}\0{digest}".encode()).hexdigest()[:40]
+    return lambda position: f"{KEY_PREFIX}-{run}-{position}"
 
 
 def retry_after_seconds(value: str | None, default: float, limit: float = 60.0) -> float:
@@ -179,22 +211,26 @@ class IngestClient:
         chunk_items: int = 1000,
         concurrency: int = 4,
         progress: ProgressCallback | None = None,
+        fresh_keys: bool = False,
     ) -> SubmitSummary:
         """Send every non-blank line of ``source`` (a path, or lines) to ``POST /<kind>``.
 
         Lines go in chunks of ``chunk_items`` as ``application/x-ndjson``, at most
-        ``concurrency`` chunks in flight. ``progress`` is called with the number of lines of each
+        ``concurrency`` chunks in flight, each with its ``Idempotency-Key`` (module docstring;
+        ``fresh_keys`` makes them new). ``progress`` is called with the number of lines of each
         finished chunk. Raises ``SubmitError`` on 401/403 (nothing more is sent) and
         ``OSError`` when the file cannot be read.
         """
         if chunk_items < 1 or concurrency < 1:
             raise SubmitError("chunk_items and concurrency must be at least 1")
+        digest, source = source_digest(source)
+        key_of = chunk_keys(kind, digest, chunk_items, uuid.uuid4().hex if fresh_keys else "")
         results: dict[int, _ChunkResult] = {}
         slots = asyncio.Semaphore(concurrency)
 
         async def run(position: int, chunk: _Chunk) -> None:
             try:
-                results[position] = await self._send_chunk(kind, chunk)
+                results[position] = await self._send_chunk(kind, chunk, key_of(position))
             finally:
                 slots.release()
             if progress is not None:
@@ -231,7 +267,7 @@ class IngestClient:
         url = f"{self._base}/stix"
         headers = {"Content-Type": "application/stix+json;version=2.1"}
         if idempotency_key is not None:
-            headers["Idempotency-Key"] = idempotency_key
+            headers[IDEMPOTENCY_HEADER] = idempotency_key
         problem = "no attempt made"
         for attempt in range(1, self._max_attempts + 1):
             delay = self._backoff * 2 ** (attempt - 1)
@@ -255,10 +291,11 @@ class IngestClient:
                 await self._sleep(delay)
         raise SubmitError(f"not accepted after {self._max_attempts} attempts ({problem})")
 
-    async def _send_chunk(self, kind: Kind, chunk: _Chunk) -> _ChunkResult:
+    async def _send_chunk(self, kind: Kind, chunk: _Chunk, key: str) -> _ChunkResult:
+        """POST one chunk, again on a retryable answer, always with the same ``key``."""
         body = b"\n".join(line for _, line in chunk) + b"\n"
         url = f"{self._base}/{kind}"
-        headers = {"Content-Type": "application/x-ndjson"}
+        headers = {"Content-Type": "application/x-ndjson", IDEMPOTENCY_HEADER: key}
         problem = "no attempt made"
         for attempt in range(1, self._max_attempts + 1):
             delay = self._backoff * 2 ** (attempt - 1)

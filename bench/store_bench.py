@@ -41,8 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from workers.store.logic import source_entries
 from workers.store.records import EdgeWrite, JobHeader, WriteBatch
+from workers.store.sources import source_entries
 from workers.store.sqlite import SqliteStore
 
 _Row = tuple[str, str, str]  # association ID, entity ID, related entity ID

@@ -22,6 +22,7 @@ from ingest_api.http_models import (
     ApiKeyResponse,
     BulkErrorBody,
 )
+from ingest_api.idempotency import HEADER, KEY_PATTERN, REPLAYED_HEADER
 from ingest_api.paths import BASE
 from ingest_api.views import admin, operations, reads, stix, writes
 from schemas.http import (
@@ -53,10 +54,10 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Parameter:
-    """A parameter of the path (required) or of the query (optional)."""
+    """A parameter of the path (required), of the query or a header (optional)."""
 
     name: str
-    location: Literal["path", "query"]
+    location: Literal["path", "query", "header"]
     description: str
     schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "string"})
 
@@ -140,15 +141,32 @@ _WRITE_FAILURES = (
         400,
         "malformed JSON, wrong shape, invalid entity ID or entity, self-association, unknown "
         "or ambiguous association type, association_not_allowed (errCode 0x1001), "
-        "ambiguous_credentials",
+        "ambiguous_credentials, invalid_idempotency_key",
     ),
     Failure(413, "body larger than the limit (16 MiB) or too many bulk items (10,000)"),
     Failure(415, "wrong Content-Type"),
     Failure(
+        422,
+        "idempotency_key_reused: the Idempotency-Key was used for another request (another "
+        "body, method or path) within the window",
+    ),
+    Failure(
         503,
-        "the broker could not confirm in time (broker_unavailable, queue_full)",
+        "the broker could not confirm in time (broker_unavailable, queue_full), or the store "
+        "that keeps Idempotency-Keys cannot be reached (store_unavailable); retry with the "
+        "same key",
         retry_after=True,
     ),
+)
+_IDEMPOTENCY_KEY = Parameter(
+    HEADER,
+    "header",
+    "1-255 visible ASCII characters chosen by the client, one per logical request and reused "
+    "on every retry of it. The same key from the same user within INGEST_IDEMPOTENCY_WINDOW "
+    "(default 24 h) answers with the first request's jobID (with the header "
+    f"`{REPLAYED_HEADER}: true`) and the items are processed once, however the first attempt "
+    "ended (202, 503 or no answer); the same key with another body is a 422.",
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": KEY_PATTERN},
 )
 _BULK_FAILURES = _guarded(
     Failure(400, "no valid item (or a malformed body)", BulkErrorBody), *_WRITE_FAILURES
@@ -189,6 +207,7 @@ ROUTES: tuple[Route, ...] = (
         success=_queued(AckResponse),
         failures=_guarded(*_WRITE_FAILURES),
         body=RequestBody(AssociationBody),
+        parameters=(_IDEMPOTENCY_KEY,),
     ),
     Route(
         "DELETE",
@@ -198,6 +217,7 @@ ROUTES: tuple[Route, ...] = (
         success=_queued(AckResponse),
         failures=_guarded(*_WRITE_FAILURES),
         body=RequestBody(AssociationBody),
+        parameters=(_IDEMPOTENCY_KEY,),
     ),
     Route(
         "POST",
@@ -208,6 +228,7 @@ ROUTES: tuple[Route, ...] = (
         failures=_BULK_FAILURES,
         body=RequestBody(AssociationBody, bulk=True),
         description=_BULK_NOTE,
+        parameters=(_IDEMPOTENCY_KEY,),
     ),
     Route(
         "POST",
@@ -217,6 +238,7 @@ ROUTES: tuple[Route, ...] = (
         success=_queued(EntityAckResponse),
         failures=_guarded(*_WRITE_FAILURES),
         body=RequestBody(EntityBody),
+        parameters=(_IDEMPOTENCY_KEY,),
     ),
     Route(
         "POST",
@@ -227,6 +249,7 @@ ROUTES: tuple[Route, ...] = (
         failures=_BULK_FAILURES,
         body=RequestBody(EntityBody, bulk=True),
         description=_BULK_NOTE,
+        parameters=(_IDEMPOTENCY_KEY,),
     ),
     Route(
         "POST",
@@ -235,10 +258,16 @@ ROUTES: tuple[Route, ...] = (
         "Queue a STIX 2.1 bundle's entities and associations as one job",
         success=_queued(StixAckResponse),
         failures=_guarded(
-            Failure(400, "malformed JSON, not a bundle, or no object represented", StixRejectBody),
+            Failure(
+                400,
+                "malformed JSON, not a bundle, no object represented, ambiguous_credentials, "
+                "invalid_idempotency_key",
+                StixRejectBody,
+            ),
             *_WRITE_FAILURES,
         ),
         body=RequestBody(StixBundle),
+        parameters=(_IDEMPOTENCY_KEY,),
         description="A bundle, or a bare JSON array of STIX objects (application/json or "
         "application/stix+json), of at most 10,000 objects and 16 MiB. Observables, malware, "
         "threat actors, intrusion sets, campaigns, vulnerabilities and tools become entities; "

@@ -15,7 +15,7 @@ Outcomes (SPEC §4):
   association items that travel in an entity message (a STIX bundle's links) are decided as
   above, the entities the same message writes counting as existing.
 
-Every write carries the source entries of its item (``logic.source_entries``: the submitting
+Every write carries the source entries of its item (``sources.source_entries``: the submitting
 user, and the source its provenance names).
 
 Planning runs on the worker's event loop for every item, so it does no per-item work it can
@@ -46,7 +46,6 @@ from schemas.messages import (
     ItemMeta,
     MessageKind,
 )
-from workers.store.logic import source_entries
 from workers.store.records import (
     EdgeDelete,
     EdgeWrite,
@@ -57,6 +56,7 @@ from workers.store.records import (
     SourceEntry,
     WriteBatch,
 )
+from workers.store.sources import source_entries
 
 Message = AssociationMessage | EntityMessage
 

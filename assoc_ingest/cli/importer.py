@@ -20,6 +20,7 @@ from assoc_ingest.cli.submit import (
     ApiKeyOption,
     ApiSecretOption,
     ChunkOption,
+    FreshKeysOption,
     JsonOption,
     TokenOption,
     UrlOption,
@@ -103,11 +104,15 @@ def import_command(
     token: TokenOption = None,
     chunk: ChunkOption = 1000,
     as_json: JsonOption = False,
+    fresh_keys: FreshKeysOption = False,
 ) -> None:
     """Import FILE of FEED; print entity, association and dropped counts.
 
-    A STIX 2.1 file (FEED stix) is accounted for object by object; --submit sends it to
-    POST /stix as one job. Exits 1 when a submitted item was rejected.
+    With --submit every chunk carries an Idempotency-Key derived from what the feed produced
+    and the chunk's position: re-running an interrupted import changes nothing for the chunks
+    already accepted. A STIX 2.1 file (FEED stix) is accounted for object by object; --submit
+    sends it to POST /stix as one job, with an Idempotency-Key derived from the file's bytes.
+    Exits 1 when a submitted item was rejected.
     """
     if feed == "stix":
         if out is not None and submit:
@@ -121,6 +126,7 @@ def import_command(
             api_secret=api_secret,
             token=token,
             as_json=as_json,
+            fresh_keys=fresh_keys,
         )
         return
     if feed not in FEEDS:
@@ -149,7 +155,15 @@ def import_command(
         for kind, bodies in batches:
             client = make_client(url, api_key, api_secret, token)
             lines = ndjson_lines(bodies)
-            summary = send(client, lines, kind, chunk=chunk, total=len(bodies), quiet=as_json)
+            summary = send(
+                client,
+                lines,
+                kind,
+                chunk=chunk,
+                total=len(bodies),
+                quiet=as_json,
+                fresh_keys=fresh_keys,
+            )
             counts["submitted"][kind] = summary_json(summary)
             rejected = rejected or bool(summary.rejected)
             if not as_json:

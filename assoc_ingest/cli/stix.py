@@ -3,14 +3,17 @@
 Prints every object's account (entity, association, or not represented by reason) and the
 entities and associations it makes, converted here with the default association types.
 ``--submit`` sends the file as it is to ``POST /stix`` (one job; the front converts it with
-the types in force there); ``--out DIR`` writes the entity and association bodies as NDJSON
-for ``assoc-ingest submit``.
+the types in force there) with an ``Idempotency-Key`` derived from the file's bytes, so a
+re-run within the front's window queues nothing twice (``--fresh-keys`` sends it again);
+``--out DIR`` writes the entity and association bodies as NDJSON for ``assoc-ingest submit``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ import orjson
 import typer
 
 from assoc_ingest.cli.submit import make_client, ndjson_lines
-from assoc_ingest.client import StixRefused, SubmitError
+from assoc_ingest.client import KEY_PREFIX, StixRefused, SubmitError
 from schemas.stix import Conversion, bundle_objects, convert_bundle
 
 ENTITIES_FILE = "entities.ndjson"
@@ -80,6 +83,15 @@ def write_bodies(conversion: Conversion, directory: Path) -> list[Path]:
     return written
 
 
+def file_key(raw: bytes, fresh: bool = False) -> str:
+    """The ``Idempotency-Key`` of a file sent to ``POST /stix``: the same bytes, the same key
+    (a re-run within the front's window changes nothing); ``fresh`` adds a random part."""
+    salt = uuid.uuid4().hex if fresh else ""
+    digest = hashlib.sha256(f"stix\0{salt}\0".encode())
+    digest.update(raw)
+    return f"{KEY_PREFIX}-stix-{digest.hexdigest()[:40]}"
+
+
 def import_stix(
     file: Path,
     *,
@@ -90,6 +102,7 @@ def import_stix(
     api_secret: str | None,
     token: str | None,
     as_json: bool,
+    fresh_keys: bool = False,
 ) -> None:
     """The ``import stix`` command (see the module docstring); exits 1 when the file cannot
     be read or the front refuses it."""
@@ -112,7 +125,7 @@ def import_stix(
 
         async def send() -> dict[str, Any]:
             async with client:
-                return await client.submit_stix(raw)
+                return await client.submit_stix(raw, idempotency_key=file_key(raw, fresh_keys))
 
         try:
             answer = asyncio.run(send())

@@ -32,6 +32,15 @@ TokenOption = Annotated[
 ]
 ChunkOption = Annotated[int, typer.Option("--chunk", min=1, max=10_000, help="items per request")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print the summary as JSON")]
+FreshKeysOption = Annotated[
+    bool,
+    typer.Option(
+        "--fresh-keys",
+        help="new Idempotency-Keys: send content submitted within the front's window again "
+        "as new requests (by default the same content sends the same keys, so a re-run of an "
+        "interrupted submission changes nothing)",
+    ),
+]
 
 
 def make_client(
@@ -52,6 +61,7 @@ def send(
     chunk: int,
     total: int | None,
     quiet: bool,
+    fresh_keys: bool = False,
 ) -> SubmitSummary:
     """Submit ``source`` with a progress bar on stderr; exit with code 1 on ``SubmitError``."""
     console = Console(stderr=True)
@@ -71,6 +81,7 @@ def send(
                     kind,
                     chunk_items=chunk,
                     progress=lambda done: bar.advance(task, done),
+                    fresh_keys=fresh_keys,
                 )
 
         try:
@@ -126,18 +137,29 @@ def submit_command(
     token: TokenOption = None,
     chunk: ChunkOption = 1000,
     as_json: JsonOption = False,
+    fresh_keys: FreshKeysOption = False,
 ) -> None:
     """Submit FILE (one association or entity body per line) to the bulk endpoint.
 
-    Prints the accepted and rejected totals, the job IDs and the rejected lines; exits 1 when
-    any line was rejected.
+    Each chunk carries an Idempotency-Key derived from the file's content and the chunk's
+    position, reused on every retry: running the same command again changes nothing for the
+    chunks already accepted. Prints the accepted and rejected totals, the job IDs and the
+    rejected lines; exits 1 when any line was rejected.
     """
     kind = kind.lower()
     if kind not in ("associations", "entities"):
         raise typer.BadParameter("must be associations or entities", param_hint="--kind")
     chosen: Kind = "associations" if kind == "associations" else "entities"
     client = make_client(url, api_key, api_secret, token)
-    summary = send(client, file, chosen, chunk=chunk, total=count_lines(file), quiet=as_json)
+    summary = send(
+        client,
+        file,
+        chosen,
+        chunk=chunk,
+        total=count_lines(file),
+        quiet=as_json,
+        fresh_keys=fresh_keys,
+    )
     if as_json:
         typer.echo(json.dumps(summary_json(summary)))
     else:

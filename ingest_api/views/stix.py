@@ -6,7 +6,9 @@ association rules in force) and queues its entities and associations as one job 
 message: all confirmed, or a 503 and none. The 202 accounts for every object: how many named
 entities, how many only links, and each one not represented with its reason. A bundle of which
 nothing can be represented is a 400 listing every object's reason; one that makes more items
-than one message carries (``publish_max_items``) is a 413 naming the limit.
+than one message carries (``publish_max_items``) is a 413 naming the limit. An
+``Idempotency-Key`` holds as on the other writes: a retry of the same body answers the first
+job, and the bundle's items are processed once.
 
 ``GET /entity/{id}/stix`` exports the entity, its associations (both directions, up to
 ``limit``) and the entities at their other ends as a bundle (``schemas.stix.export``).
@@ -26,10 +28,11 @@ from aiohttp import web
 
 from ingest_api.auth import require_role
 from ingest_api.errors import ApiError, json_response, store_errors
+from ingest_api.idempotency import choose_job, idempotency_key, whole_body_digest
 from ingest_api.state import PRINCIPAL, RULES, SETTINGS, STORE
 from ingest_api.stix_jobs import encode_job, item_count
 from ingest_api.views.writes import queue_job
-from schemas import InvalidEntityId, MessageKind, new_job_id, parse_entity_id
+from schemas import InvalidEntityId, MessageKind, parse_entity_id
 from schemas.stix import Conversion, bundle_objects, convert_bundle
 from schemas.stix.export import (
     ExportAssociation,
@@ -42,8 +45,8 @@ from schemas.stix.vocabulary import TLP_LEVELS
 from workers.ground import metrics
 from workers.ground.logs import get_logger
 from workers.ground.settings import Settings
-from workers.store.logic import SOURCE
 from workers.store.records import AssociationRecord, Direction, SourceEntry, StoredEntity
+from workers.store.sources import SOURCE
 
 __all__ = ["DEFAULT_EXPORT_LIMIT", "MAX_EXPORT_LIMIT", "get_entity_stix", "post_stix"]
 
@@ -122,11 +125,9 @@ def _collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _convert(
-    request: web.Request, body: bytes, job_id: str, now: float
-) -> tuple[dict[str, Any], list[bytes]]:
-    """The 202 answer (less ``jobID``) and the encoded items of a bundle; 400 when nothing is
-    represented, 413 beyond the limits. Keeps nothing of the bundle once it returns."""
+def _convert(request: web.Request, body: bytes) -> tuple[dict[str, Any], Conversion, int]:
+    """The 202 answer (less ``jobID``), the conversion and its item count of a bundle; 400
+    when nothing is represented, 413 beyond the limits."""
     settings = request.app[SETTINGS]
     objects = _objects(body, settings)
     conversion = convert_bundle(objects, request.app[RULES].rules)
@@ -148,10 +149,6 @@ def _convert(
             f"The bundle makes {total} entities and associations; one job carries at most "
             f"{settings.publish_max_items}. Split the bundle.",
         )
-    principal = request[PRINCIPAL]
-    encoded = encode_job(
-        conversion, job=job_id, user=principal.user_id, groups=principal.groups, submitted_at=now
-    )
     counts = conversion.counts()
     answer = {
         "message": "acknowledged",
@@ -168,22 +165,40 @@ def _convert(
         "rejected": rejected,
         "notes": dict(conversion.notes),
     }
-    return answer, encoded
+    return answer, conversion, total
 
 
 @require_role("reporter")
 async def post_stix(request: web.Request) -> web.StreamResponse:
-    """``POST /stix``: queue a bundle's entities and associations as one job."""
+    """``POST /stix``: queue a bundle's entities and associations as one job.
+
+    With an ``Idempotency-Key`` (``ingest_api.idempotency``, the digest over the body's bytes)
+    the bundle is checked and converted first (a 4xx reserves nothing); a retry answers the
+    first request's job and is published again only when the store does not know that job yet;
+    the key with another body is a 422."""
+    key = idempotency_key(request)
     body = await _read_body(request)
-    job_id = new_job_id()
-    now = time.time()
     with _collector_paused():
-        answer, encoded = _convert(request, body, job_id, now)
-    structlog.contextvars.bind_contextvars(job_id=job_id)
-    headers = await queue_job(request, MessageKind.ENTITY, job_id, encoded, now)
+        answer, conversion, total = _convert(request, body)
+    now = time.time()
+    job = await choose_job(request, key, await whole_body_digest(request) if key else "", now)
+    structlog.contextvars.bind_contextvars(job_id=job.job_id)
+    principal = request[PRINCIPAL]
+
+    def encode() -> list[bytes]:
+        with _collector_paused():
+            return encode_job(
+                conversion,
+                job=job.job_id,
+                user=principal.user_id,
+                groups=principal.groups,
+                submitted_at=now,
+            )
+
+    headers = await queue_job(request, MessageKind.ENTITY, job, encode, total, now)
     objects = answer["objects"]
     log.info("stix.accepted", objects=objects["total"], not_represented=objects["notRepresented"])
-    return json_response({"jobID": job_id, **answer}, status=202, headers=headers)
+    return json_response({"jobID": job.job_id, **answer}, status=202, headers=headers)
 
 
 # ---- out --------------------------------------------------------------------------------------

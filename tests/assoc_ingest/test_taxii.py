@@ -173,6 +173,26 @@ async def test_a_poll_submits_every_page_and_a_rerun_submits_only_what_was_added
     assert third["addedAfterNext"] != second["addedAfterNext"]
 
 
+async def test_a_poll_that_lost_its_state_sends_the_same_keys_and_gets_the_first_jobs(
+    taxii_server: TaxiiServer, front: Front, tmp_path: Path
+) -> None:
+    taxii_server.add(objects("oasis_poisonivy.json"))
+    polls = []
+    for state in ("first.json", "lost.json"):
+        async with front.ingest_client() as client:
+            poll = await _poll(
+                taxii_server.discovery, "reports", user=USER, password=PASSWORD,
+                state=PollState(tmp_path / state), limit=1000, client=client, quiet=True,
+            )  # fmt: skip
+        for job in poll["jobs"]:
+            await wait_for_job(front.store, job)
+        polls.append(poll)
+
+    first, again = polls
+    assert again["objects"] == first["objects"] == 155
+    assert again["jobs"] == first["jobs"]  # Idempotency-Key: each page answered its first job
+
+
 def test_a_poll_without_submit_accounts_for_the_new_objects_and_remembers_nothing(
     taxii_server: TaxiiServer, tmp_path: Path
 ) -> None:

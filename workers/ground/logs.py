@@ -3,6 +3,8 @@
 ``request_id``, ``job_id`` and ``user_id`` are bound through contextvars
 (``structlog.contextvars.bind_contextvars``) and appear on every event logged under them.
 Events are dotted past-tense names: ``job.accepted``, ``job.stored``, ``job.rejected``.
+Libraries' own records (aio-pika, aiormq, aiohttp: the standard ``logging`` module) go through
+the same renderer, one JSON line each with ``logger`` and ``level``, a traceback inside it.
 """
 
 from __future__ import annotations
@@ -18,12 +20,31 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     renderer: structlog.typing.Processor = (
         structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
     )
-    logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
+    stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.contextvars.merge_contextvars,
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                stamp,
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level.upper())
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            stamp,
             structlog.processors.format_exc_info,
             renderer,
         ],

@@ -3,20 +3,18 @@
 No driver is imported here (the import-linter contract keeps it so): the adapters in
 ``workers.store.sqlite`` and ``workers.store.mongo`` read and write, and call these functions to
 decide which items of a batch to apply, how many item errors a job reports, whether a cursor is
-one they issued and where a page ends, when a job is no longer shown, and how the sources of a
-record merge. The embedded-store
+one they issued and where a page ends, and when a job is no longer shown. The embedded-store
 tests cover them in every CI run, so the MongoDB adapter does not drift where no run sees it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from schemas.messages import Provenance
 from workers.ground.errors import PermanentError
 from workers.ground.settings import Settings
 from workers.store.records import (
@@ -28,18 +26,15 @@ from workers.store.records import (
     JobHeader,
     JobStatus,
     PresetOutcome,
-    SourceEntry,
     WriteBatch,
 )
 
 __all__ = [
-    "ASSOCIATION_ID_CURSOR",
     "DEFAULT_JOB_TTL",
     "INVALID_CURSOR",
     "MAX_ITEM_ERRORS",
+    "ORDER_CURSOR",
     "SEQUENCE_CURSOR",
-    "SOURCE",
-    "USER",
     "FreshItems",
     "checked_cursor",
     "fresh_items",
@@ -47,14 +42,14 @@ __all__ = [
     "job_expires_at",
     "job_status",
     "jobs_visible_since",
-    "merge_source",
-    "merge_sources",
-    "ordered_sources",
+    "key_expires_at",
+    "order_after",
+    "order_cursor",
     "page_limit",
-    "source_document",
-    "source_entries",
-    "source_from_document",
+    "reservation_holds",
+    "sequence_after",
     "split_page",
+    "type_name_key",
 ]
 
 T = TypeVar("T")
@@ -161,19 +156,53 @@ def fresh_items(batch: WriteBatch, recorded: Collection[ItemKey]) -> FreshItems:
 INVALID_CURSOR = "invalid_cursor"
 """The ``PermanentError`` code of a cursor the store did not issue."""
 
-SEQUENCE_CURSOR = re.compile(r"^[0-9]{1,19}$")
+MAX_SEQUENCE = 2**63 - 1
+"""The largest position a cursor names: both stores keep positions in signed 64-bit integers."""
+
+SEQUENCE_CURSOR = re.compile(r"[0-9]{1,19}")
 """The shape of the embedded store's cursors: the sequence number of a page's last record."""
 
-ASSOCIATION_ID_CURSOR = re.compile(r"^[0-9a-f]{64}$")
-"""The shape of the MongoDB store's cursors: the ID of a page's last association."""
+ORDER_CURSOR = re.compile(r"([0-9]{1,19})-([!-~]{1,256})")
+"""The shape of the MongoDB store's cursors: ``<creation order>-<association ID>`` of a page's
+last record (any ID of visible ASCII characters, not only the SHA3 hex this pipeline writes)."""
+
+
+def _invalid_cursor() -> PermanentError:
+    return PermanentError(INVALID_CURSOR, "The cursor is not one this API returned.")
 
 
 def checked_cursor(cursor: str | None, shape: re.Pattern[str]) -> str | None:
-    """``cursor`` unchanged when it is None (the first page) or has the ``shape`` of the
-    cursors the adapter issues; otherwise ``PermanentError`` with code ``invalid_cursor``."""
-    if cursor is not None and not shape.match(cursor):
-        raise PermanentError(INVALID_CURSOR, "The cursor is not one this API returned.")
+    """``cursor`` unchanged when it is None (the first page) or, as a whole, has the ``shape``
+    of the cursors the adapter issues; otherwise ``PermanentError`` with code
+    ``invalid_cursor``."""
+    if cursor is not None and not shape.fullmatch(cursor):
+        raise _invalid_cursor()
     return cursor
+
+
+def sequence_after(cursor: str | None) -> int:
+    """The sequence number an embedded-store cursor names (0 for the first page); a cursor of
+    another shape, or naming a number past ``MAX_SEQUENCE``, is ``invalid_cursor``."""
+    after = int(checked_cursor(cursor, SEQUENCE_CURSOR) or 0)
+    if after > MAX_SEQUENCE:
+        raise _invalid_cursor()
+    return after
+
+
+def order_cursor(order: int, association_id: str) -> str:
+    """The MongoDB store's cursor of the page ending at the record (``order``, ID)."""
+    return f"{order}-{association_id}"
+
+
+def order_after(cursor: str | None) -> tuple[int, str] | None:
+    """The (creation order, association ID) a MongoDB-store cursor names, None for the first
+    page; a cursor of another shape, or past ``MAX_SEQUENCE``, is ``invalid_cursor``."""
+    if cursor is None:
+        return None
+    match = ORDER_CURSOR.fullmatch(cursor)
+    if match is None or int(match[1]) > MAX_SEQUENCE:
+        raise _invalid_cursor()
+    return int(match[1]), match[2]
 
 
 def page_limit(limit: int) -> int:
@@ -192,110 +221,20 @@ def split_page(
     return rows, None
 
 
-# sources ------------------------------------------------------------------------------------
-SOURCE = "source"
-"""The kind of a source entry named by the input (a feed, an organisation, a STIX identity)."""
-
-USER = "user"
-"""The kind of the source entry of the submitting user."""
-
-
-def source_entries(
-    user: str, provenance: Provenance | None, submitted_at: float
-) -> tuple[SourceEntry, ...]:
-    """What one submission adds to a record's sources: the submitting user's entry, then the
-    named source's when the provenance names one, both with the submission's confidence, TLP
-    and times. A time not given stands in for the other; with neither, the submission time
-    is both (the user reported it then)."""
-    if provenance is None:
-        return (SourceEntry(user, USER, first_seen=submitted_at, last_seen=submitted_at),)
-    first, last = provenance.first_seen, provenance.last_seen
-    if first is None and last is None:
-        first = last = submitted_at
-    elif first is None:
-        first = last
-    elif last is None:
-        last = first
-    user_entry = SourceEntry(user, USER, provenance.confidence, provenance.tlp, first, last)
-    if provenance.source is None:
-        return (user_entry,)
-    named = SourceEntry(
-        provenance.source, SOURCE, provenance.confidence, provenance.tlp, first, last
-    )
-    return (user_entry, named)
+# idempotency keys ---------------------------------------------------------------------------
+def reservation_holds(reserved_at: float, now: float, window: float) -> bool:
+    """Whether a key reserved at ``reserved_at`` still stands for its job at ``now``: for
+    ``window`` seconds (``INGEST_IDEMPOTENCY_WINDOW``), after which the key may be used anew."""
+    return reserved_at > now - window
 
 
-def _widest(
-    a: float | None, b: float | None, pick: Callable[[float, float], float]
-) -> float | None:
-    if a is None:
-        return b
-    return a if b is None else pick(a, b)
+def key_expires_at(reserved_at: float, window: float) -> float:
+    """When a key reserved at ``reserved_at`` stops holding: it may be removed from then on."""
+    return reserved_at + window
 
 
-def merge_source(current: SourceEntry, new: SourceEntry) -> SourceEntry:
-    """One source's entry after it reported again (same ``key``): the highest confidence, the
-    latest TLP given, the earliest first seen and the latest last seen; what the new report
-    leaves out keeps its value. ``current`` itself when nothing changes."""
-    name, kind, confidence, tlp, first, last = current
-    _, _, new_confidence, new_tlp, new_first, new_last = new
-    changed = False
-    if new_confidence is not None and (confidence is None or new_confidence > confidence):
-        confidence, changed = new_confidence, True
-    if new_tlp is not None and new_tlp != tlp:
-        tlp, changed = new_tlp, True
-    if new_first is not None and (first is None or new_first < first):
-        first, changed = new_first, True
-    if new_last is not None and (last is None or new_last > last):
-        last, changed = new_last, True
-    return SourceEntry(name, kind, confidence, tlp, first, last) if changed else current
-
-
-def merge_sources(
-    current: Sequence[SourceEntry], new: Iterable[SourceEntry]
-) -> tuple[SourceEntry, ...]:
-    """``current`` with each of ``new`` merged into the entry of its source (``merge_source``)
-    or added after the others: a report from one source changes no other source's entry."""
-    if len(current) == 1 and isinstance(new, tuple) and len(new) == 1:
-        # The common case: one user's entry reported again by that user.
-        (old,), (entry,) = current, new
-        if old[:2] == entry[:2]:
-            return (merge_source(old, entry),)
-    merged: dict[tuple[str, str], SourceEntry] = {(e.kind, e.name): e for e in current}
-    for entry in new:
-        key = (entry.kind, entry.name)
-        found = merged.get(key)
-        merged[key] = entry if found is None else merge_source(found, entry)
-    return tuple(merged.values())
-
-
-def ordered_sources(entries: Iterable[SourceEntry]) -> tuple[SourceEntry, ...]:
-    """Entries in the order reads return them: named sources, then users, each by name."""
-    return tuple(sorted(entries, key=lambda entry: (entry.kind != SOURCE, entry.name, entry.kind)))
-
-
-def source_document(entry: SourceEntry) -> dict[str, Any]:
-    """An entry as both stores keep it: camelCase keys, unset values left out."""
-    name, kind, confidence, tlp, first, last = entry
-    document: dict[str, Any] = {"name": name, "kind": kind}
-    if confidence is not None:
-        document["confidence"] = confidence
-    if tlp is not None:
-        document["tlp"] = tlp
-    if first is not None:
-        document["firstSeen"] = first
-    if last is not None:
-        document["lastSeen"] = last
-    return document
-
-
-def source_from_document(document: Mapping[str, Any]) -> SourceEntry:
-    """The entry ``source_document`` stored (a missing value reads as None)."""
-    return SourceEntry(
-        name=document["name"],
-        kind=document["kind"],
-        confidence=document.get("confidence"),
-        tlp=document.get("tlp"),
-        first_seen=document.get("firstSeen"),
-        last_seen=document.get("lastSeen"),
-    )
+# custom association types -------------------------------------------------------------------
+def type_name_key(name: str) -> str:
+    """What makes two custom type names the same name: equal after Unicode case folding (as
+    ``schemas.rules`` compares them), in every store."""
+    return name.strip().casefold()

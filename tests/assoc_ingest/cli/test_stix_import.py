@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 from typer.testing import CliRunner
 
@@ -59,6 +60,19 @@ async def test_import_submit_sends_the_file_as_one_job(front: Front) -> None:
     assert submitted["objects"]["total"] == 276
     job = await wait_for_job(front.store, submitted["jobID"])
     assert job.total == submitted["accepted"] and job.counts.get("rejected", 0) == 0
+
+    # The same file again sends the same Idempotency-Key: the first job, queued once.
+    again = await asyncio.to_thread(CliRunner().invoke, app, args, env=env)
+    fresh = await asyncio.to_thread(CliRunner().invoke, app, [*args, "--fresh-keys"], env=env)
+    assert again.exit_code == fresh.exit_code == 0
+    assert _submitted(again.output)["jobID"] == submitted["jobID"]
+    assert _submitted(fresh.output)["jobID"] != submitted["jobID"]
+
+
+def _submitted(output: str) -> dict[str, Any]:
+    line = next(ln for ln in output.splitlines() if ln.startswith('{"file"'))
+    answer: dict[str, Any] = json.loads(line)["submitted"]
+    return answer
 
 
 def test_a_file_that_is_not_stix_is_one_line_and_exit_1(tmp_path: Path) -> None:

@@ -1,13 +1,17 @@
 """STIX through real HTTP: ``POST /stix`` queues a bundle as one job with every object
 accounted for, a worker stores it, ``GET /entity/{id}/stix`` exports a bundle the OASIS
-validator accepts and that ingests into a fresh store to the same entities and associations."""
+validator accepts and that ingests into a fresh store to the same entities and associations.
+
+The tests marked ``ON_EACH_STORE`` run on the embedded store and on MongoDB: a bundle's job is
+one entity message that carries association items too, decided by each store's batch."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -15,25 +19,47 @@ from aiohttp.test_utils import TestClient
 from stix2validator import ValidationOptions, validate_instance
 
 from ingest_api.app import create_app
-from schemas import AssociationItem, EntityItem, MessageKind, entity_id
-from tests.backends import MemoryQueueFactory, SqliteStoreFactory
+from ingest_api.idempotency import HEADER, REPLAYED_HEADER
+from ingest_api.state import STORE
+from schemas import AssociationItem, EntityItem, MessageKind, association_id, entity_id
+from schemas.stix import convert_bundle
+from tests.backends import FAST_RETRY_TIERS, MemoryQueueFactory, SqliteStoreFactory, StoreFactory
+from tests.faults import ConfirmLostQueue
 from tests.ingest_api.support import BASE, ClientFactory, bearer, consume, make_settings
 from tests.stix_files import FILES, load, objects
-from tests.workers.helpers import fast_settings, wait_for_job
+from tests.workers.helpers import eventually, fast_settings, wait_for_job
+from workers.queue.base import Topology
 from workers.queue.memory import MemoryJobQueue
 from workers.store.base import Store
-from workers.store.logic import SOURCE
 from workers.store.records import Direction, SourceEntry
-from workers.store.sqlite import SqliteStore
+from workers.store.sources import SOURCE
 from workers.worker import Worker
 
 Client = TestClient[Any, Any]
 REPORTER = bearer("alice", ("reporter", "user"), ("soc",))
 STIX = f"{BASE}/stix"
+ON_EACH_STORE = pytest.mark.parametrize(
+    "store_backend", ["sqlite", pytest.param("mongodb", marks=pytest.mark.mongodb)], indirect=True
+)
 
 
 @pytest.fixture
-async def worker(queue: MemoryJobQueue, store: SqliteStore, tmp_path: Path) -> AsyncIterator[None]:
+def store_backend(request: pytest.FixtureRequest) -> StoreFactory:
+    """The factory of the store under test: the embedded store's, or each in turn for a test
+    marked ``ON_EACH_STORE``."""
+    name = getattr(request, "param", "sqlite")
+    fixture = "sqlite_store" if name == "sqlite" else "mongo_store"
+    return cast(StoreFactory, request.getfixturevalue(fixture))
+
+
+@pytest.fixture
+async def store(store_backend: StoreFactory) -> Store:
+    """The store of the front and its worker."""
+    return await store_backend()
+
+
+@pytest.fixture
+async def worker(queue: MemoryJobQueue, store: Store, tmp_path: Path) -> AsyncIterator[None]:
     running = Worker(queue, store, fast_settings(tmp_path))
     await running.start()
     yield
@@ -70,8 +96,9 @@ async def test_a_bundle_is_one_job_and_every_object_is_accounted_for(
     assert [item.index for item in message.items] == list(range(body["accepted"]))
 
 
+@ON_EACH_STORE
 async def test_a_worker_stores_the_bundles_entities_and_matrix_associations(
-    client: Client, store: SqliteStore, worker: None
+    client: Client, store: Store, worker: None
 ) -> None:
     status, body = await post(client, load("eset_moustachedbouncer_misp2stix21.json"))
     assert status == 202
@@ -165,6 +192,107 @@ async def test_posting_stix_needs_the_reporter_role(client: Client) -> None:
     assert status == 403
 
 
+# ---- Idempotency-Key ----------------------------------------------------------------------------
+
+
+async def _registered(client: Client, job_id: str) -> bool:
+    return await client.app[STORE].get_job(job_id) is not None
+
+
+@ON_EACH_STORE
+async def test_a_bundle_retried_with_its_key_answers_the_first_job_and_queues_nothing_more(
+    client: Client, queue: MemoryJobQueue
+) -> None:
+    inbox = await consume(queue)
+    bundle = load("oasis_poisonivy.json")
+    first = await client.post(STIX, data=orjson.dumps(bundle), headers=_keyed("pivy-1"))
+    first_body = await first.json()
+    await inbox.next()
+    await eventually(lambda: _registered(client, first_body["jobID"]))
+
+    again = await client.post(STIX, data=orjson.dumps(bundle), headers=_keyed("pivy-1"))
+
+    assert first.status == again.status == 202
+    assert await again.json() == first_body
+    assert again.headers[REPLAYED_HEADER] == "true"
+    assert REPLAYED_HEADER not in first.headers
+    assert again.headers["Location"] == f"{BASE}/jobs/{first_body['jobID']}"
+    await asyncio.sleep(0.1)
+    assert inbox.is_empty()
+
+
+@ON_EACH_STORE
+async def test_a_bundle_retried_after_a_lost_confirm_is_stored_once(
+    make_client: ClientFactory, store: Store, unique_name: str, tmp_path: Path
+) -> None:
+    lossy = ConfirmLostQueue(Topology(base=unique_name, retry_tiers=FAST_RETRY_TIERS))
+    await lossy.start()
+    worker = Worker(lossy, store, fast_settings(tmp_path))
+    try:
+        front = await make_client(lossy)
+        lossy.lost = 1
+        document = orjson.dumps(load("oasis_poisonivy.json"))
+        refused = await front.post(STIX, data=document, headers=_keyed("pivy-2"))
+        retried = await front.post(STIX, data=document, headers=_keyed("pivy-2"))
+        assert (refused.status, retried.status) == (503, 202)
+        assert await lossy.depth() == 2  # the broker took both copies
+        await worker.start()
+        body = await retried.json()
+        job = await wait_for_job(store, body["jobID"])
+        await eventually(lambda: _drained(lossy))
+    finally:
+        await worker.stop(5)
+        await lossy.close()
+
+    assert job.total == body["accepted"] == sum(job.counts.values())
+    # Each of the bundle's associations is in it once: stored with one submission, not two.
+    links = convert_bundle(objects("oasis_poisonivy.json")).links
+    records = [
+        await store.get_association(association_id(x.entity_id, x.related_id)) for x in links
+    ]
+    stored = [record for record in records if record is not None]
+    assert len(stored) == body["associations"]
+    assert {record.submissions for record in stored} == {1}
+
+
+async def _drained(queue: MemoryJobQueue) -> bool:
+    return await queue.depth() == 0
+
+
+async def test_the_same_key_with_another_bundle_is_a_422_and_queues_nothing(
+    client: Client, queue: MemoryJobQueue
+) -> None:
+    first = await client.post(
+        STIX, data=orjson.dumps(load("oasis_poisonivy.json")), headers=_keyed("pivy-3")
+    )
+    depth = await queue.depth()
+
+    other = await client.post(
+        STIX, data=orjson.dumps(load("stix2_sco_examples_bundle.json")), headers=_keyed("pivy-3")
+    )
+
+    assert (first.status, other.status) == (202, 422)
+    assert (await other.json())["error"]["code"] == "idempotency_key_reused"
+    assert await queue.depth() == depth
+
+
+async def test_a_refused_bundle_reserves_nothing_so_a_corrected_one_may_use_the_key(
+    client: Client,
+) -> None:
+    nothing = [{"type": "attack-pattern", "id": "attack-pattern--1", "name": "Phishing"}]
+    refused = await client.post(STIX, data=orjson.dumps(nothing), headers=_keyed("fix-me"))
+    bundle = orjson.dumps(load("oasis_poisonivy.json"))
+    accepted = await client.post(STIX, data=bundle, headers=_keyed("fix-me"))
+    malformed = await client.post(STIX, data=bundle, headers=_keyed("with space"))
+
+    assert (refused.status, accepted.status, malformed.status) == (400, 202, 400)
+    assert (await malformed.json())["error"]["code"] == "invalid_idempotency_key"
+
+
+def _keyed(key: str) -> dict[str, str]:
+    return {"Content-Type": "application/stix+json;version=2.1", **REPORTER, HEADER: key}
+
+
 # ---- out ----------------------------------------------------------------------------------------
 
 
@@ -197,9 +325,10 @@ async def stored_graph(store: Store, ids: set[str]) -> tuple[dict[str, Any], set
     return {eid: (e.type, e.attributes, named(e.sources)) for eid, e in entities.items()}, edges
 
 
+@ON_EACH_STORE
 async def test_an_exported_entity_validates_and_ingests_elsewhere_to_the_same_graph(
     client: Client,
-    store: SqliteStore,
+    store: Store,
     worker: None,
     sqlite_store: SqliteStoreFactory,
     memory_queue: MemoryQueueFactory,

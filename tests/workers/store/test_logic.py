@@ -9,34 +9,31 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas import Provenance
 from tests.workers.store import store_factories as f
 from workers.ground.errors import PermanentError
 from workers.store.logic import (
-    ASSOCIATION_ID_CURSOR,
     DEFAULT_JOB_TTL,
     INVALID_CURSOR,
     MAX_ITEM_ERRORS,
+    ORDER_CURSOR,
     SEQUENCE_CURSOR,
-    SOURCE,
-    USER,
     checked_cursor,
     fresh_items,
     item_keys,
     job_expires_at,
     job_status,
     jobs_visible_since,
-    merge_source,
-    merge_sources,
-    ordered_sources,
+    key_expires_at,
+    order_after,
+    order_cursor,
     page_limit,
-    source_document,
-    source_entries,
-    source_from_document,
+    reservation_holds,
+    sequence_after,
     split_page,
+    type_name_key,
 )
 from workers.store.mongo import MongoStore
-from workers.store.records import ItemKey, JobHeader, SourceEntry, WriteBatch
+from workers.store.records import ItemKey, JobHeader, WriteBatch
 from workers.store.sqlite import SqliteStore
 
 URL = f.entity_id("url", "https://evil.example/payload")
@@ -142,7 +139,9 @@ def test_fresh_items_are_each_unrecorded_key_once_in_first_occurrence_order(
 # cursors ----------------------------------------------------------------------------------
 def test_no_cursor_asks_for_the_first_page() -> None:
     assert checked_cursor(None, SEQUENCE_CURSOR) is None
-    assert checked_cursor(None, ASSOCIATION_ID_CURSOR) is None
+    assert checked_cursor(None, ORDER_CURSOR) is None
+    assert sequence_after(None) == 0
+    assert order_after(None) is None
 
 
 @pytest.mark.parametrize(
@@ -151,7 +150,8 @@ def test_no_cursor_asks_for_the_first_page() -> None:
         ("0", SEQUENCE_CURSOR),
         ("42", SEQUENCE_CURSOR),
         ("9" * 19, SEQUENCE_CURSOR),
-        (f.association_id(URL, HOST), ASSOCIATION_ID_CURSOR),
+        (order_cursor(42, f.association_id(URL, HOST)), ORDER_CURSOR),
+        (order_cursor(0, "a-non-hash-id"), ORDER_CURSOR),
     ],
 )
 def test_a_cursor_of_the_shape_the_store_issues_is_accepted_unchanged(
@@ -168,11 +168,13 @@ def test_a_cursor_of_the_shape_the_store_issues_is_accepted_unchanged(
         ("-1", SEQUENCE_CURSOR),
         ("1" * 20, SEQUENCE_CURSOR),
         (f.association_id(URL, HOST), SEQUENCE_CURSOR),
-        ("", ASSOCIATION_ID_CURSOR),
-        ("42", ASSOCIATION_ID_CURSOR),
-        (f.association_id(URL, HOST)[:-1], ASSOCIATION_ID_CURSOR),
-        (f.association_id(URL, HOST).upper(), ASSOCIATION_ID_CURSOR),
-        (f.association_id(URL, HOST) + "0", ASSOCIATION_ID_CURSOR),
+        ("42\n", SEQUENCE_CURSOR),
+        ("", ORDER_CURSOR),
+        ("42", ORDER_CURSOR),
+        (f.association_id(URL, HOST), ORDER_CURSOR),
+        ("42-", ORDER_CURSOR),
+        ("42-has space", ORDER_CURSOR),
+        (order_cursor(42, f.association_id(URL, HOST)) + "\n", ORDER_CURSOR),
     ],
 )
 def test_a_cursor_of_another_shape_is_refused_as_invalid(
@@ -182,6 +184,30 @@ def test_a_cursor_of_another_shape_is_refused_as_invalid(
         checked_cursor(cursor, shape)
 
     assert raised.value.code == INVALID_CURSOR == "invalid_cursor"
+
+
+def test_a_sequence_cursor_past_a_signed_64_bit_integer_is_invalid_not_an_overflow() -> None:
+    assert sequence_after(str(2**63 - 1)) == 2**63 - 1
+    with pytest.raises(PermanentError) as raised:
+        sequence_after(str(2**63))
+
+    assert raised.value.code == INVALID_CURSOR
+
+
+def test_an_order_cursor_names_the_record_it_was_made_from() -> None:
+    aid = f.association_id(URL, HOST)
+
+    assert order_after(order_cursor(7, aid)) == (7, aid)
+    assert order_after(order_cursor(3, "id-with-dashes")) == (3, "id-with-dashes")
+    with pytest.raises(PermanentError):
+        order_after(order_cursor(2**63, aid))
+
+
+def test_custom_type_names_are_the_same_after_unicode_case_folding() -> None:
+    assert type_name_key("File Beacon") == type_name_key("FILE beacon")
+    assert type_name_key("Straße Beacon") == type_name_key("STRASSE BEACON")
+    assert type_name_key("Ärger Link") == type_name_key("ärger link")
+    assert type_name_key("File Beacon") != type_name_key("File Beacons")
 
 
 @pytest.mark.parametrize(("asked", "held"), [(-5, 1), (0, 1), (1, 1), (7, 7), (1000, 1000)])
@@ -302,71 +328,8 @@ def test_an_item_error_without_code_or_message_reads_as_empty_strings() -> None:
     ]
 
 
-# sources --------------------------------------------------------------------------------------
-def _entry(name: str = "feodo", kind: str = "source", **values: object) -> SourceEntry:
-    return SourceEntry(name, kind, **values)  # type: ignore[arg-type]
-
-
-def test_a_submission_without_provenance_is_the_users_report_at_submission_time() -> None:
-    assert source_entries("alice", None, 50.0) == (SourceEntry("alice", USER, None, None, 50, 50),)
-
-
-def test_a_named_source_gets_an_entry_beside_the_users_with_the_same_values() -> None:
-    given = Provenance(source="feodo", confidence=75, tlp="amber", first_seen=1, last_seen=9)
-    assert source_entries("alice", given, 50.0) == (
-        SourceEntry("alice", USER, 75, "amber", 1, 9),
-        SourceEntry("feodo", SOURCE, 75, "amber", 1, 9),
-    )
-
-
-@pytest.mark.parametrize(
-    ("first", "last", "expected"),
-    [(None, None, (50.0, 50.0)), (3.0, None, (3.0, 3.0)), (None, 7.0, (7.0, 7.0))],
-)
-def test_a_missing_time_stands_in_for_the_other_else_the_submission_time(
-    first: float | None, last: float | None, expected: tuple[float, float]
-) -> None:
-    (entry,) = source_entries("alice", Provenance(first_seen=first, last_seen=last), 50.0)
-    assert (entry.first_seen, entry.last_seen) == expected
-
-
-def test_merging_keeps_the_highest_confidence_widest_times_and_latest_tlp() -> None:
-    old = _entry(confidence=90, tlp="red", first_seen=10.0, last_seen=20.0)
-    new = _entry(confidence=40, tlp="green", first_seen=5.0, last_seen=15.0)
-    assert merge_source(old, new) == _entry(
-        confidence=90, tlp="green", first_seen=5.0, last_seen=20.0
-    )
-    assert merge_source(old, _entry()) == old
-    assert merge_source(_entry(), old) == old
-
-
-def test_a_report_from_one_source_changes_no_other_sources_entry() -> None:
-    feodo, threatfox = _entry("feodo", confidence=50), _entry("threatfox", confidence=60)
-    merged = merge_sources([feodo, threatfox], [_entry("threatfox", confidence=99)])
-    assert merged == (feodo, _entry("threatfox", confidence=99))
-    assert merge_sources([feodo], [_entry("feodo", USER)]) == (feodo, _entry("feodo", USER))
-
-
-def test_reads_list_named_sources_first_then_users_each_by_name() -> None:
-    entries = [_entry("b", USER), _entry("z"), _entry("a", USER), _entry("c")]
-    assert [(e.kind, e.name) for e in ordered_sources(entries)] == [
-        (SOURCE, "c"),
-        (SOURCE, "z"),
-        (USER, "a"),
-        (USER, "b"),
-    ]
-
-
-@given(
-    st.builds(
-        SourceEntry,
-        name=st.text(min_size=1, max_size=10),
-        kind=st.sampled_from([SOURCE, USER]),
-        confidence=st.none() | st.integers(0, 100),
-        tlp=st.none() | st.sampled_from(["clear", "red"]),
-        first_seen=st.none() | st.floats(0, 4e9),
-        last_seen=st.none() | st.floats(0, 4e9),
-    )
-)
-def test_a_source_document_reads_back_as_the_same_entry(entry: SourceEntry) -> None:
-    assert source_from_document(source_document(entry)) == entry
+# idempotency keys ---------------------------------------------------------------------------
+def test_a_key_holds_until_its_window_ends_when_it_may_be_removed() -> None:
+    assert reservation_holds(1000.0, 1000.0 + 59.0, 60.0)
+    assert not reservation_holds(1000.0, 1000.0 + 60.0, 60.0)
+    assert key_expires_at(1000.0, 60.0) == 1060.0

@@ -2,101 +2,32 @@
 
 Field names follow SPEC §5 (camelCase as ThreatWinds stores them). Times are float seconds
 since the epoch, as in the records; ``expiresAt`` is a BSON date only because TTL indexes
-need one.
-
-``sources`` is a map from ``source_key`` (a hash of the entry's kind and name: source names are
-free text, field names are not) to the entry (``logic.source_document``), so that one update
-merges an entry with operators the server applies atomically: ``$max`` of the confidence and
-last seen, ``$min`` of the first seen, ``$set`` of the TLP given (``logic.merge_source``).
-Reads return the entries in ``logic.ordered_sources`` order.
+need one. ``sources`` is a list of entries as ``sources.source_document`` writes them (the
+embedded store keeps the same JSON); reads return them in ``sources.ordered_sources`` order.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
-from workers.store.logic import (
-    job_expires_at,
-    merge_sources,
-    ordered_sources,
-    source_from_document,
-)
+from workers.store.logic import job_expires_at, type_name_key
 from workers.store.records import (
     ApiKeyRecord,
     AssociationRecord,
     CustomTypeRecord,
     EdgeWrite,
-    EntityRecord,
     JobHeader,
     SourceEntry,
     StoredEntity,
 )
+from workers.store.sources import ordered_sources, source_document, source_from_document
 
 Doc = dict[str, Any]
 
-
-def source_key(entry: SourceEntry) -> str:
-    """The field of ``entry`` in a document's ``sources`` map."""
-    digest = hashlib.sha256(f"{entry.kind}\0{entry.name}".encode()).hexdigest()
-    return "s" + digest[:32]
-
-
-def source_operators(entries: Iterable[SourceEntry]) -> dict[str, Doc]:
-    """Update operators merging ``entries`` into ``sources`` (``$set``, ``$max``, ``$min``;
-    only those needed). Entries of one source are merged first, so no path repeats."""
-    operators: dict[str, Doc] = {"$set": {}, "$max": {}, "$min": {}}
-    for entry in merge_sources((), entries):
-        path = f"sources.{source_key(entry)}"
-        operators["$set"][f"{path}.name"] = entry.name
-        operators["$set"][f"{path}.kind"] = entry.kind
-        if entry.tlp is not None:
-            operators["$set"][f"{path}.tlp"] = entry.tlp
-        if entry.confidence is not None:
-            operators["$max"][f"{path}.confidence"] = entry.confidence
-        if entry.first_seen is not None:
-            operators["$min"][f"{path}.firstSeen"] = entry.first_seen
-        if entry.last_seen is not None:
-            operators["$max"][f"{path}.lastSeen"] = entry.last_seen
-    return {name: fields for name, fields in operators.items() if fields}
-
-
-def _with_sources(update: Doc, entries: Sequence[SourceEntry]) -> Doc:
-    for operator, fields in source_operators(entries).items():
-        update[operator] = {**update.get(operator, {}), **fields}
-    return update
-
-
-def _sources_expression(entries: Sequence[SourceEntry]) -> Doc:
-    """Pipeline expression of ``sources`` with ``entries`` merged in (as ``source_operators``)."""
-    merged: Doc = {}
-    for entry in merge_sources((), entries):
-        key = source_key(entry)
-        stored = f"$sources.{key}"
-        value: Doc = {"name": literal(entry.name), "kind": literal(entry.kind)}
-        for field, given, pick in (
-            ("confidence", entry.confidence, "$max"),
-            ("firstSeen", entry.first_seen, "$min"),
-            ("lastSeen", entry.last_seen, "$max"),
-            ("tlp", entry.tlp, None),
-        ):
-            if given is None:
-                value[field] = f"{stored}.{field}"
-            elif pick is None:
-                value[field] = literal(given)
-            else:
-                value[field] = {pick: [f"{stored}.{field}", literal(given)]}
-        merged[key] = value
-    return {"$mergeObjects": [{"$ifNull": ["$sources", {}]}, merged]}
-
-
-def _sources_of(doc: Doc) -> tuple[SourceEntry, ...]:
-    entries = (doc.get("sources") or {}).values()
-    return ordered_sources(
-        source_from_document({k: v for k, v in entry.items() if v is not None}) for entry in entries
-    )
+_POSITION_BITS = 20
+_POSITION_MAX = (1 << _POSITION_BITS) - 1
 
 
 def expires_at(created_at: float, ttl: float) -> dt.datetime:
@@ -138,62 +69,49 @@ def literal(value: Any) -> Doc:
     return {"$literal": value}
 
 
-def entity_update(
-    records: list[EntityRecord], now: float, sources: Sequence[SourceEntry] = ()
-) -> list[Doc]:
-    """Pipeline upserting one entity from the records of a batch, merged in order, with the
-    ``sources`` they bring."""
-    attributes: Doc = {}
-    tags: list[str] = []
-    visible_by: list[str] = []
-    reputation: int | None = None
-    for record in records:
-        attributes.update(record.attributes)
-        tags.extend(record.tags)
-        visible_by.extend(record.visible_by)
-        if record.reputation is not None:
-            reputation = record.reputation
-    update: Doc = {
-        "type": literal(records[0].type),
-        "attributes": {"$mergeObjects": [{"$ifNull": ["$attributes", {}]}, literal(attributes)]},
-        "tags": {"$setUnion": [{"$ifNull": ["$tags", []]}, literal(tags)]},
-        "visibleBy": {"$setUnion": [{"$ifNull": ["$visibleBy", []]}, literal(visible_by)]},
-        "createdAt": {"$ifNull": ["$createdAt", literal(now)]},
-        "lastSeen": literal(now),
+def creation_order(now: float, position: int) -> int:
+    """The ``seq`` of an association created at ``now`` as the ``position``-th new record of its
+    batch: milliseconds since the epoch, then the position (pages list records in this order,
+    ties by ID, as the embedded store lists them in the order they were inserted)."""
+    return (int(now * 1000) << _POSITION_BITS) | min(position, _POSITION_MAX)
+
+
+def sources_field(entries: Iterable[SourceEntry]) -> list[Doc]:
+    """The ``sources`` field of ``entries``."""
+    return [source_document(entry) for entry in entries]
+
+
+def sources_of(doc: Doc) -> tuple[SourceEntry, ...]:
+    """The entries of a document's ``sources`` field, as stored (none when it has none)."""
+    return tuple(source_from_document(entry) for entry in doc.get("sources") or ())
+
+
+def new_association(
+    edge: EdgeWrite,
+    *,
+    names: list[str],
+    submissions: int,
+    file_action: bool,
+    now: float,
+    seq: int,
+    sources: Iterable[SourceEntry] = (),
+) -> Doc:
+    """The document of the association ``edge`` creates (SPEC §5 field names)."""
+    return {
+        "_id": edge.association_id,
+        "entityID": edge.entity_id,
+        "relatedEntityID": edge.related_id,
+        "entityType": edge.entity_type,
+        "relatedType": edge.related_type,
+        "associationTypes": names,
+        "fileAction": file_action,
+        "createdAt": now,
+        "lastSeen": now,
+        "submissions": submissions,
+        "createdBy": edge.created_by,
+        "seq": seq,
+        "sources": sources_field(sources),
     }
-    update["reputation"] = (
-        literal(reputation) if reputation is not None else {"$ifNull": ["$reputation", None]}
-    )
-    if sources:
-        update["sources"] = _sources_expression(sources)
-    return [{"$set": update}]
-
-
-def edge_new_name_update(edge: EdgeWrite, now: float) -> Doc:
-    """Update adding ``edge``'s type name to its pair (creating the record when absent), with
-    its sources."""
-    return _with_sources(
-        {
-            "$setOnInsert": {
-                "entityID": edge.entity_id,
-                "relatedEntityID": edge.related_id,
-                "entityType": edge.entity_type,
-                "relatedType": edge.related_type,
-                "createdAt": now,
-                "createdBy": edge.created_by,
-            },
-            "$push": {"associationTypes": edge.association_type},
-            "$set": {"lastSeen": now},
-            "$inc": {"submissions": 1},
-            "$max": {"fileAction": edge.file_action},
-        },
-        edge.sources,
-    )
-
-
-def edge_seen_update(count: int, now: float, sources: Sequence[SourceEntry] = ()) -> Doc:
-    """Update of a pair submitted ``count`` more times, by ``sources``."""
-    return _with_sources({"$set": {"lastSeen": now}, "$inc": {"submissions": count}}, sources)
 
 
 def to_entity(doc: Doc) -> StoredEntity:
@@ -206,7 +124,7 @@ def to_entity(doc: Doc) -> StoredEntity:
         visible_by=tuple(doc.get("visibleBy") or ()),
         created_at=doc["createdAt"],
         last_seen=doc["lastSeen"],
-        sources=_sources_of(doc),
+        sources=ordered_sources(sources_of(doc)),
     )
 
 
@@ -223,7 +141,7 @@ def to_association(doc: Doc) -> AssociationRecord:
         last_seen=doc["lastSeen"],
         submissions=doc["submissions"],
         created_by=doc.get("createdBy", ""),
-        sources=_sources_of(doc),
+        sources=ordered_sources(sources_of(doc)),
     )
 
 
@@ -255,7 +173,7 @@ def to_api_key(doc: Doc) -> ApiKeyRecord:
 
 def from_custom_type(record: CustomTypeRecord) -> Doc:
     return {
-        "_id": record.name.lower(),
+        "_id": type_name_key(record.name),
         "name": record.name,
         "primary": record.primary,
         "nonPrimary": list(record.non_primary),

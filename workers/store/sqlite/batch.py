@@ -15,8 +15,9 @@ from typing import Any
 
 import orjson
 
-from workers.store.logic import fresh_items, item_keys, merge_sources
+from workers.store.logic import fresh_items, item_keys
 from workers.store.records import (
+    AfterEffects,
     BatchResult,
     EdgeDelete,
     EdgeWrite,
@@ -25,6 +26,7 @@ from workers.store.records import (
     SourceEntry,
     WriteBatch,
 )
+from workers.store.sources import merge_sources
 from workers.store.sqlite.entities import EntityRows
 from workers.store.sqlite.jobs import register_jobs
 from workers.store.sqlite.schema import dump_sources, dumps, key64, load_sources
@@ -210,9 +212,12 @@ def recorded_outcomes(conn: sqlite3.Connection, keys: list[ItemKey]) -> dict[Ite
     return {(job_id, idx): _OUTCOMES[outcome] for job_id, idx, outcome in rows}
 
 
-def apply_batch(conn: sqlite3.Connection, batch: WriteBatch) -> BatchResult:
+def apply_batch(
+    conn: sqlite3.Connection, batch: WriteBatch, after_effects: AfterEffects | None = None
+) -> BatchResult:
     """Write ``batch`` (see ``Store.write_batch``); the caller commits. Which items are applied
-    is decided by ``logic.fresh_items``: redelivered ones keep their recorded outcome."""
+    is decided by ``logic.fresh_items``: redelivered ones keep their recorded outcome.
+    ``after_effects`` (a test seam) is called between the effects and the outcome rows."""
     now = batch.now
     recorded = recorded_outcomes(conn, item_keys(batch))
     if batch.jobs:
@@ -258,6 +263,8 @@ def apply_batch(conn: sqlite3.Connection, batch: WriteBatch) -> BatchResult:
 
     entities.flush(conn, touched, now)
     associations.flush(conn, now)
+    if after_effects is not None:
+        after_effects(batch)
     if items:
         conn.executemany(
             "INSERT INTO job_items (job_id, idx, outcome, code, message, at)"

@@ -9,8 +9,8 @@ from typing import Any
 
 import orjson
 
-from workers.store.logic import merge_sources
 from workers.store.records import EntityRecord, SourceEntry
+from workers.store.sources import merge_sources
 from workers.store.sqlite.schema import dump_sources, dumps, load_sources
 
 

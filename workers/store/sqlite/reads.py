@@ -11,8 +11,9 @@ from typing import Any
 
 import orjson
 
-from workers.store.logic import ordered_sources, split_page
+from workers.store.logic import split_page
 from workers.store.records import AssociationRecord, Direction, StoredEntity
+from workers.store.sources import ordered_sources
 from workers.store.sqlite.schema import dumps, key64, load_sources
 
 _ASSOCIATION_COLUMNS = (

@@ -33,8 +33,8 @@ from typing import Any
 
 import orjson
 
-from workers.store.logic import source_document, source_from_document
 from workers.store.records import SourceEntry
+from workers.store.sources import source_document, source_from_document
 
 PAGE_SIZE = 8192
 """Set before the first table exists; larger pages keep the random-key B-trees shallower."""
@@ -113,6 +113,17 @@ CREATE TABLE IF NOT EXISTS api_keys (
     expires_at REAL,
     revoked INTEGER NOT NULL DEFAULT 0
 );
+
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    user_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (user_id, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_keys_expires_at ON idempotency_keys (expires_at);
 
 CREATE TABLE IF NOT EXISTS custom_types (
     name TEXT PRIMARY KEY NOT NULL COLLATE NOCASE,
