@@ -1,7 +1,8 @@
 """Async HTTP client of the ingest API's bulk endpoints.
 
 ``IngestClient.submit_ndjson`` streams an NDJSON file (or any iterable of lines) to
-``POST /api/ingest/v1/associations`` or ``/entities`` in chunks, a few chunks in flight at once.
+``POST /api/ingest/v1/associations`` or ``/entities`` in chunks, a few chunks in flight at once;
+``IngestClient.submit_stix`` sends one STIX bundle (or array of objects) to ``POST /stix``.
 A chunk answered ``503``/``429``/``502``/``504`` or lost to a connection error is sent again after
 the server's ``Retry-After`` (else an exponential backoff), a bounded number of times. Each
 chunk's ``rejected[].index`` is mapped back to the line number of the source.
@@ -253,6 +254,43 @@ class IngestClient:
         summary.rejected.sort(key=lambda item: item[0])
         return summary
 
+    async def submit_stix(
+        self, document: bytes, *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Send a STIX bundle (or JSON array of objects) to ``POST /stix`` as one job; the
+        202 answer (``jobID``, ``accepted``, ``objects``, ``rejected``...).
+
+        A 429/502/503/504 or a lost connection is retried after ``Retry-After`` (else an
+        exponential backoff) with the same ``idempotency_key``; raises ``StixRefused`` on any
+        other answer (``body`` holds it) and ``SubmitError`` when every attempt failed.
+        """
+        url = f"{self._base}/stix"
+        headers = {"Content-Type": "application/stix+json;version=2.1"}
+        if idempotency_key is not None:
+            headers[IDEMPOTENCY_HEADER] = idempotency_key
+        problem = "no attempt made"
+        for attempt in range(1, self._max_attempts + 1):
+            delay = self._backoff * 2 ** (attempt - 1)
+            try:
+                async with self._http().post(url, data=document, headers=headers) as response:
+                    status = response.status
+                    raw = await response.read()
+                    retry_after = response.headers.get("Retry-After")
+            except (aiohttp.ClientConnectionError, TimeoutError) as err:
+                problem = f"connection failed: {err.__class__.__name__}: {err}"
+            else:
+                parsed = _parse(raw)
+                if status == 202 and isinstance(parsed, dict):
+                    return parsed
+                if status not in RETRY_STATUSES:
+                    message = _error_of(parsed, status).get("message", f"HTTP {status}")
+                    raise StixRefused(f"HTTP {status}: {message}", status, parsed)
+                problem = f"HTTP {status}"
+                delay = retry_after_seconds(retry_after, delay)
+            if attempt < self._max_attempts:
+                await self._sleep(delay)
+        raise SubmitError(f"not accepted after {self._max_attempts} attempts ({problem})")
+
     async def _send_chunk(self, kind: Kind, chunk: _Chunk, key: str) -> _ChunkResult:
         """POST one chunk, again on a retryable answer, always with the same ``key``."""
         body = b"\n".join(line for _, line in chunk) + b"\n"
@@ -290,6 +328,14 @@ class IngestClient:
             "message": f"not accepted after {self._max_attempts} attempts ({problem})",
         }
         return _ChunkResult(rejected=[(number, error) for number, _ in chunk])
+
+
+class StixRefused(SubmitError):
+    """``POST /stix`` refused the bundle for good (a 4xx): ``body`` is the front's answer."""
+
+    def __init__(self, message: str, status: int, body: Any) -> None:
+        super().__init__(message, status)
+        self.body = body
 
 
 def _parse(raw: bytes) -> Any:

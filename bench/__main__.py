@@ -21,7 +21,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench import e2e_bench, http_bench, report
+from bench import e2e_bench, http_bench, report, stix_bench
 from bench.common import ROOT, amqp_url, median
 from bench.compatible_mongo import LABEL, CompatibleMongo
 
@@ -72,6 +72,17 @@ def scenarios(runs: int, seconds: float) -> dict[str, Callable[[], Any]]:
             results = [store_bench.run(Path(tmp) / str(i)) for i in range(runs)]
         return {key: median([r[key] for r in results]) for key in results[0]}
 
+    def stix() -> Any:
+        results = [stix_bench.run(bundles=20, workers=1) for _ in range(max(runs // 2, 1))]
+        return {
+            "runs": results,
+            "objects_per_s_acknowledged": median(
+                [r["objects_per_s_acknowledged"] for r in results]
+            ),
+            "items_per_s_stored": median([r["items_per_s_stored"] for r in results]),
+            "peak_rss_mb": results[-1]["peak_rss_mb"],
+        }
+
     return {
         "bare": lambda: http_bench.ceiling("bare", runs, seconds, 64),
         "naive": lambda: http_bench.ceiling("naive", runs, seconds, 64),
@@ -86,6 +97,7 @@ def scenarios(runs: int, seconds: float) -> dict[str, Callable[[], Any]]:
         "e2e_enrichment_2": e2e("enrichment", 2),
         # The feeds workload only: the enrichment one would take hours on SecantusDB.
         "e2e_feeds_2_mongodb": e2e("feeds", 2, mongodb=True),
+        "stix": stix,
     }
 
 

@@ -119,6 +119,26 @@ def markdown(results: dict[str, Any]) -> str:
                 None,
                 f"front {rss.get('front', 0):.0f} / worker {rss.get('worker', 0):.0f}",
             )
+    stix = _get(results, "stix")
+    if stix:
+        rss = stix.get("peak_rss_mb", {})
+        row(
+            "POST /stix, FireEye bundle replayed (front only)",
+            stix.get("objects_per_s_acknowledged"),
+            "STIX objects/s acknowledged",
+            None,
+            f"front {rss.get('front', 0):.0f}",
+        )
+        assoc = _get(results, "e2e_enrichment_1", "associations_per_s")
+        stored = stix.get("items_per_s_stored")
+        row(
+            "STIX end to end, 1 worker",
+            stored,
+            "items/s stored",
+            None,
+            f"worker {rss.get('worker', 0):.0f}",
+            f"{assoc / stored:.1f}x the time per item of enrichment_1" if assoc and stored else "",
+        )
     publisher = _get(results, "publisher")
     store = _get(results, "store")
     extra = []

@@ -24,7 +24,7 @@ from ingest_api.http_models import (
 )
 from ingest_api.idempotency import HEADER, KEY_PATTERN, REPLAYED_HEADER
 from ingest_api.paths import BASE
-from ingest_api.views import admin, operations, reads, writes
+from ingest_api.views import admin, operations, reads, stix, writes
 from schemas.http import (
     AckResponse,
     AssociationBody,
@@ -40,6 +40,7 @@ from schemas.http import (
     ErrorBody,
     JobStatusResponse,
 )
+from schemas.stix.http import StixAckResponse, StixBundle, StixExport, StixRejectBody
 
 __all__ = [
     "ROUTES",
@@ -250,6 +251,33 @@ ROUTES: tuple[Route, ...] = (
         description=_BULK_NOTE,
         parameters=(_IDEMPOTENCY_KEY,),
     ),
+    Route(
+        "POST",
+        f"{BASE}/stix",
+        stix.post_stix,
+        "Queue a STIX 2.1 bundle's entities and associations as one job",
+        success=_queued(StixAckResponse),
+        failures=_guarded(
+            Failure(
+                400,
+                "malformed JSON, not a bundle, no object represented, ambiguous_credentials, "
+                "invalid_idempotency_key",
+                StixRejectBody,
+            ),
+            *_WRITE_FAILURES,
+        ),
+        body=RequestBody(StixBundle),
+        parameters=(_IDEMPOTENCY_KEY,),
+        description="A bundle, or a bare JSON array of STIX objects (application/json or "
+        "application/stix+json), of at most 10,000 objects and 16 MiB. Observables, malware, "
+        "threat actors, intrusion sets, campaigns, vulnerabilities and tools become entities; "
+        "indicator patterns of equality comparisons become their entities, linked to what the "
+        "indicator indicates; relationships, observed-data wrappers and embedded references "
+        "become associations (matrix types where both ends have a kind, in either "
+        "orientation; context associations named by the relationship otherwise). Provenance "
+        "from created_by_ref, confidence, object_marking_refs and first/last seen. Every "
+        "object not represented is listed in `rejected` with its reason.",
+    ),
     # reads
     Route(
         "GET",
@@ -277,6 +305,23 @@ ROUTES: tuple[Route, ...] = (
                 f"page size, default {reads.DEFAULT_PAGE_SIZE}",
             ),
             _query("cursor", {"type": "string"}, "nextCursor of the previous page"),
+        ),
+    ),
+    Route(
+        "GET",
+        f"{BASE}/entity/{{id}}/stix",
+        stix.get_entity_stix,
+        "The entity, its associations and their other ends as a STIX 2.1 bundle (role user)",
+        success=_found(StixExport),
+        failures=_guarded(),
+        parameters=(
+            _ENTITY_ID,
+            _query(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": stix.MAX_EXPORT_LIMIT},
+                f"associations exported at most, default {stix.DEFAULT_EXPORT_LIMIT} "
+                "(X-Truncated: true when there are more)",
+            ),
         ),
     ),
     Route(

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
 SCHEMA_VERSION: Final = 1
 
@@ -113,10 +113,27 @@ class AssociationMessage(_Frozen):
     items: tuple[AssociationItem, ...]
 
 
+def _item_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "entity" if "entity" in value else "association"
+    return "entity" if isinstance(value, EntityItem) else "association"
+
+
+EntityMessageItem = Annotated[
+    Annotated[EntityItem, Tag("entity")] | Annotated[AssociationItem, Tag("association")],
+    Discriminator(_item_kind),
+]
+
+
 class EntityMessage(_Frozen):
+    """Entity items, and possibly association items between them and others: a job that
+    carries both (a STIX bundle) travels in one message, so it is queued or refused whole.
+    The association items are decided as in an association message, the entities written by
+    the same message counting as existing."""
+
     v: Literal[1] = SCHEMA_VERSION
     kind: Literal[MessageKind.ENTITY]
-    items: tuple[EntityItem, ...]
+    items: tuple[EntityMessageItem, ...]
 
 
 JobMessage = Annotated[AssociationMessage | EntityMessage, Field(discriminator="kind")]

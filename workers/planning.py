@@ -11,7 +11,9 @@ Outcomes (SPEC §4):
   ``rejected`` preset outcome with the rule's code; when an end does not exist yet the item is
   pending until ``entity_wait`` seconds after its submission, then rejected ``entity_not_found``;
 - delete items: an ``EdgeDelete`` (``deleted`` or ``not_found``); no entity check is needed;
-- entity items: an ``EntityWrite`` of the entity, its children and the links they imply.
+- entity items: an ``EntityWrite`` of the entity, its children and the links they imply;
+  association items that travel in an entity message (a STIX bundle's links) are decided as
+  above, the entities the same message writes counting as existing.
 
 Every write carries the source entries of its item (``sources.source_entries``: the submitting
 user, and the source its provenance names).
@@ -80,15 +82,20 @@ class Plan:
 
 
 def needed_entity_ids(message: Message) -> set[str]:
-    """The entity IDs whose existence decides the message (both ends of every association)."""
-    if message.kind != MessageKind.ASSOCIATION:
+    """The entity IDs whose existence decides the message: both ends of every association,
+    but those the message's own entity items write."""
+    if message.kind == MessageKind.ASSOCIATION_DELETE:
         return set()
     ids: set[str] = set()
+    written: set[str] = set()
     for item in message.items:
-        assert isinstance(item, AssociationItem)
-        ids.add(item.entity_id)
-        ids.add(item.related_id)
-    return ids
+        if isinstance(item, AssociationItem):
+            ids.add(item.entity_id)
+            ids.add(item.related_id)
+        else:
+            written.add(item.entity.id)
+            written.update(child.id for child in item.children)
+    return ids - written
 
 
 def plan_message(
@@ -103,7 +110,7 @@ def plan_message(
     ``existing`` must contain every ID of ``needed_entity_ids(message)`` that exists.
     """
     if isinstance(message, EntityMessage):
-        return _plan_entities(message.items, rules, now)
+        return _plan_entity_message(message, rules, existing, now, entity_wait)
     kind = MessageKind(message.kind)
     if kind == MessageKind.ASSOCIATION_DELETE:
         return _plan_deletes(message.items, rules, now)
@@ -323,6 +330,32 @@ def _plan_entities(items: Sequence[EntityItem], rules: AssociationRules, now: fl
         created.update(types)
     plan.batch.jobs = _headers(MessageKind.ENTITY, items)
     plan.created_entity_ids = frozenset(created)
+    return plan
+
+
+def _plan_entity_message(
+    message: EntityMessage,
+    rules: AssociationRules,
+    existing: Collection[str],
+    now: float,
+    entity_wait: float,
+) -> Plan:
+    entity_items = [item for item in message.items if isinstance(item, EntityItem)]
+    links = [item for item in message.items if isinstance(item, AssociationItem)]
+    plan = _plan_entities(entity_items, rules, now)
+    if not links:
+        return plan
+    linked = _plan_associations(
+        links, rules, {*existing, *plan.created_entity_ids}, now, entity_wait
+    )
+    plan.batch.edges.extend(linked.batch.edges)
+    plan.batch.preset.extend(linked.batch.preset)
+    for code, count in linked.rejections.items():
+        plan.rejections[code] = plan.rejections.get(code, 0) + count
+    plan.pending = linked.pending
+    waiting = {id(item) for item in linked.pending}
+    decided = [item for item in message.items if id(item) not in waiting]
+    plan.batch.jobs = _headers(MessageKind.ENTITY, decided)
     return plan
 
 

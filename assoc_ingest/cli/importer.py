@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from assoc_ingest.cli.app import app
+from assoc_ingest.cli.stix import import_stix
 from assoc_ingest.cli.submit import (
     DEFAULT_URL,
     ApiKeyOption,
@@ -77,7 +78,7 @@ def print_counts(counts: dict[str, Any]) -> None:
 
 @app.command("import")
 def import_command(
-    feed: Annotated[str, typer.Argument(help=f"feed name: {', '.join(FEEDS)}")],
+    feed: Annotated[str, typer.Argument(help=f"feed name: {', '.join(FEEDS)}, stix")],
     file: Annotated[
         Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="feed file")
     ],
@@ -109,10 +110,27 @@ def import_command(
 
     With --submit every chunk carries an Idempotency-Key derived from what the feed produced
     and the chunk's position: re-running an interrupted import changes nothing for the chunks
-    already accepted. Exits 1 when a submitted item was rejected.
+    already accepted. A STIX 2.1 file (FEED stix) is accounted for object by object; --submit
+    sends it to POST /stix as one job, with an Idempotency-Key derived from the file's bytes.
+    Exits 1 when a submitted item was rejected.
     """
+    if feed == "stix":
+        if out is not None and submit:
+            raise typer.BadParameter("give either --out or --submit", param_hint="--out")
+        import_stix(
+            file,
+            out=out,
+            submit=submit,
+            url=url,
+            api_key=api_key,
+            api_secret=api_secret,
+            token=token,
+            as_json=as_json,
+            fresh_keys=fresh_keys,
+        )
+        return
     if feed not in FEEDS:
-        raise typer.BadParameter(f"unknown feed; choose one of {', '.join(FEEDS)}")
+        raise typer.BadParameter(f"unknown feed; choose one of {', '.join(FEEDS)}, stix")
     if out is not None and submit:
         raise typer.BadParameter("give either --out or --submit", param_hint="--out")
     try:

@@ -55,6 +55,7 @@ __all__ = [
     "post_associations",
     "post_entities",
     "post_entity",
+    "queue_job",
 ]
 
 log = get_logger(__name__)
@@ -180,6 +181,21 @@ def _answered(
     if job.replayed:
         headers[REPLAYED_HEADER] = "true"
     return headers
+
+
+async def queue_job(
+    request: web.Request,
+    kind: MessageKind,
+    job: JobChoice,
+    encode: Callable[[], Sequence[bytes]],
+    total: int,
+    now: float,
+) -> dict[str, str]:
+    """Publish the ``total`` items of ``job`` (``choose_job``) when it must be sent, encoded by
+    ``encode`` only then (503 unless all are confirmed); the headers of its 202."""
+    if job.publish:
+        await _publish(request, kind, encode())
+    return _answered(request, kind, job, total, now)
 
 
 def _refuse(problem: ItemProblem) -> ApiError:

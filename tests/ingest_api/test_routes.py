@@ -58,7 +58,7 @@ async def test_every_write_documents_the_idempotency_key_header_and_its_422(
         for method, operation in operations.items()
         if "202" in operation["responses"]
     ]
-    assert len(writes) == 5
+    assert len(writes) == 6
     for method, path, operation in writes:
         headers = [p for p in operation["parameters"] if p["in"] == "header"]
         assert [(p["name"], p["required"]) for p in headers] == [("Idempotency-Key", False)]

@@ -103,5 +103,6 @@ def deletes(*items: AssociationItem) -> bytes:
     return envelope(MessageKind.ASSOCIATION_DELETE, items)
 
 
-def entities(*items: EntityItem) -> bytes:
+def entities(*items: EntityItem | AssociationItem) -> bytes:
+    """An entity message; association items may travel in it too (a STIX bundle's job)."""
     return envelope(MessageKind.ENTITY, items)

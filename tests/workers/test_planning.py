@@ -221,6 +221,33 @@ def test_the_retry_delay_backs_off_with_age_within_bounds_and_before_the_deadlin
     assert delay(119.9) == 0.5
 
 
+def test_associations_in_an_entity_message_count_its_entities_as_existing() -> None:
+    written = entity(ASN, [ADDRESS], job="j", index=0, total=3, submitted_at=NOW)
+    link = association(ASN, ADDRESS, job="j", index=1, total=3, submitted_at=NOW)
+    waiting = association(ASN, HOST, "ASN to Address", job="j", index=2, total=3)
+    message = decoded(entities(written, link, waiting))
+
+    assert needed_entity_ids(message) == {eid(HOST)}
+    plan = plan_message(message, RULES, set(), NOW, 120)
+
+    assert [w.key for w in plan.batch.entities] == [("j", 0)]
+    [edge] = plan.batch.edges
+    assert (edge.key, edge.association_type) == (("j", 1), "ASN to Address")
+    assert plan.pending == ()
+    assert [(p.key, p.code) for p in plan.batch.preset] == [(("j", 2), "association_not_allowed")]
+    [header] = plan.batch.jobs
+    assert (header.kind, header.total) == ("entity", 3)
+
+
+def test_an_association_in_an_entity_message_waits_for_an_entity_written_elsewhere() -> None:
+    written = entity(HOST, job="j", index=0, total=2, submitted_at=NOW)
+    link = association(ADDRESS, HOST, job="j", index=1, total=2, submitted_at=NOW)
+    plan = plan_message(decoded(entities(written, link)), RULES, set(), NOW, 120)
+
+    assert plan.pending == (link,)
+    assert plan.batch.edges == [] and len(plan.batch.entities) == 1
+
+
 # context associations and provenance ----------------------------------------------------------
 
 

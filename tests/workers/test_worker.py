@@ -16,6 +16,7 @@ from schemas.jobids import new_job_id
 from tests.backends import MemoryQueueFactory, SqliteStoreFactory, StoreFactory
 from tests.workers.factories import (
     ADDRESS,
+    ADDRESS_2,
     ASN,
     association,
     associations,
@@ -157,6 +158,37 @@ async def test_waiting_items_do_not_hold_back_the_others_of_their_message(
 
     assert status is not None and status.counts == {"stored": 1}
     assert status.status == "processing"
+
+
+@pytest.mark.usefixtures("worker")
+async def test_an_entity_message_carrying_associations_stores_them_with_its_entities(
+    queue: MemoryJobQueue, store: Store
+) -> None:
+    # A STIX bundle's job: entities and the associations between them in one message; the
+    # one whose other end is written by no item of it waits for that entity like any other.
+    job = new_job_id()
+    items = (
+        entity(ASN, job=job, index=0, total=4),
+        entity(ADDRESS, job=job, index=1, total=4),
+        association(ASN, ADDRESS, job=job, index=2, total=4),
+        association(ASN, ADDRESS_2, job=job, index=3, total=4),
+    )
+    await publish(queue, entities(*items))
+    await eventually(lambda: _counts(store, job, {"stored": 3}))
+    await publish(queue, entities(entity(ADDRESS_2)))
+
+    status = await wait_for_job(store, job)
+
+    assert (status.total, status.counts) == (4, {"stored": 4})
+    out = await edges_of(store, eid(ASN), Direction.OUT)
+    assert sorted((e.related_id, e.association_types, e.submissions) for e in out) == sorted(
+        (eid(end), ("ASN to Address",), 1) for end in (ADDRESS, ADDRESS_2)
+    )
+
+
+async def _counts(store: Store, job: str, counts: dict[str, int]) -> bool:
+    status = await store.get_job(job)
+    return status is not None and status.counts == counts
 
 
 async def _stored_job(queue: MemoryJobQueue, store: Store) -> str:
