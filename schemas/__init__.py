@@ -36,7 +36,7 @@ from schemas.messages import (
     encode_envelope,
     encode_item,
 )
-from schemas.normalise import MAX_TEXT_BYTES, normalise
+from schemas.normalise import MAX_TEXT_BYTES, fold_tags, normalise, refang
 from schemas.rules import (
     DEFAULT_ASSOCIATION_TYPES,
     NOT_ALLOWED_ERR_CODE,
@@ -82,10 +82,12 @@ __all__ = [
     "entity_id",
     "entity_id_of_normalised",
     "entity_type",
+    "fold_tags",
     "job_id_timestamp",
     "main_attribute",
     "new_job_id",
     "normalise",
     "parse_entity_id",
+    "refang",
     "validate_custom_type",
 ]

@@ -132,6 +132,9 @@ class EntityAckResponse(AckResponse):
 class BulkErrorDetail(_Response):
     code: str = Field(description="snake_case reason code, e.g. association_not_allowed")
     message: str = Field(description="what is wrong, in a sentence")
+    detail: str | None = Field(
+        default=None, description="association_not_allowed: what the matrix allows instead"
+    )
 
 
 class BulkItemError(_Response):
@@ -158,6 +161,11 @@ class ErrorDetail(_Response):
     candidates: list[str] | None = Field(
         default=None, description="fitting association types of an ambiguous request"
     )
+    detail: str | None = Field(
+        default=None,
+        description="association_not_allowed: the two kinds in the order given and what the "
+        "matrix allows between them",
+    )
 
     @classmethod
     def from_rejection(cls, rejection: Rejection, error_id: str) -> ErrorDetail:
@@ -168,6 +176,7 @@ class ErrorDetail(_Response):
             errorID=error_id,
             errCode=rejection.err_code,
             candidates=list(rejection.candidates) or None,
+            detail=rejection.detail,
         )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from schemas.catalogue import CATALOGUE, Kind
+from schemas.ids import id_hint
 
 NOT_ALLOWED_ERR_CODE = "0x1001"
 NOT_ALLOWED_MESSAGE = "Association cannot be applied to the indicator types."
@@ -84,13 +85,15 @@ class Rejection:
     """Why an association cannot be made: a permanent answer, never retried.
 
     ``err_code`` is ThreatConnect's code ("0x1001" for ``association_not_allowed``);
-    ``candidates`` lists the fitting type names (sorted) of an ambiguous request.
+    ``candidates`` lists the fitting type names (sorted) of an ambiguous request; ``detail``
+    says what the matrix allows between the two kinds of an ``association_not_allowed``.
     """
 
     code: RejectionCode
     message: str
     err_code: str | None = None
     candidates: tuple[str, ...] = field(default=())
+    detail: str | None = None
 
 
 NOT_ALLOWED = Rejection(
@@ -117,7 +120,20 @@ def _kind_of_id(eid: str) -> Kind | Rejection | None:
         row = CATALOGUE.get(eid[:-65])
         if row is not None:
             return row.kind
-    return Rejection(RejectionCode.INVALID_ENTITY, f"{eid[:100]!r} is not an entity ID.")
+    return Rejection(
+        RejectionCode.INVALID_ENTITY, f"{eid[:100]!r} is not an entity ID{id_hint(eid)}."
+    )
+
+
+def _kind_label(eid: str) -> str:
+    row = CATALOGUE.get(eid[:-65])
+    if row is None or row.kind is None:
+        return f"{eid[:-65]} (a type of no kind)"
+    return row.kind.value
+
+
+def _allowed(found: tuple[AssociationType, ...]) -> str:
+    return " or ".join(t.name for t in found)
 
 
 class AssociationRules:
@@ -177,8 +193,39 @@ class AssociationRules:
             named = self._named(type_name)
             if isinstance(named, Rejection) or named.fits(primary, related):
                 return named
-            return NOT_ALLOWED
-        return self._choose(self.candidates(primary, related))
+            return self.not_allowed(entity_id, related_id, named)
+        found = self.candidates(primary, related)
+        if len(found) == 1:
+            return found[0]
+        return _ambiguous(found) if found else self.not_allowed(entity_id, related_id)
+
+    def not_allowed(
+        self, entity_id: str, related_id: str, named: AssociationType | None = None
+    ) -> Rejection:
+        """``association_not_allowed`` (0x1001) for ``entity_id`` -> ``related_id``, its
+        ``detail`` naming the two kinds in that order and what the matrix allows between them,
+        e.g. "Address -> ASN: no type allows it; ASN -> Address is ASN to Address"."""
+        first, second = _kind_label(entity_id), _kind_label(related_id)
+        primary, related = _kind_of_id(entity_id), _kind_of_id(related_id)
+        forward: tuple[AssociationType, ...] = ()
+        backward: tuple[AssociationType, ...] = ()
+        if not isinstance(primary, Rejection) and not isinstance(related, Rejection):
+            forward = self.candidates(primary, related)
+            backward = self.candidates(related, primary)
+        parts = []
+        if named is not None:
+            kinds = ", ".join(sorted(named.non_primary))
+            parts.append(f"{named.name!r} is {named.primary} -> {kinds}")
+        if forward:
+            parts.append(f"{first} -> {second} is {_allowed(forward)}")
+        else:
+            parts.append(
+                "no type allows it" if named is None else f"no type allows {first} -> {second}"
+            )
+        if backward and first != second:
+            parts.append(f"{second} -> {first} is {_allowed(backward)}")
+        detail = f"{first} -> {second}: " + "; ".join(parts)
+        return Rejection(NOT_ALLOWED.code, NOT_ALLOWED.message, NOT_ALLOWED.err_code, detail=detail)
 
     def match_nested(
         self, parent_id: str, child_id: str, type_name: str | None = None
@@ -215,7 +262,7 @@ class AssociationRules:
         if len(down) + len(up) == 1:
             return (down[0], parent_id, child_id) if down else (up[0], child_id, parent_id)
         if not down and not up:
-            return NOT_ALLOWED
+            return self.not_allowed(parent_id, child_id)
         return _ambiguous(tuple(sorted((*down, *up), key=lambda t: t.name)))
 
     def _named(self, type_name: str) -> AssociationType | Rejection:
@@ -226,12 +273,6 @@ class AssociationRules:
                 f"There is no association type named {type_name.strip()[:128]!r}.",
             )
         return found
-
-    @staticmethod
-    def _choose(candidates: tuple[AssociationType, ...]) -> AssociationType | Rejection:
-        if len(candidates) == 1:
-            return candidates[0]
-        return _ambiguous(candidates) if candidates else NOT_ALLOWED
 
 
 def _ambiguous(candidates: tuple[AssociationType, ...]) -> Rejection:

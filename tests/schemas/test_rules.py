@@ -80,11 +80,37 @@ def test_each_default_type_refuses_the_reverse_direction(
     if primary is related:  # File Archive, File Drop: the reverse is the same type
         assert isinstance(matched, AssociationType)
         return
-    assert matched == Rejection(
+    assert isinstance(matched, Rejection)
+    assert (matched.code, matched.message, matched.err_code) == (
         RejectionCode.ASSOCIATION_NOT_ALLOWED,
         "Association cannot be applied to the indicator types.",
         "0x1001",
     )
+    assert matched.detail is not None
+    assert matched.detail.startswith(f"{related} -> {primary}: ")
+    assert f"{primary} -> {related} is " in matched.detail
+
+
+def test_a_reversed_pair_says_which_direction_the_matrix_allows() -> None:
+    refused = RULES.match(an_id(Kind.ADDRESS), an_id(Kind.ASN))
+    assert isinstance(refused, Rejection)
+    assert refused.detail == "Address -> ASN: no type allows it; ASN -> Address is ASN to Address"
+
+
+def test_a_named_type_that_does_not_fit_says_what_it_joins_and_what_would_fit() -> None:
+    refused = RULES.match(an_id(Kind.ASN), an_id(Kind.ADDRESS), "File Traffic")
+    assert isinstance(refused, Rejection)
+    assert refused.detail == (
+        "ASN -> Address: 'File Traffic' is File -> Address, Host, URL; "
+        "ASN -> Address is ASN to Address"
+    )
+
+
+def test_an_unknown_id_prefix_names_the_nearest_known_types() -> None:
+    refused = RULES.match("damain-" + "0" * 64, an_id(Kind.ADDRESS))
+    assert isinstance(refused, Rejection)
+    assert refused.code is RejectionCode.INVALID_ENTITY
+    assert "'damain' is an unknown entity type; did you mean domain" in refused.message
 
 
 @pytest.mark.parametrize(("name", "primary", "related"), EDGES)

@@ -49,6 +49,21 @@ async def test_an_entity_is_stored_then_duplicate_with_merged_attributes_and_tag
     assert entity.last_seen > entity.created_at
 
 
+async def test_tags_that_differ_only_in_case_are_kept_once_in_the_first_spelling(
+    store: Store,
+) -> None:
+    job = f.new_job(total=2)
+    first = f.entity_record("malware", "bianlian", tags=["BianLian", "ransomware"])
+    again = f.entity_record("malware", "bianlian", tags=["Bianlian", "RANSOMWARE", "c2"])
+
+    await store.write_batch(f.batch(jobs=[job], entities=[f.entity_write(job, 0, first)]))
+    await store.write_batch(f.batch(entities=[f.entity_write(job, 1, again)]))
+
+    entity = await store.get_entity(first.id)
+    assert entity is not None
+    assert list(entity.tags) == ["BianLian", "ransomware", "c2"]
+
+
 async def test_an_entity_item_stores_its_children_and_their_associations(store: Store) -> None:
     job = f.new_job()
     url = f.entity_record("url", "https://evil.example/payload")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from schemas import fold_tags
 from workers.store.logic import job_expires_at
 from workers.store.records import (
     ApiKeyRecord,
@@ -63,6 +64,30 @@ def literal(value: Any) -> Doc:
     return {"$literal": value}
 
 
+def _folded_union(field: str, new: tuple[str, ...]) -> Doc:
+    """The stored list ``field`` then each of ``new`` whose lower case it lacks, in order: the
+    tags kept once each, compared case-insensitively, as ``schemas.fold_tags`` keeps them
+    (``$toLower`` folds ASCII letters only)."""
+    return {
+        "$reduce": {
+            "input": literal(list(new)),
+            "initialValue": {"$ifNull": [field, []]},
+            "in": {
+                "$cond": [
+                    {
+                        "$in": [
+                            {"$toLower": "$$this"},
+                            {"$map": {"input": "$$value", "in": {"$toLower": "$$this"}}},
+                        ]
+                    },
+                    "$$value",
+                    {"$concatArrays": ["$$value", ["$$this"]]},
+                ]
+            },
+        }
+    }
+
+
 def entity_update(records: list[EntityRecord], now: float) -> list[Doc]:
     """Pipeline upserting one entity from the records of a batch, merged in order."""
     attributes: Doc = {}
@@ -78,7 +103,7 @@ def entity_update(records: list[EntityRecord], now: float) -> list[Doc]:
     update: Doc = {
         "type": literal(records[0].type),
         "attributes": {"$mergeObjects": [{"$ifNull": ["$attributes", {}]}, literal(attributes)]},
-        "tags": {"$setUnion": [{"$ifNull": ["$tags", []]}, literal(tags)]},
+        "tags": _folded_union("$tags", fold_tags(tags)),
         "visibleBy": {"$setUnion": [{"$ifNull": ["$visibleBy", []]}, literal(visible_by)]},
         "createdAt": {"$ifNull": ["$createdAt", literal(now)]},
         "lastSeen": literal(now),

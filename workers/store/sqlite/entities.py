@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from schemas import fold_tags
 from workers.store.records import EntityRecord
 from workers.store.sqlite.schema import dumps
 
@@ -43,7 +44,7 @@ class EntityRows:
                 record.type,
                 dict(record.attributes),
                 record.reputation,
-                list(dict.fromkeys(record.tags)),
+                list(fold_tags(record.tags)),
                 list(dict.fromkeys(record.visible_by)),
                 now,
             ]
@@ -51,7 +52,7 @@ class EntityRows:
         row[1] = {**row[1], **record.attributes}
         if record.reputation is not None:
             row[2] = record.reputation
-        row[3] = list(dict.fromkeys([*row[3], *record.tags]))
+        row[3] = list(fold_tags([*row[3], *record.tags]))
         row[4] = list(dict.fromkeys([*row[4], *record.visible_by]))
         return False
 
