@@ -33,6 +33,7 @@ __all__ = [
     "ASSOCIATION_ID_CURSOR",
     "DEFAULT_JOB_TTL",
     "INVALID_CURSOR",
+    "JOB_ID_CURSOR",
     "MAX_ITEM_ERRORS",
     "SEQUENCE_CURSOR",
     "FreshItems",
@@ -155,6 +156,9 @@ SEQUENCE_CURSOR = re.compile(r"^[0-9]{1,19}$")
 
 ASSOCIATION_ID_CURSOR = re.compile(r"^[0-9a-f]{64}$")
 """The shape of the MongoDB store's cursors: the ID of a page's last association."""
+
+JOB_ID_CURSOR = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+"""The shape of both stores' cursors of job listings: the ID of a page's last (oldest) job."""
 
 
 def checked_cursor(cursor: str | None, shape: re.Pattern[str]) -> str | None:

@@ -17,13 +17,14 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, ExecutionTimeout, WTimeoutError
 
 from workers.ground.errors import StoreUnavailable
 from workers.store.logic import (
     ASSOCIATION_ID_CURSOR,
     DEFAULT_JOB_TTL,
+    JOB_ID_CURSOR,
     MAX_ITEM_ERRORS,
     checked_cursor,
     job_status,
@@ -96,6 +97,7 @@ class MongoStore:
                 [
                     IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0),
                     IndexModel([("createdAt", ASCENDING)]),
+                    IndexModel([("owner", ASCENDING), ("_id", DESCENDING)]),
                 ]
             )
             await db.job_items.create_indexes(
@@ -198,6 +200,43 @@ class MongoStore:
             )
             rejected = [(doc["idx"], doc.get("code"), doc.get("message")) async for doc in found]
         return job_status(d.to_job_header(head), counted, rejected)
+
+    async def list_jobs(
+        self, owner: str | None, *, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[JobStatus], str | None]:
+        """See ``Store.list_jobs``; the counts of a page are one aggregation."""
+        before = checked_cursor(cursor, JOB_ID_CURSOR)
+        query: dict[str, Any] = {
+            "createdAt": {"$gte": jobs_visible_since(time.time(), self.job_ttl)}
+        }
+        if owner is not None:
+            query["owner"] = owner
+        if before is not None:
+            query["_id"] = {"$lt": before}
+        limit = page_limit(limit)
+        async with _translated():
+            found = self._db.jobs.find(query).sort("_id", DESCENDING).limit(limit + 1)
+            docs = [doc async for doc in found]
+            page, next_cursor = split_page(docs, limit, lambda doc: str(doc["_id"]))
+            counted: dict[str, list[tuple[str, int, float]]] = {}
+            if page:
+                grouped = await self._db.job_items.aggregate(
+                    [
+                        {"$match": {"job": {"$in": [doc["_id"] for doc in page]}}},
+                        {
+                            "$group": {
+                                "_id": {"job": "$job", "outcome": "$outcome"},
+                                "n": {"$sum": 1},
+                                "at": {"$max": "$at"},
+                            }
+                        },
+                    ]
+                )
+                async for row in grouped:
+                    key = row["_id"]
+                    counted.setdefault(key["job"], []).append((key["outcome"], row["n"], row["at"]))
+        jobs = [job_status(d.to_job_header(doc), counted.get(doc["_id"], []), []) for doc in page]
+        return jobs, next_cursor
 
     async def purge_expired_jobs(self, older_than: float) -> int:
         async with _translated():
