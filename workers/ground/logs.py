@@ -3,30 +3,102 @@
 ``request_id``, ``job_id`` and ``user_id`` are bound through contextvars
 (``structlog.contextvars.bind_contextvars``) and appear on every event logged under them.
 Events are dotted past-tense names: ``job.accepted``, ``job.stored``, ``job.rejected``.
+
+The libraries' own logs (aio-pika, aiormq, aiohttp, pymongo: the standard ``logging`` module)
+go through the same renderer, so a JSON log stays one JSON object a line. aio-pika's reconnect
+messages become one structured event per attempt (``broker.connection_lost``,
+``broker.reconnect_failed``, with ``error`` and ``retry_in``); the tracebacks the drivers attach
+to connection losses they recover from are left out below ERROR (the event says what failed).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from typing import Any
 
 import structlog
 
+# aio-pika's reconnect messages (aio_pika.robust_connection), as structured events.
+_RETRY = r"(?P<retry_in>[0-9.]+) seconds\.$"
+_LIBRARY_EVENTS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(
+            r"^Connection attempt to .* failed: (?P<error>.*)\. Reconnecting after " + _RETRY,
+            re.DOTALL,
+        ),
+        "broker.reconnect_failed",
+    ),
+    (
+        re.compile(
+            r"^Reconnect attempt failed .* due to (?P<error>.*)\. Retrying after " + _RETRY,
+            re.DOTALL,
+        ),
+        "broker.reconnect_failed",
+    ),
+    (
+        re.compile(r"^Connection to .* closed\. Reconnecting after " + _RETRY, re.DOTALL),
+        "broker.connection_lost",
+    ),
+)
+_QUIET_DRIVERS = ("aio_pika", "aiormq", "pamqp")
+
+
+def _library_event(
+    logger: Any, method_name: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """A standard-library record as one structured event: its logger as ``logger``, the known
+    reconnect messages of aio-pika as named events with their fields, and no traceback of a
+    driver's recoverable connection loss."""
+    record: logging.LogRecord | None = event_dict.get("_record")
+    if record is None:
+        return event_dict
+    event_dict["logger"] = record.name
+    message = str(event_dict.get("event", ""))
+    for pattern, name in _LIBRARY_EVENTS:
+        found = pattern.match(message)
+        if found is not None:
+            event_dict["event"] = name
+            fields = found.groupdict()
+            if "error" in fields:
+                event_dict["error"] = fields["error"]
+            event_dict["retry_in"] = float(fields["retry_in"])
+            break
+    if record.name.startswith(_QUIET_DRIVERS) and record.levelno < logging.ERROR:
+        event_dict.pop("exc_info", None)
+        record.exc_info = None
+        record.exc_text = None
+    return event_dict
+
 
 def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
+    """Configure structlog and the standard library's root logger to render alike, on stderr."""
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer: structlog.typing.Processor = (
         structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
     )
-    logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, _library_event],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
