@@ -13,7 +13,8 @@ From it:
 - "File User Agent" to every ``InternetOpenA`` ``Agent`` and ``ObtainUserAgentString`` value.
 
 The sandbox's own private addresses fail normalisation and are counted as dropped, as are the
-``network.domains`` name -> address resolutions (Host -> Address is not a default type).
+``network.domains`` name -> address resolutions unless the matrix in force has a type for
+Host -> Address (the defaults have none).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from typing import Any
 
 import orjson
 
-from assoc_ingest.importers.common import FeedBuilder, ImportResult, host_type
+from assoc_ingest.importers.common import FeedBuilder, ImportResult, WrongFile, host_type
+from schemas import AssociationRules
 
 _USER_AGENT_ARGUMENTS = {("InternetOpenA", "Agent"), ("InternetOpenW", "Agent")}
 _USER_AGENT_ARGUMENTS |= {("ObtainUserAgentString", "UserAgent")}
@@ -37,8 +39,8 @@ def _load(path: Path) -> dict[str, Any]:
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
     report = orjson.loads(data)
-    if not isinstance(report, dict):
-        raise ValueError("a CAPE report is a JSON object")
+    if not isinstance(report, dict) or not ({"target", "behavior"} & report.keys()):
+        raise WrongFile("it has no target nor behavior")
     return report
 
 
@@ -82,9 +84,10 @@ def _add_network(builder: FeedBuilder, target_id: str | None, report: dict[str, 
     for name in names:
         builder.associate(target_id, builder.entity("domain", name), "File DNS Query")
     for domain in network.get("domains", []):
-        if domain.get("ip"):  # Host -> Address (A record): no default type carries it
+        if domain.get("ip"):  # Host -> Address (A record): only a custom type carries it
+            builder.source = {"section": "network.domains", "item": domain}
             host = builder.id_of("domain", domain.get("domain"))
-            builder.drop_link(host, builder.id_of("ip", domain["ip"]))
+            builder.link(host, builder.entity("ip", domain["ip"]))
     addresses = [str(host.get("ip", "")) for host in network.get("hosts", [])]
     addresses += [str(pair[0]) for pair in network.get("dead_hosts", []) if pair]
     for address in addresses:
@@ -101,10 +104,14 @@ def _add_network(builder: FeedBuilder, target_id: str | None, report: dict[str, 
             builder.associate(target_id, builder.url(url), "File Traffic")
 
 
-def import_cape(path: Path) -> ImportResult:
+EXPECTED = "a CAPE sandbox report: a JSON object (gzip or not) with target.file and behavior"
+
+
+def import_cape(path: Path, rules: AssociationRules | None = None) -> ImportResult:
     """The target file of a CAPE report and its File Actions."""
     report = _load(path)
-    builder = FeedBuilder()
+    builder = FeedBuilder(rules)
+    builder.source = {"section": "target.file"}
     target = (report.get("target") or {}).get("file") or {}
     detections = report.get("detections")
     tags = [str(detections)] if isinstance(detections, str) and detections else []
@@ -114,12 +121,16 @@ def import_cape(path: Path) -> ImportResult:
     if target_id is None:
         return builder.result()
     summary = (report.get("behavior") or {}).get("summary") or {}
+    builder.source = {"section": "behavior.summary"}
     for mutex in summary.get("mutexes", []):
         builder.associate(target_id, builder.entity("mutex", mutex), "File Mutex")
     for key in summary.get("write_keys", []):
         builder.associate(target_id, builder.entity("regkey", key), "File Registry Key")
+    builder.source = {"section": "behavior.processes (calls)"}
     for agent in _call_arguments(report, _USER_AGENT_ARGUMENTS):
         builder.associate(target_id, builder.entity("user-agent", agent), "File User Agent")
+    builder.source = {"section": "dropped, CAPE.payloads"}
     _add_files(builder, target_id, report)
+    builder.source = {"section": "network, signatures"}
     _add_network(builder, target_id, report)
     return builder.result()

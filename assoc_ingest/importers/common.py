@@ -3,8 +3,10 @@
 An importer reads one feed file and describes it as ingest API bodies: entity bodies for
 ``POST /api/ingest/v1/entities`` and association bodies for ``POST /api/ingest/v1/associations``.
 Every value goes through ``schemas.normalise``/``schemas.entity_id``, every association is checked
-against the default association matrix, and whatever cannot be expressed is counted by reason in
-``ImportResult.dropped``: nothing is lost without a count.
+against the association matrix in force (the defaults plus the custom types the caller passes),
+and whatever cannot be expressed is counted by reason in ``ImportResult.dropped`` and listed,
+with the source record it came from, in ``ImportResult.rejects``: nothing is lost without a
+trace. A file that is not of the feed is ``WrongFile``, saying what was expected.
 """
 
 from __future__ import annotations
@@ -31,19 +33,26 @@ EntityBody = dict[str, Any]
 AssociationBody = dict[str, str]
 
 
+class WrongFile(ValueError):
+    """The file is not of the feed asked for; the message says what was expected."""
+
+
 @dataclass
 class ImportResult:
-    """Entities, associations and dropped counts of one imported feed file.
+    """Entities, associations and what was dropped from one imported feed file.
 
     ``entities`` are unique by entity ID and ``associations`` by
     ``(entityID, relatedEntityID, associationType)``, in first-seen order. ``dropped`` maps a
-    reason (``"invalid ip: private address"``, ``"pair not allowed by the default matrix:
-    Host->Address"``, ...) to the number of values or links dropped for it.
+    reason (``"invalid ip: a private address (RFC 1918)"``, ``"pair not allowed by the matrix:
+    Host->Address"``, ...) to the number of values or links dropped for it; ``rejects`` has one
+    entry per drop: the reason, what was dropped (type and value, or the two entity IDs) and
+    the source record it came from.
     """
 
     entities: list[EntityBody] = field(default_factory=list)
     associations: list[AssociationBody] = field(default_factory=list)
     dropped: Counter[str] = field(default_factory=Counter)
+    rejects: list[dict[str, Any]] = field(default_factory=list)
 
 
 def host_type(host: str) -> str:
@@ -56,20 +65,26 @@ def host_type(host: str) -> str:
 
 
 def not_allowed_reason(primary_id: str, related_id: str) -> str:
-    """The ``dropped`` reason of a link whose kinds no default association type allows."""
+    """The ``dropped`` reason of a link whose kinds no association type allows."""
     primary = parse_entity_id(primary_id).kind
     related = parse_entity_id(related_id).kind
-    return f"pair not allowed by the default matrix: {primary}->{related}"
+    return f"pair not allowed by the matrix: {primary}->{related}"
 
 
 class FeedBuilder:
-    """Collects normalised entities and checked associations into an ``ImportResult``."""
+    """Collects normalised entities and checked associations into an ``ImportResult``.
+
+    ``rules``: the association matrix in force (defaults only when None). ``source``: the
+    record being read, which an importer sets so that what is dropped names where it came from.
+    """
 
     def __init__(self, rules: AssociationRules | None = None) -> None:
         self._rules = rules if rules is not None else AssociationRules()
         self._entities: dict[str, EntityBody] = {}
         self._associations: dict[tuple[str, str, str], AssociationBody] = {}
         self.dropped: Counter[str] = Counter()
+        self.rejects: list[dict[str, Any]] = []
+        self.source: Any = None
 
     @classmethod
     def from_result(
@@ -93,11 +108,14 @@ class FeedBuilder:
             )
             builder._associations[key] = dict(association)
         builder.dropped.update(result.dropped)
+        builder.rejects.extend(result.rejects)
         return builder
 
-    def drop(self, reason: str, count: int = 1) -> None:
-        """Count ``count`` values or links dropped for ``reason``."""
+    def drop(self, reason: str, *, count: int = 1, **what: Any) -> None:
+        """Count ``count`` values or links dropped for ``reason``, and list the drop with
+        ``what`` was dropped and the current ``source`` record."""
         self.dropped[reason] += count
+        self.rejects.append({"reason": reason, **what, "record": self.source})
 
     def entity(
         self,
@@ -113,13 +131,13 @@ class FeedBuilder:
         are united, otherwise the first value of a key wins; tags are united in first-seen order.
         """
         if value is None or (isinstance(value, str) and not value.strip()):
-            self.drop(f"invalid {type_name}: empty value")
+            self.drop(f"invalid {type_name}: empty value", type=type_name, value=value)
             return None
         text = str(value)
         try:
             normalised = normalise(type_name, text)
         except NormalisationError as err:
-            self.drop(f"invalid {type_name}: {err.reason}")
+            self.drop(f"invalid {type_name}: {err.reason}", type=type_name, value=text)
             return None
         eid = entity_id_of_normalised(type_name, normalised)
         body = self._entities.get(eid)
@@ -157,16 +175,21 @@ class FeedBuilder:
         """Add the association ``primary_id -> related_id`` of the named type; tell if it fits.
 
         A missing end (``None``, already counted when its value was dropped) adds nothing. A pair
-        the default matrix does not allow under ``type_name`` is counted in ``dropped``.
+        the matrix does not allow under ``type_name`` is dropped.
         """
         if primary_id is None or related_id is None:
             return False
+        link: dict[str, Any] = {
+            "entityID": primary_id,
+            "relatedEntityID": related_id,
+            "associationType": type_name,
+        }
         if primary_id == related_id:
-            self.drop(f"self association: {type_name}")
+            self.drop(f"self association: {type_name}", **link)
             return False
         matched = self._rules.match(primary_id, related_id, type_name)
         if isinstance(matched, Rejection):
-            self.drop(not_allowed_reason(primary_id, related_id))
+            self.drop(not_allowed_reason(primary_id, related_id), **link)
             return False
         key = (primary_id, related_id, matched.name)
         if key not in self._associations:
@@ -185,10 +208,22 @@ class FeedBuilder:
         except NormalisationError:
             return None
 
-    def drop_link(self, primary_id: str | None, related_id: str | None) -> None:
-        """Count a link the source states but no default association type can carry."""
-        if primary_id is not None and related_id is not None:
-            self.drop(not_allowed_reason(primary_id, related_id))
+    def link(self, primary_id: str | None, related_id: str | None) -> bool:
+        """Add a link the source states without a type (``primary_id -> related_id``) if exactly
+        one association type of the matrix in force carries it, custom types included (a
+        "Host -> Address" link needs an administrator's custom type); else drop it."""
+        if primary_id is None or related_id is None:
+            return False
+        matched = self._rules.match(primary_id, related_id)
+        if isinstance(matched, Rejection):
+            reason = (
+                f"pair fits several types: {', '.join(matched.candidates)}"
+                if matched.candidates
+                else not_allowed_reason(primary_id, related_id)
+            )
+            self.drop(reason, entityID=primary_id, relatedEntityID=related_id)
+            return False
+        return self.associate(primary_id, related_id, matched.name)
 
     def values_of(self, type_name: str) -> list[tuple[str, str]]:
         """``(entity ID, normalised main attribute)`` of every entity of ``type_name`` so far."""
@@ -204,4 +239,5 @@ class FeedBuilder:
             entities=list(self._entities.values()),
             associations=list(self._associations.values()),
             dropped=Counter(self.dropped),
+            rejects=list(self.rejects),
         )

@@ -13,6 +13,10 @@ References: ``file -downloaded-from-> url`` is "File Download" (URL -> File), ``
 -connected-to-> x`` is "File Traffic", ``a -dropped-by-> b`` is "File Drop" (b -> a),
 ``url -contains-> domain-ip`` is "URL Host". Top-level attributes of a known type (``email-src``,
 ``domain``, ``ip-dst``, hashes, ``mutex``, ``regkey``...) become entities without links.
+
+A name and an address linked without a type (``domain-ip``, ``resolved-to``) are associated
+when the matrix in force has exactly one type for Host -> Address (a custom one: the defaults
+have none), and dropped otherwise.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from assoc_ingest.importers.common import FeedBuilder, ImportResult
+from assoc_ingest.importers.common import FeedBuilder, ImportResult, WrongFile
+from schemas import AssociationRules
 
 ATTRIBUTE_TYPES = {
     "email": "email-address",
@@ -106,7 +111,7 @@ def _object_entities(
         addresses = [builder.entity("ip", v) for v in values.get("ip", [])]
         for host in hosts:
             for address in addresses:
-                builder.drop_link(host, address)
+                builder.link(host, address)
         return hosts + addresses
     if name == "url":
         return [builder.url(v) for v in values.get("url", [])]
@@ -125,13 +130,14 @@ def _link(builder: FeedBuilder, relation: str, source: str | None, target: str |
     elif relation == "contains":
         builder.associate(source, target, "URL Host")
     elif relation == "resolved-to":
-        builder.drop_link(source, target)
+        builder.link(source, target)
     else:
         builder.drop(f"unsupported MISP relationship: {relation}")
 
 
 def _add_event(builder: FeedBuilder, event: dict[str, Any]) -> None:
     for attribute in event.get("Attribute", []):
+        builder.source = attribute
         type_name = ATTRIBUTE_TYPES.get(str(attribute.get("type")))
         if type_name is None:
             builder.drop(f"unsupported MISP attribute type: {attribute.get('type')}")
@@ -140,10 +146,14 @@ def _add_event(builder: FeedBuilder, event: dict[str, Any]) -> None:
         else:
             builder.entity(type_name, attribute.get("value"))
     objects = {str(obj.get("uuid")): obj for obj in event.get("Object", [])}
-    ids = {uuid: _object_entities(builder, objects, obj) for uuid, obj in objects.items()}
+    ids: dict[str, list[str | None]] = {}
+    for uuid, obj in objects.items():
+        builder.source = {"object": obj.get("name"), "uuid": uuid}
+        ids[uuid] = _object_entities(builder, objects, obj)
     merged: set[str] = set()
     for uuid, obj in objects.items():
         for reference in obj.get("ObjectReference", []):
+            builder.source = {"object": obj.get("name"), "uuid": uuid, "reference": reference}
             relation = str(reference.get("relationship_type"))
             target_uuid = str(reference.get("referenced_uuid"))
             target_name = objects.get(target_uuid, {}).get("name")
@@ -161,11 +171,17 @@ def _add_event(builder: FeedBuilder, event: dict[str, Any]) -> None:
             builder.drop(f"MISP {obj.get('name')} object not linked to a file")
 
 
-def import_misp(path: Path) -> ImportResult:
-    """Entities and default-type associations of every event in a MISP JSON export."""
-    builder = FeedBuilder()
+EXPECTED = 'a MISP event: {"Event": ...} or {"response": [{"Event": ...}]}'
+
+
+def import_misp(path: Path, rules: AssociationRules | None = None) -> ImportResult:
+    """Entities and associations of every event in a MISP JSON export."""
+    builder = FeedBuilder(rules)
     with path.open(encoding="utf-8") as handle:
         document = json.load(handle)
-    for event in _events(document):
+    events = list(_events(document))
+    if not events:
+        raise WrongFile("it holds no MISP event")
+    for event in events:
         _add_event(builder, event)
     return builder.result()

@@ -20,7 +20,8 @@ from typing import Any
 
 import orjson
 
-from assoc_ingest.importers.common import FeedBuilder, ImportResult
+from assoc_ingest.importers.common import FeedBuilder, ImportResult, WrongFile
+from schemas import AssociationRules
 
 HASH_TYPES = {"md5_hash": "md5", "sha1_hash": "sha1", "sha256_hash": "sha256"}
 _ASN_TAG = re.compile(r"AS(\d+)", re.IGNORECASE)
@@ -72,10 +73,19 @@ def _add_record(builder: FeedBuilder, record: dict[str, Any]) -> None:
             builder.associate(asn_id, eid, "ASN to Address")
 
 
-def import_threatfox(path: Path) -> ImportResult:
+EXPECTED = "ThreatFox's JSON export: an object of IOC id -> [{ioc_value, ioc_type, ...}]"
+
+
+def import_threatfox(path: Path, rules: AssociationRules | None = None) -> ImportResult:
     """Entities of every IOC in a ThreatFox JSON export, with URL hosts and tagged ASNs."""
-    builder = FeedBuilder()
+    builder = FeedBuilder(rules)
     document = orjson.loads(path.read_bytes())
-    for record in _records(document):
+    if not isinstance(document, dict | list):
+        raise WrongFile("it is not a JSON object")
+    records = _records(document)
+    if not all(isinstance(r, dict) and "ioc_type" in r for r in records):
+        raise WrongFile("its records have no ioc_type")
+    for record in records:
+        builder.source = record
         _add_record(builder, record)
     return builder.result()

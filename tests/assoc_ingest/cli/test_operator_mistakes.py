@@ -101,3 +101,30 @@ def test_a_worker_whose_metrics_ports_are_all_taken_says_how_to_choose_one(
         env = cli_env(tmp_path, AMQP_URL="amqp://guest:guest@127.0.0.1:1/")
         result = run_cli("worker", "--metrics-port", str(ports[0]), env=env, timeout=30)
     assert_one_line_mistake(result, "--metrics-port", "INGEST_METRICS_PORT")
+
+
+def test_submitting_to_a_front_that_is_not_there_fails_at_once(tmp_path: Path) -> None:
+    lines = tmp_path / "associations.ndjson"
+    lines.write_text('{"entityID": "x", "relatedEntityID": "y"}\n' * 3)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    result = run_cli("submit", str(lines), env=cli_env(tmp_path, INGEST_PORT=str(port)))
+    assert time.monotonic() - started < 20
+    line = assert_one_line_mistake(result, f"cannot reach http://127.0.0.1:{port}")
+    assert line.endswith("connection refused")
+    assert "rejected" not in result.stdout
+
+
+def test_a_file_of_another_feed_names_what_was_expected(tmp_path: Path) -> None:
+    feeds = ROOT.parent / "shared" / "data" / "feeds"
+    result = run_cli("import", "misp", str(feeds / "threatfox.json"), env=cli_env(tmp_path))
+    assert_one_line_mistake(result, "threatfox.json is not a misp file", "expected a MISP event")
+    result = run_cli("import", "feodo", str(feeds / "ipblocklist.csv"), env=cli_env(tmp_path))
+    assert_one_line_mistake(result, "expected Feodo Tracker's JSON blocklist", "comma-separated")
+
+
+def test_an_invalid_value_given_to_id_is_one_line(tmp_path: Path) -> None:
+    result = run_cli("id", "Host", "example.com", env=cli_env(tmp_path))
+    assert_one_line_mistake(result, "Host is a kind; its entity types are domain, hostname")

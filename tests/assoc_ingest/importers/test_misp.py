@@ -61,7 +61,7 @@ def test_dropped_by_is_reversed_so_the_dropper_is_primary(result: ImportResult) 
 
 
 def test_what_the_matrix_cannot_carry_is_counted(result: ImportResult) -> None:
-    assert result.dropped["pair not allowed by the default matrix: Host->Address"] == 5
+    assert result.dropped["pair not allowed by the matrix: Host->Address"] == 5
     assert result.dropped["unsupported MISP object: victim"] == 1
     assert count_by_type(result)["email-address"] == 4
 
