@@ -160,6 +160,9 @@ class IngestClient:
             raise SubmitError("give either an API key and secret or a token, not both")
         if bool(api_key) != bool(api_secret):
             raise SubmitError("an API key needs its secret (and a secret its key)")
+        for what, value in (("API key", api_key), ("API secret", api_secret), ("token", token)):
+            if value and not value.isprintable():
+                raise SubmitError(f"the {what} holds a line break or another control character")
         base = base_url.rstrip("/")
         self._base = base if base.endswith(API_PREFIX) else base + API_PREFIX
         self.origin = self._base.removesuffix(API_PREFIX)
