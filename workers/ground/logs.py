@@ -5,10 +5,11 @@
 Events are dotted past-tense names: ``job.accepted``, ``job.stored``, ``job.rejected``.
 
 The libraries' own logs (aio-pika, aiormq, aiohttp, pymongo: the standard ``logging`` module)
-go through the same renderer, so a JSON log stays one JSON object a line. aio-pika's reconnect
-messages become one structured event per attempt (``broker.connection_lost``,
-``broker.reconnect_failed``, with ``error`` and ``retry_in``); the tracebacks the drivers attach
-to connection losses they recover from are left out below ERROR (the event says what failed).
+go through the same renderer, so a JSON log stays one JSON object a line. A lost broker
+connection is one ``broker.connection_lost`` event, then one ``broker.reconnect_failed`` event
+(with ``error`` and ``retry_in``) per attempt until it is back: the drivers' other messages about
+the same loss (a failed transport, the close of each channel) are kept for DEBUG, and the
+tracebacks they attach to losses they recover from are left out below ERROR.
 """
 
 from __future__ import annotations
@@ -43,6 +44,25 @@ _LIBRARY_EVENTS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
 )
 _QUIET_DRIVERS = ("aio_pika", "aiormq", "pamqp")
+_LOSS_REPORTED_BY_DRIVER = "Cancelling cause reader exited abnormally"
+
+
+class _RepeatsOfALoss(logging.Filter):
+    """Leaves out, unless DEBUG is on, the drivers' messages that repeat what the reconnect
+    events say: aiormq's failed transport of each attempt, aio-pika's "connection closed,
+    reconnecting" of each attempt and its channels' close callbacks failing on a dead one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            return True
+        template = str(record.msg)
+        if record.name == "aiormq.connection":
+            return not template.startswith("error when creating transport")
+        if record.name == "aio_pika.robust_connection":
+            return not template.startswith("Connection to %s closed.")
+        if record.name == "aio_pika.tools" and template.startswith("Callback %r error"):
+            return "_on_close" not in repr(record.args)
+        return True
 
 
 def _library_event(
@@ -56,6 +76,8 @@ def _library_event(
         return event_dict
     event_dict["logger"] = record.name
     message = str(event_dict.get("event", ""))
+    if record.name == "aiormq.connection" and message == _LOSS_REPORTED_BY_DRIVER:
+        event_dict["event"] = "broker.connection_lost"
     for pattern, name in _LIBRARY_EVENTS:
         found = pattern.match(message)
         if found is not None:
@@ -84,6 +106,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_RepeatsOfALoss())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, _library_event],

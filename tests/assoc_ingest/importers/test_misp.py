@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from assoc_ingest.importers import ImportResult, import_feed
-from schemas import entity_id
+from schemas import AssociationRules, AssociationType, Kind, entity_id
 from tests.assoc_ingest.importers.bodies import (
     assert_bodies_are_valid,
     count_by_association_type,
@@ -68,3 +69,21 @@ def test_what_the_matrix_cannot_carry_is_counted(result: ImportResult) -> None:
 
 def test_every_body_is_valid_and_allowed(result: ImportResult) -> None:
     assert_bodies_are_valid(result)
+
+
+def test_a_custom_type_of_the_matrix_in_force_carries_the_resolutions(feeds_dir: Path) -> None:
+    a_record = AssociationType("A Record", Kind.HOST, frozenset({Kind.ADDRESS}), False, True)
+    result = import_feed(
+        "misp", feeds_dir / "misp-moustachedbouncer.event.json", rules=AssociationRules([a_record])
+    )
+    assert len(links(result, "A Record")) == 5
+    assert "pair not allowed by the matrix: Host->Address" not in result.dropped
+
+
+def test_every_dropped_record_is_listed_with_its_reason_and_source(result: ImportResult) -> None:
+    assert len(result.rejects) == sum(result.dropped.values())
+    assert Counter(entry["reason"] for entry in result.rejects) == result.dropped
+    resolution = next(e for e in result.rejects if e["reason"].endswith("Host->Address"))
+    assert resolution["entityID"].startswith("domain-")
+    assert resolution["relatedEntityID"].startswith("ip-")
+    assert resolution["record"]["reference"]["relationship_type"] == "resolved-to"
