@@ -9,13 +9,23 @@ chunk's ``rejected[].index`` is mapped back to the line number of the source.
 A front that cannot be reached at all is ``Unreachable`` at once (``check_reachable``, before
 anything is sent), or when every attempt of a chunk failed to connect: nothing is counted as
 rejected for it. ``get_json`` reads any ``GET`` endpoint (jobs, association types, entities).
+
+Every chunk carries an ``Idempotency-Key`` (SPEC §3) that its retries reuse, so a chunk whose
+first attempt was processed although its answer was a 503 or never came is not processed twice.
+The keys are derived from the content of the whole source, the chunk size and the chunk's
+position (``chunk_keys``): submitting the same source again, e.g. re-running an import that was
+interrupted, sends the same keys, and within the front's window (24 h by default) the chunks
+already accepted change nothing. ``fresh_keys`` adds a random part, to submit the same content
+again as new requests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import os
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +43,8 @@ Source = str | os.PathLike[str] | Iterable[str | bytes]
 
 API_PREFIX = "/api/ingest/v1"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+KEY_PREFIX = "assoc-ingest"
 
 
 class SubmitError(Exception):
@@ -114,6 +126,26 @@ def _chunks(source: Source, size: int) -> Iterator[_Chunk]:
             chunk = []
     if chunk:
         yield chunk
+
+
+def source_digest(source: Source) -> tuple[str, Source]:
+    """The SHA-256 of the non-blank lines of ``source``, and a source to read them again from
+    (a path is read twice; other iterables are kept in memory)."""
+    if not isinstance(source, str | os.PathLike):
+        source = list(source)
+    digest = hashlib.sha256()
+    for _, line in _lines(source):
+        digest.update(line)
+        digest.update(b"\n")
+    return digest.hexdigest(), source
+
+
+def chunk_keys(kind: Kind, digest: str, chunk_items: int, salt: str = "") -> Callable[[int], str]:
+    """The ``Idempotency-Key`` of the chunk at each position of a source whose lines have the
+    SHA-256 ``digest``, sent to ``kind`` in chunks of ``chunk_items``: the same for the same
+    content, kind and chunk size (and ``salt``), different otherwise."""
+    run = hashlib.sha256(f"{kind}\0{chunk_items}\0{salt}\0{digest}".encode()).hexdigest()[:40]
+    return lambda position: f"{KEY_PREFIX}-{run}-{position}"
 
 
 def retry_after_seconds(value: str | None, default: float, limit: float = 60.0) -> float:
@@ -235,23 +267,27 @@ class IngestClient:
         chunk_items: int = 1000,
         concurrency: int = 4,
         progress: ProgressCallback | None = None,
+        fresh_keys: bool = False,
     ) -> SubmitSummary:
         """Send every non-blank line of ``source`` (a path, or lines) to ``POST /<kind>``.
 
         Lines go in chunks of ``chunk_items`` as ``application/x-ndjson``, at most
-        ``concurrency`` chunks in flight. ``progress`` is called with the number of lines of each
+        ``concurrency`` chunks in flight, each with its ``Idempotency-Key`` (module docstring;
+        ``fresh_keys`` makes them new). ``progress`` is called with the number of lines of each
         finished chunk. Raises ``SubmitError`` on 401/403 (nothing more is sent), ``Unreachable``
         when the front cannot be reached, and ``OSError`` when the file cannot be read.
         """
         if chunk_items < 1 or concurrency < 1:
             raise SubmitError("chunk_items and concurrency must be at least 1")
         await self.check_reachable()
+        digest, source = source_digest(source)
+        key_of = chunk_keys(kind, digest, chunk_items, uuid.uuid4().hex if fresh_keys else "")
         results: dict[int, _ChunkResult] = {}
         slots = asyncio.Semaphore(concurrency)
 
         async def run(position: int, chunk: _Chunk) -> None:
             try:
-                results[position] = await self._send_chunk(kind, chunk)
+                results[position] = await self._send_chunk(kind, chunk, key_of(position))
             finally:
                 slots.release()
             if progress is not None:
@@ -276,10 +312,11 @@ class IngestClient:
         summary.rejected.sort(key=lambda item: item[0])
         return summary
 
-    async def _send_chunk(self, kind: Kind, chunk: _Chunk) -> _ChunkResult:
+    async def _send_chunk(self, kind: Kind, chunk: _Chunk, key: str) -> _ChunkResult:
+        """POST one chunk, again on a retryable answer, always with the same ``key``."""
         body = b"\n".join(line for _, line in chunk) + b"\n"
         url = f"{self._base}/{kind}"
-        headers = {"Content-Type": "application/x-ndjson"}
+        headers = {"Content-Type": "application/x-ndjson", IDEMPOTENCY_HEADER: key}
         problem = "no attempt made"
         unreachable = True
         for attempt in range(1, self._max_attempts + 1):

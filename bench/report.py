@@ -80,6 +80,17 @@ def markdown(results: dict[str, Any]) -> str:
             half,
             None,
         )
+    keys = _get(results, "front_keys")
+    if keys:
+        for label, node in (("without", "without_keys"), ("with", "with_keys")):
+            row(
+                f"front POST /association {label} Idempotency-Key, c=64",
+                keys[node]["rate"],
+                "req/s",
+                keys[node],
+                keys.get("peak_rss_mb") if label == "with" else None,
+                f"{keys['cost_us']:+.0f} µs a request" if label == "with" else "",
+            )
     bulk = _get(results, "bulk")
     if bulk:
         row(
@@ -89,12 +100,20 @@ def markdown(results: dict[str, Any]) -> str:
             bulk,
             bulk.get("peak_rss_mb"),
         )
-    for name in ("e2e_feeds_1", "e2e_feeds_2", "e2e_enrichment_1", "e2e_enrichment_2"):
+    for name in (
+        "e2e_feeds_1",
+        "e2e_feeds_2",
+        "e2e_feeds_2_mongodb",
+        "e2e_enrichment_1",
+        "e2e_enrichment_2",
+    ):
         e2e = _get(results, name)
         if e2e:
             rss = e2e.get("peak_rss_mb", {})
+            mongodb = name.endswith("_mongodb")
+            where = f" on MongoDB ({e2e.get('store')})" if mongodb else ""
             row(
-                f"end to end {name[4:]} worker(s)",
+                f"end to end {name[4:].removesuffix('_mongodb')} worker(s){where}",
                 e2e.get("associations_per_s"),
                 "assoc/s stored",
                 None,

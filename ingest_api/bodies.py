@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
@@ -35,6 +35,12 @@ class BulkLine:
     index: int
     value: Any = None
     parse_error: str | None = None
+
+
+class Digest(Protocol):
+    """A running hash (``hashlib``) fed the body bytes as they are read."""
+
+    def update(self, data: bytes, /) -> None: ...
 
 
 def _unsupported(expected: str) -> ApiError:
@@ -78,9 +84,10 @@ def _lines(data: bytes, first: int = 0) -> Iterator[tuple[int, bytes]]:
 
 
 async def iter_bulk(
-    request: web.Request, *, max_items: int, max_bytes: int
+    request: web.Request, *, max_items: int, max_bytes: int, digest: Digest | None = None
 ) -> AsyncIterator[BulkLine]:
-    """The items of a bulk body in order (see the module docstring)."""
+    """The items of a bulk body in order (see the module docstring); ``digest``, when given, is
+    fed every byte of the body."""
     content_type = request.content_type
     if content_type != JSON_TYPE and content_type not in NDJSON_TYPES:
         raise _unsupported("application/x-ndjson or application/json")
@@ -98,6 +105,8 @@ async def iter_bulk(
 
     if content_type == JSON_TYPE:
         body = await request.read()
+        if digest is not None:
+            digest.update(body)
         if body.lstrip()[:1] == b"[":
             try:
                 values = orjson.loads(body)
@@ -117,6 +126,8 @@ async def iter_bulk(
         received += len(chunk)
         if received > max_bytes:
             raise _too_large(max_bytes)
+        if digest is not None:
+            digest.update(chunk)
         if b"\n" not in chunk:
             parts.append(chunk)
             continue

@@ -24,6 +24,7 @@ from ingest_api.http_models import (
     ApiKeyResponse,
     BulkErrorBody,
 )
+from ingest_api.idempotency import HEADER, KEY_PATTERN, REPLAYED_HEADER
 from ingest_api.paths import BASE
 from ingest_api.views import admin, docs, operations, reads, writes
 from schemas.http import (
@@ -54,10 +55,10 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Parameter:
-    """A parameter of the path (required) or of the query (optional)."""
+    """A parameter of the path (required), of the query or a header (optional)."""
 
     name: str
-    location: Literal["path", "query"]
+    location: Literal["path", "query", "header"]
     description: str
     schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "string"})
 
@@ -160,15 +161,33 @@ _WRITE_FAILURES = (
         400,
         "malformed JSON, wrong shape, invalid entity ID or entity, self-association, unknown "
         "or ambiguous association type, association_not_allowed (errCode 0x1001, with a "
-        "detail of what the matrix allows)",
+        "detail of what the matrix allows), invalid_idempotency_key (the Idempotency-Key "
+        "header is not 1-255 visible ASCII characters)",
     ),
     Failure(413, "body larger than the limit (16 MiB) or too many bulk items (10,000)"),
     Failure(415, "wrong Content-Type"),
     Failure(
+        422,
+        "idempotency_key_reused: the Idempotency-Key was used for another request (another "
+        "body, method or path) within the window",
+    ),
+    Failure(
         503,
-        "the broker could not confirm in time (broker_unavailable, queue_full)",
+        "the broker could not confirm in time (broker_unavailable, queue_full), or the store "
+        "that keeps Idempotency-Keys cannot be reached (store_unavailable); retry with the "
+        "same key",
         retry_after=True,
     ),
+)
+_IDEMPOTENCY_KEY = Parameter(
+    HEADER,
+    "header",
+    "1-255 visible ASCII characters chosen by the client, one per logical request and reused "
+    "on every retry of it. The same key from the same user within INGEST_IDEMPOTENCY_WINDOW "
+    "(default 24 h) answers with the first request's jobID (with the header "
+    f"`{REPLAYED_HEADER}: true`) and the items are processed once, however the first attempt "
+    "ended (202, 503 or no answer); the same key with another body is a 422.",
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": KEY_PATTERN},
 )
 _BULK_FAILURES = _guarded(
     Failure(
@@ -222,6 +241,7 @@ ROUTES: tuple[Route, ...] = (
         success=_queued(AckResponse),
         failures=_guarded(*_WRITE_FAILURES),
         body=RequestBody(AssociationBody),
+        parameters=(_IDEMPOTENCY_KEY,),
     ),
     Route(
         "DELETE",
@@ -231,6 +251,7 @@ ROUTES: tuple[Route, ...] = (
         success=_queued(AckResponse),
         failures=_guarded(*_WRITE_FAILURES),
         body=RequestBody(AssociationBody),
+        parameters=(_IDEMPOTENCY_KEY,),
     ),
     Route(
         "POST",
@@ -241,6 +262,7 @@ ROUTES: tuple[Route, ...] = (
         failures=_BULK_FAILURES,
         body=RequestBody(AssociationBody, bulk=True),
         description=_BULK_NOTE,
+        parameters=(_IDEMPOTENCY_KEY,),
     ),
     Route(
         "POST",
@@ -250,6 +272,7 @@ ROUTES: tuple[Route, ...] = (
         success=_queued(EntityAckResponse),
         failures=_guarded(*_WRITE_FAILURES),
         body=RequestBody(EntityBody),
+        parameters=(_IDEMPOTENCY_KEY,),
     ),
     Route(
         "POST",
@@ -260,6 +283,7 @@ ROUTES: tuple[Route, ...] = (
         failures=_BULK_FAILURES,
         body=RequestBody(EntityBody, bulk=True),
         description=_BULK_NOTE,
+        parameters=(_IDEMPOTENCY_KEY,),
     ),
     # reads
     Route(

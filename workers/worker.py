@@ -12,6 +12,10 @@ Transient failures retry the whole message in process with exponential backoff (
 times, then the message is requeued: a delivery whose channel died can never be settled, and
 the broker redelivers it on the new channel anyway. On shutdown the message is requeued. Any
 other exception dead-letters the message (``handler_error: ...``) rather than lose or spin it.
+
+While it runs, a worker also removes expired jobs and their outcomes from the store at start and
+every ``PURGE_INTERVAL`` seconds (``Store.purge_expired_jobs``): the embedded store has no TTL
+index doing it, and on MongoDB it removes what the TTL monitor has not reached yet.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from workers.planning import Message, Plan, needed_entity_ids, plan_message, ret
 from workers.queue.base import ConsumerHandle, Delivery, JobQueue
 from workers.rules_cache import RulesCache
 from workers.store.base import Store
+from workers.store.logic import jobs_visible_since
 from workers.store.records import BatchResult, Outcome
 
 log = get_logger(__name__)
@@ -42,6 +47,7 @@ log = get_logger(__name__)
 MAX_BACKOFF = 5.0
 FIRST_BACKOFF = 0.1
 MAX_BROKER_ATTEMPTS = 4
+PURGE_INTERVAL = 3600.0
 
 
 class Worker:
@@ -76,6 +82,7 @@ class Worker:
         self._consumer: ConsumerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._waiting: dict[asyncio.Task[None], Delivery] = {}
+        self._purger: asyncio.Task[None] | None = None
 
     @property
     def entity_cache(self) -> EntityCache:
@@ -87,6 +94,7 @@ class Worker:
         self._consumer = await self._queue.consume(
             self._on_delivery, prefetch=self._settings.worker_prefetch
         )
+        self._purger = asyncio.create_task(self._purge_expired_jobs())
         log.info(
             "worker.started",
             queue=self._queue.topology.work_queue,
@@ -96,6 +104,11 @@ class Worker:
 
     async def stop(self, timeout: float) -> None:
         self._stopping.set()
+        purger, self._purger = self._purger, None
+        if purger is not None:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             with contextlib.suppress(TransientError):
@@ -116,6 +129,19 @@ class Worker:
         if self._owns_rules:
             await self._rules.stop()
         log.info("worker.stopped")
+
+    async def _purge_expired_jobs(self) -> None:
+        while not self._stopping.is_set():
+            not_before = jobs_visible_since(self._clock(), self._settings.job_ttl)
+            try:
+                removed = await self._store.purge_expired_jobs(not_before)
+            except TransientError as exc:
+                log.warning("jobs.purge_failed", error=str(exc))
+            else:
+                if removed:
+                    log.info("jobs.purged", jobs=removed)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), PURGE_INTERVAL)
 
     # receiving ---------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from assoc_ingest.cli.submit import (
     ApiSecretOption,
     ChunkOption,
     ErrorsOption,
+    FreshKeysOption,
     JsonOption,
     TimeoutOption,
     TokenOption,
@@ -173,11 +174,14 @@ def import_command(
         typer.Option("--rejects", dir_okay=False, help="NDJSON file of every dropped record"),
     ] = None,
     as_json: JsonOption = False,
+    fresh_keys: FreshKeysOption = False,
 ) -> None:
     """Import FILE of FEED; print entity, association and dropped counts.
 
-    With --submit --wait, waits for the jobs and prints one summary of their outcomes. Exits 1
-    when a submitted item was refused or rejected.
+    With --submit every chunk carries an Idempotency-Key derived from what the feed produced
+    and the chunk's position: re-running an interrupted import changes nothing for the chunks
+    already accepted. With --submit --wait, waits for the jobs and prints one summary of their
+    outcomes. Exits 1 when a submitted item was refused or rejected.
     """
     if feed not in FEEDS:
         raise typer.BadParameter(f"unknown feed; choose one of {', '.join(FEEDS)}")
@@ -220,7 +224,15 @@ def import_command(
         for kind, bodies in batches:
             client = make_client(url, api_key, api_secret, token)
             lines = ndjson_lines(bodies)
-            summary = send(client, lines, kind, chunk=chunk, total=len(bodies), quiet=as_json)
+            summary = send(
+                client,
+                lines,
+                kind,
+                chunk=chunk,
+                total=len(bodies),
+                quiet=as_json,
+                fresh_keys=fresh_keys,
+            )
             summaries.append(summary)
             counts["submitted"][kind] = summary_json(summary)
             ok = ok and not summary.rejected

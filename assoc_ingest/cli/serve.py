@@ -1,7 +1,8 @@
 """The long-running processes: ``api``, ``worker`` and ``dev`` (both in one process).
 
-An operator's mistake (a port in use, a missing ``AMQP_URL``, invalid settings) ends the
-command with one line on standard error and exit status 1, never a traceback.
+An operator's mistake ends the command with one line on standard error, never a traceback:
+``error: invalid settings: ...`` and exit status 2 for invalid settings, ``error: ...`` and exit
+status 1 for the rest (a port in use, a missing ``AMQP_URL``, an unreachable backend).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from assoc_ingest.cli.admin import fail, first_problem, reported_errors
 from assoc_ingest.cli.app import app
-from workers.ground.errors import ConfigurationError
 from workers.ground.logs import configure_logging
 from workers.ground.settings import Settings
 
@@ -28,44 +29,36 @@ DataDirOption = Annotated[
 ]
 
 
-def _fail(command: str, message: str) -> typer.Exit:
-    typer.echo(f"assoc-ingest {command}: {message}", err=True)
-    return typer.Exit(1)
-
-
-def load_settings(command: str, **overrides: Any) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment, with the command-line flags that were given on top;
-    invalid settings end the command with one line naming them."""
+    invalid settings end the command with one line naming the first of them (exit status 2)."""
     given = {name: value for name, value in overrides.items() if value is not None}
     try:
         settings = Settings(**given)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
-        )
-        raise _fail(command, f"invalid settings: {problems}") from None
+        typer.echo(f"error: invalid settings: {first_problem(exc)}", err=True)
+        raise typer.Exit(2) from None
     configure_logging(settings.log_level, settings.log_format)
     return settings
 
 
 @contextmanager
-def operator_errors(command: str, settings: Settings) -> Iterator[None]:
-    """Turn a configuration mistake or a port that cannot be listened on into one line."""
-    try:
-        yield
-    except ConfigurationError as exc:
-        raise _fail(command, str(exc)) from None
-    except OSError as exc:
-        where = f"{settings.host}:{settings.port}"
-        if exc.errno == errno.EADDRINUSE:
-            raise _fail(
-                command,
-                f"cannot listen on {where}: the address is already in use (another process "
-                "listens there); choose another with --port or INGEST_PORT",
-            ) from None
-        if exc.errno in (errno.EACCES, errno.EADDRNOTAVAIL):
-            raise _fail(command, f"cannot listen on {where}: {exc.strerror}") from None
-        raise
+def operator_errors(settings: Settings) -> Iterator[None]:
+    """The pipeline's own errors (``admin.reported_errors``: a configuration mistake, an
+    unreachable backend) and a port that cannot be listened on as one line, exit status 1."""
+    where = f"{settings.host}:{settings.port}"
+    with reported_errors():
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                fail(
+                    f"cannot listen on {where}: the address is already in use (another process "
+                    "listens there); choose another with --port or INGEST_PORT"
+                )
+            if exc.errno in (errno.EACCES, errno.EADDRNOTAVAIL):
+                fail(f"cannot listen on {where}: {exc.strerror}")
+            raise
 
 
 @app.command()
@@ -73,8 +66,8 @@ def api(host: HostOption = None, port: PortOption = None, data_dir: DataDirOptio
     """Run the HTTP front (broker from AMQP_URL, store from MONGODB_URL or --data-dir)."""
     from ingest_api.main import run_api
 
-    settings = load_settings("api", host=host, port=port, data_dir=data_dir)
-    with operator_errors("api", settings):
+    settings = load_settings(host=host, port=port, data_dir=data_dir)
+    with operator_errors(settings):
         run_api(settings)
 
 
@@ -95,13 +88,12 @@ def worker(
     from workers.main import run_worker
 
     settings = load_settings(
-        "worker",
         worker_concurrency=concurrency,
         worker_prefetch=prefetch,
         metrics_port=metrics_port,
         data_dir=data_dir,
     )
-    with operator_errors("worker", settings):
+    with operator_errors(settings):
         run_worker(settings)
 
 
@@ -111,6 +103,6 @@ def dev(host: HostOption = None, port: PortOption = None, data_dir: DataDirOptio
     MONGODB_URL say otherwise. Prints an admin key and a ready-to-paste curl on first start."""
     from assoc_ingest.dev import run_dev
 
-    settings = load_settings("dev", host=host, port=port, data_dir=data_dir)
-    with operator_errors("dev", settings):
+    settings = load_settings(host=host, port=port, data_dir=data_dir)
+    with operator_errors(settings):
         run_dev(settings)

@@ -67,6 +67,15 @@ ErrorsOption = Annotated[
         help="NDJSON file of the item errors [default: assoc-ingest-errors-<time>.ndjson]",
     ),
 ]
+FreshKeysOption = Annotated[
+    bool,
+    typer.Option(
+        "--fresh-keys",
+        help="new Idempotency-Keys: send content submitted within the front's window again "
+        "as new requests (by default the same content sends the same keys, so a re-run of an "
+        "interrupted submission changes nothing)",
+    ),
+]
 
 
 def make_client(
@@ -153,6 +162,7 @@ def send(
     chunk: int,
     total: int | None,
     quiet: bool,
+    fresh_keys: bool = False,
 ) -> SubmitSummary:
     """Submit ``source`` with a progress bar on stderr; exit with one line and code 1 on
     ``SubmitError`` (an unreachable front is found before the bar is drawn)."""
@@ -174,6 +184,7 @@ def send(
                     kind,
                     chunk_items=chunk,
                     progress=lambda done: bar.advance(task, done),
+                    fresh_keys=fresh_keys,
                 )
 
         try:
@@ -232,19 +243,31 @@ def submit_command(
     timeout: TimeoutOption = 300.0,
     errors: ErrorsOption = None,
     as_json: JsonOption = False,
+    fresh_keys: FreshKeysOption = False,
 ) -> None:
     """Submit FILE (one association or entity body per line) to the bulk endpoint.
 
-    Prints the accepted and rejected totals, the job IDs and the rejected lines; with --wait,
-    waits for the jobs and prints one summary of their outcomes and the path of a file of the
-    item errors. Exits 1 when any line was refused or rejected (or still waits).
+    Each chunk carries an Idempotency-Key derived from the file's content and the chunk's
+    position, reused on every retry: running the same command again changes nothing for the
+    chunks already accepted. Prints the accepted and rejected totals, the job IDs and the
+    rejected lines; with --wait, waits for the jobs and prints one summary of their outcomes
+    and the path of a file of the item errors. Exits 1 when any line was refused or rejected
+    (or still waits).
     """
     kind = kind.lower()
     if kind not in ("associations", "entities"):
         raise typer.BadParameter("must be associations or entities", param_hint="--kind")
     chosen: Kind = "associations" if kind == "associations" else "entities"
     client = make_client(url, api_key, api_secret, token)
-    summary = send(client, file, chosen, chunk=chunk, total=count_lines(file), quiet=as_json)
+    summary = send(
+        client,
+        file,
+        chosen,
+        chunk=chunk,
+        total=count_lines(file),
+        quiet=as_json,
+        fresh_keys=fresh_keys,
+    )
     result = summary_json(summary)
     ok = not summary.rejected
     if not as_json:

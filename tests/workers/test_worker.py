@@ -1,4 +1,6 @@
-"""``workers.worker.Worker`` on the in-process queue and the embedded store (fast)."""
+"""``workers.worker.Worker`` on the in-process queue, on the embedded store and on MongoDB (fast).
+
+Tests that need a store failing on purpose subclass the embedded store and run on it alone."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from schemas.jobids import new_job_id
-from tests.backends import MemoryQueueFactory, SqliteStoreFactory
+from tests.backends import MemoryQueueFactory, SqliteStoreFactory, StoreFactory
 from tests.workers.factories import (
     ADDRESS,
     ASN,
@@ -26,7 +28,14 @@ from tests.workers.helpers import edges_of, eventually, fast_settings, wait_for_
 from workers.ground.errors import StoreUnavailable
 from workers.ground.settings import Settings
 from workers.queue.memory import MemoryJobQueue
-from workers.store.records import BatchResult, CustomTypeRecord, Direction, WriteBatch
+from workers.store.base import Store
+from workers.store.records import (
+    BatchResult,
+    CustomTypeRecord,
+    Direction,
+    JobHeader,
+    WriteBatch,
+)
 from workers.store.sqlite import SqliteStore
 from workers.worker import Worker
 
@@ -37,8 +46,8 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def store(sqlite_store: SqliteStoreFactory) -> SqliteStore:
-    return await sqlite_store()
+async def store(store_factory: StoreFactory) -> Store:
+    return await store_factory()
 
 
 @pytest.fixture
@@ -47,9 +56,7 @@ async def queue(memory_queue: MemoryQueueFactory) -> MemoryJobQueue:
 
 
 @pytest.fixture
-async def worker(
-    queue: MemoryJobQueue, store: SqliteStore, settings: Settings
-) -> AsyncIterator[Worker]:
+async def worker(queue: MemoryJobQueue, store: Store, settings: Settings) -> AsyncIterator[Worker]:
     worker = Worker(queue, store, settings)
     await worker.start()
     yield worker
@@ -85,7 +92,7 @@ class SlowReadStore(SqliteStore):
 
 @pytest.mark.usefixtures("worker")
 async def test_an_association_between_stored_entities_is_stored_and_readable_from_both_ends(
-    queue: MemoryJobQueue, store: SqliteStore
+    queue: MemoryJobQueue, store: Store
 ) -> None:
     seed = entity(ASN, [ADDRESS], [(ASN, ADDRESS, "ASN to Address")])
     await publish(queue, entities(seed))
@@ -104,7 +111,7 @@ async def test_an_association_between_stored_entities_is_stored_and_readable_fro
 
 @pytest.mark.usefixtures("worker")
 async def test_an_association_sent_before_its_entity_is_stored_once_the_entity_arrives(
-    queue: MemoryJobQueue, store: SqliteStore
+    queue: MemoryJobQueue, store: Store
 ) -> None:
     item = association(ASN, ADDRESS)
     await publish(queue, associations(item))
@@ -118,7 +125,7 @@ async def test_an_association_sent_before_its_entity_is_stored_once_the_entity_a
 
 @pytest.mark.usefixtures("worker")
 async def test_an_association_whose_entity_never_arrives_is_rejected_after_the_wait(
-    queue: MemoryJobQueue, store: SqliteStore, settings: Settings
+    queue: MemoryJobQueue, store: Store, settings: Settings
 ) -> None:
     await publish(queue, entities(entity(ASN)))
     item = association(ASN, ADDRESS)
@@ -136,7 +143,7 @@ async def test_an_association_whose_entity_never_arrives_is_rejected_after_the_w
 
 @pytest.mark.usefixtures("worker")
 async def test_waiting_items_do_not_hold_back_the_others_of_their_message(
-    queue: MemoryJobQueue, store: SqliteStore
+    queue: MemoryJobQueue, store: Store
 ) -> None:
     await publish(queue, entities(entity(ASN), entity(ADDRESS)))
     await wait_for_job(store, (await _stored_job(queue, store)))
@@ -152,7 +159,7 @@ async def test_waiting_items_do_not_hold_back_the_others_of_their_message(
     assert status.status == "processing"
 
 
-async def _stored_job(queue: MemoryJobQueue, store: SqliteStore) -> str:
+async def _stored_job(queue: MemoryJobQueue, store: Store) -> str:
     # A marker job: once it is done, every message published before it on this queue was seen.
     marker = entity(("domain", "marker.example.com"))
     await publish(queue, entities(marker))
@@ -179,7 +186,7 @@ async def test_an_undecodable_message_goes_to_the_dead_letter_queue_with_its_rea
 
 @pytest.mark.usefixtures("worker")
 async def test_a_redelivered_message_changes_nothing_the_second_time(
-    queue: MemoryJobQueue, store: SqliteStore
+    queue: MemoryJobQueue, store: Store
 ) -> None:
     await publish(queue, entities(entity(ASN), entity(ADDRESS)))
     item = association(ASN, ADDRESS)
@@ -198,7 +205,7 @@ async def test_a_redelivered_message_changes_nothing_the_second_time(
 
 @pytest.mark.usefixtures("worker")
 async def test_a_delete_removes_the_association_and_a_second_one_finds_nothing(
-    queue: MemoryJobQueue, store: SqliteStore
+    queue: MemoryJobQueue, store: Store
 ) -> None:
     await publish(queue, entities(entity(ASN, [ADDRESS], [(ASN, ADDRESS, "ASN to Address")])))
     first, second = association(ASN, ADDRESS), association(ASN, ADDRESS, "ASN to Address")
@@ -271,7 +278,7 @@ async def test_on_stop_a_message_in_flight_is_finished_before_returning(
 
 
 async def test_a_custom_type_added_after_start_is_used_without_waiting_for_the_refresh(
-    queue: MemoryJobQueue, store: SqliteStore, settings: Settings
+    queue: MemoryJobQueue, store: Store, settings: Settings
 ) -> None:
     worker = Worker(queue, store, settings)  # refreshes only every 60 s
     await worker.start()
@@ -292,9 +299,7 @@ async def test_a_custom_type_added_after_start_is_used_without_waiting_for_the_r
 
 
 @pytest.mark.usefixtures("worker")
-async def test_each_message_is_summarised_in_the_log(
-    queue: MemoryJobQueue, store: SqliteStore
-) -> None:
+async def test_each_message_is_summarised_in_the_log(queue: MemoryJobQueue, store: Store) -> None:
     await publish(queue, entities(entity(ASN), entity(ADDRESS)))
     await wait_for_job(store, (await _stored_job(queue, store)))
     job = new_job_id()
@@ -305,7 +310,35 @@ async def test_each_message_is_summarised_in_the_log(
         await publish(queue, associations(good, bad))
         await wait_for_job(store, job)
 
-    stored = [e for e in logs if e["event"] == "job.stored"]
-    rejected = [e for e in logs if e["event"] == "job.rejected"]
+    # the summary of the message before may be logged after its outcomes were readable
+    mine = [e for e in logs if e.get("job_id") == job]
+    stored = [e for e in mine if e["event"] == "job.stored"]
+    rejected = [e for e in mine if e["event"] == "job.rejected"]
     assert [(e["job_id"], e["stored"]) for e in stored] == [(job, 1)]
     assert [(e["job_id"], e["association_not_allowed"]) for e in rejected] == [(job, 1)]
+
+
+async def test_a_started_worker_removes_jobs_older_than_the_job_ttl(
+    queue: MemoryJobQueue, store: Store, tmp_path: Path
+) -> None:
+    settings = fast_settings(tmp_path, job_ttl=60.0, idempotency_window=60.0)
+    now = time.time()
+    old, recent = new_job_id(), new_job_id()
+    await store.register_jobs(
+        [
+            JobHeader(old, "association", "alice", (), 1, now - 3600),
+            JobHeader(recent, "association", "alice", (), 1, now),
+        ]
+    )
+    worker = Worker(queue, store, settings)
+
+    with capture_logs() as logs:
+        await worker.start()
+        try:
+            await eventually(lambda: any(e["event"] == "jobs.purged" for e in logs))
+        finally:
+            await worker.stop(5)
+
+    assert [e["jobs"] for e in logs if e["event"] == "jobs.purged"] == [1]
+    assert await store.purge_expired_jobs(time.time() - 60.0) == 0  # nothing was left
+    assert await store.get_job(recent) is not None

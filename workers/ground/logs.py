@@ -9,7 +9,8 @@ go through the same renderer, so a JSON log stays one JSON object a line. A lost
 connection is one ``broker.connection_lost`` event, then one ``broker.reconnect_failed`` event
 (with ``error`` and ``retry_in``) per attempt until it is back: the drivers' other messages about
 the same loss (a failed transport, the close of each channel) are kept for DEBUG, and the
-tracebacks they attach to losses they recover from are left out below ERROR.
+tracebacks they attach to losses they recover from are left out below ERROR. Every other
+library record is one JSON line with its ``logger`` and ``level``, a traceback inside it.
 """
 
 from __future__ import annotations
@@ -69,14 +70,19 @@ def _library_event(
     logger: Any, method_name: str, event_dict: structlog.typing.EventDict
 ) -> structlog.typing.EventDict:
     """A standard-library record as one structured event: its logger as ``logger``, the known
-    reconnect messages of aio-pika as named events with their fields, and no traceback of a
-    driver's recoverable connection loss."""
+    reconnect messages of the drivers as named events with their fields, and no traceback of a
+    driver's recoverable connection loss (below ERROR). A driver's ERROR record is kept as it
+    is, its message as ``event`` and its traceback as ``exception``."""
     record: logging.LogRecord | None = event_dict.get("_record")
     if record is None:
         return event_dict
     event_dict["logger"] = record.name
     message = str(event_dict.get("event", ""))
-    if record.name == "aiormq.connection" and message == _LOSS_REPORTED_BY_DRIVER:
+    if (
+        record.name == "aiormq.connection"
+        and message == _LOSS_REPORTED_BY_DRIVER
+        and record.levelno < logging.ERROR
+    ):
         event_dict["event"] = "broker.connection_lost"
     for pattern, name in _LIBRARY_EVENTS:
         found = pattern.match(message)

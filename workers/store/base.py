@@ -6,9 +6,10 @@ Contract (``tests/workers/store`` checks it against each implementation):
   the same association from any number of batches, tasks or processes leaves one record per
   ordered pair (keyed by the association ID) whose ``submissions`` counts the items that
   reached it.
-- ``write_batch`` is one round trip where the backend allows it (SQLite: one transaction, so a
-  batch is all or nothing; MongoDB: one bulk write per collection, ordered so that a crash
-  between them is repaired by redelivery).
+- ``write_batch`` is all or nothing: a batch's effects and its items' outcomes are committed
+  together (SQLite: one transaction; MongoDB: one multi-document transaction, on a replica set
+  or a sharded cluster), so a batch retried after a failure, or redelivered after a crash, is
+  applied exactly once. Only a MongoDB standalone server the operator allowed lacks this.
 - Associations are readable from either end.
 - Every driver failure surfaces as ``StoreUnavailable`` (transient) or a ``PermanentError``.
 """
@@ -26,6 +27,8 @@ from workers.store.records import (
     Direction,
     JobHeader,
     JobStatus,
+    KeyReservation,
+    ReservedKey,
     StoredEntity,
     WriteBatch,
 )
@@ -110,4 +113,15 @@ class Store(Protocol):
 
     async def delete_custom_type(self, name: str) -> bool:
         """Remove a custom type by name (any case); False when there is none."""
+        ...
+
+    # idempotency keys ---------------------------------------------------------------------
+    async def reserve_idempotency_key(
+        self, reservation: KeyReservation, window: float
+    ) -> ReservedKey:
+        """Store ``reservation`` unless the same user reserved the same key less than
+        ``window`` seconds before ``reservation.created_at`` (``logic.reservation_holds``);
+        return the reservation that holds and whether its job is known. Concurrent calls for
+        one (user, key), from any number of processes, all get the same reservation. Expired
+        reservations are replaced and eventually removed."""
         ...

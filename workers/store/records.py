@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -9,6 +10,7 @@ from typing import Any, Literal
 from schemas.messages import EntityRecord
 
 __all__ = [
+    "AfterEffects",
     "ApiKeyRecord",
     "AssociationRecord",
     "BatchResult",
@@ -22,8 +24,10 @@ __all__ = [
     "ItemKey",
     "JobHeader",
     "JobStatus",
+    "KeyReservation",
     "Outcome",
     "PresetOutcome",
+    "ReservedKey",
     "StoredEntity",
     "WriteBatch",
     "api_key_status",
@@ -120,6 +124,13 @@ class WriteBatch:
     deletes: list[EdgeDelete] = field(default_factory=list)
     entities: list[EntityWrite] = field(default_factory=list)
     preset: list[PresetOutcome] = field(default_factory=list)
+
+
+AfterEffects = Callable[[WriteBatch], None]
+"""A test seam of the stores (``after_effects=`` of each adapter): called with a batch once its
+effects are written and before its items' outcomes are, on every attempt to write it. What it
+raises fails that write as a store failure there would, so a test can show that a batch is all
+or nothing (the effects are rolled back with it) without a mock of any driver."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,3 +233,29 @@ class CustomTypeRecord:
     non_primary: tuple[str, ...]
     file_action: bool
     created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class KeyReservation:
+    """An ``Idempotency-Key`` of one user (SPEC §3): the job it stands for and the digest of the
+    request that first used it."""
+
+    user: str
+    key: str
+    digest: str
+    job_id: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReservedKey:
+    """What ``Store.reserve_idempotency_key`` found: the reservation that holds for the key."""
+
+    reservation: KeyReservation
+    """The one given when it was stored, else the earlier one still within the window."""
+    new: bool
+    """The given reservation was stored: the first use of the key within the window."""
+    job_known: bool
+    """The job's header is in the store, so the broker took its message (the front registers a
+    job only after the confirm, a worker only once it holds the message): it need not be sent
+    again."""

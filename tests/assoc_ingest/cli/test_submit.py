@@ -249,3 +249,61 @@ async def test_a_missing_file_is_an_os_error(front: tuple[FakeFront, str], tmp_p
     async with IngestClient(front[1]) as client:
         with pytest.raises(FileNotFoundError):
             await client.submit_ndjson(tmp_path / "missing.ndjson", "associations")
+
+
+# idempotency keys ------------------------------------------------------------------------------
+def _keys(fake: FakeFront) -> list[str]:
+    return [headers["Idempotency-Key"] for _, headers, _ in fake.requests]
+
+
+async def test_every_chunk_has_its_own_key_and_a_retry_reuses_it(
+    front: tuple[FakeFront, str],
+) -> None:
+    fake, url = front
+    fake.unavailable = 1
+    async with IngestClient(url, sleep=Sleeps()) as client:
+        await client.submit_ndjson(
+            ['{"n": 1}', '{"n": 2}', '{"n": 3}'], "associations", chunk_items=2, concurrency=1
+        )
+
+    first, retry, second = _keys(fake)
+    assert first == retry != second
+    assert all(1 <= len(key) <= 255 and key.isascii() and " " not in key for key in _keys(fake))
+
+
+async def test_the_same_content_sends_the_same_keys_and_other_content_other_keys(
+    front: tuple[FakeFront, str], tmp_path: Path
+) -> None:
+    fake, url = front
+    lines = [f'{{"n": {n}}}' for n in range(5)]
+    source = ndjson(tmp_path / "a.ndjson", lines)
+
+    async def keys_of(source: Any, **options: Any) -> list[str]:
+        fake.requests.clear()
+        async with IngestClient(url) as client:
+            await client.submit_ndjson(source, "associations", concurrency=1, **options)
+        return _keys(fake)
+
+    from_file = await keys_of(source, chunk_items=2)
+    assert await keys_of(source, chunk_items=2) == from_file
+    assert await keys_of(list(lines), chunk_items=2) == from_file
+    assert await keys_of([*lines[:4], '{"n": 99}'], chunk_items=2) != from_file
+    assert set(await keys_of(source, chunk_items=3)).isdisjoint(from_file)
+    assert set(await keys_of(source, chunk_items=2, fresh_keys=True)).isdisjoint(from_file)
+
+
+async def test_an_import_run_again_sends_the_same_keys(
+    front: tuple[FakeFront, str], feeds_dir: Path
+) -> None:
+    fake, url = front
+    args = ["import", "feodo", str(feeds_dir / "feodo.json"), "--submit", "--url", url, "--json"]
+
+    runs = []
+    for _ in range(2):
+        fake.requests.clear()
+        result = await asyncio.to_thread(CliRunner().invoke, app, args)
+        assert result.exit_code == 0, result.output
+        runs.append(_keys(fake))
+
+    assert runs[0] == runs[1]
+    assert len(set(runs[0])) == 2  # one chunk of entities, one of associations

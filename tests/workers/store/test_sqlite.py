@@ -11,7 +11,7 @@ import pytest
 from tests.backends import SqliteStoreFactory
 from tests.workers.store import store_factories as f
 from workers.ground.errors import ConfigurationError, StoreUnavailable
-from workers.store.records import Outcome
+from workers.store.records import KeyReservation, Outcome
 
 URL = f.entity_id("url", "https://evil.example/payload")
 HOST = f.entity_id("domain", "evil.example")
@@ -153,3 +153,19 @@ async def test_a_file_of_the_earlier_layout_keeps_its_associations(
     assert result.outcomes == {(job.job_id, 0): Outcome.DUPLICATE}
     assert record is not None and record.submissions == 2 and record.created_at == 100.0
     assert [r.id for r in page] == [f.association_id(URL, HOST)]
+
+
+async def test_reserving_keys_removes_keys_whose_window_has_passed(
+    sqlite_store: SqliteStoreFactory,
+) -> None:
+    store = await sqlite_store()
+    for i in range(10):
+        await store.reserve_idempotency_key(
+            KeyReservation("alice", f"old-{i}", "d", f"job-{i}", 1000.0), 60.0
+        )
+
+    await store.reserve_idempotency_key(KeyReservation("alice", "new", "d", "job", 2000.0), 60.0)
+
+    with sqlite3.connect(store.path) as conn:
+        keys = [row[0] for row in conn.execute("SELECT key FROM idempotency_keys")]
+    assert keys == ["new"]

@@ -10,19 +10,20 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from schemas import fold_tags
-from workers.store.logic import job_expires_at
+from workers.store.logic import job_expires_at, type_name_key
 from workers.store.records import (
     ApiKeyRecord,
     AssociationRecord,
     CustomTypeRecord,
     EdgeWrite,
-    EntityRecord,
     JobHeader,
     StoredEntity,
 )
 
 Doc = dict[str, Any]
+
+_POSITION_BITS = 20
+_POSITION_MAX = (1 << _POSITION_BITS) - 1
 
 
 def expires_at(created_at: float, ttl: float) -> dt.datetime:
@@ -64,76 +65,31 @@ def literal(value: Any) -> Doc:
     return {"$literal": value}
 
 
-def _folded_union(field: str, new: tuple[str, ...]) -> Doc:
-    """The stored list ``field`` then each of ``new`` whose lower case it lacks, in order: the
-    tags kept once each, compared case-insensitively, as ``schemas.fold_tags`` keeps them
-    (``$toLower`` folds ASCII letters only)."""
+def creation_order(now: float, position: int) -> int:
+    """The ``seq`` of an association created at ``now`` as the ``position``-th new record of its
+    batch: milliseconds since the epoch, then the position (pages list records in this order,
+    ties by ID, as the embedded store lists them in the order they were inserted)."""
+    return (int(now * 1000) << _POSITION_BITS) | min(position, _POSITION_MAX)
+
+
+def new_association(
+    edge: EdgeWrite, *, names: list[str], submissions: int, file_action: bool, now: float, seq: int
+) -> Doc:
+    """The document of the association ``edge`` creates (SPEC §5 field names)."""
     return {
-        "$reduce": {
-            "input": literal(list(new)),
-            "initialValue": {"$ifNull": [field, []]},
-            "in": {
-                "$cond": [
-                    {
-                        "$in": [
-                            {"$toLower": "$$this"},
-                            {"$map": {"input": "$$value", "in": {"$toLower": "$$this"}}},
-                        ]
-                    },
-                    "$$value",
-                    {"$concatArrays": ["$$value", ["$$this"]]},
-                ]
-            },
-        }
+        "_id": edge.association_id,
+        "entityID": edge.entity_id,
+        "relatedEntityID": edge.related_id,
+        "entityType": edge.entity_type,
+        "relatedType": edge.related_type,
+        "associationTypes": names,
+        "fileAction": file_action,
+        "createdAt": now,
+        "lastSeen": now,
+        "submissions": submissions,
+        "createdBy": edge.created_by,
+        "seq": seq,
     }
-
-
-def entity_update(records: list[EntityRecord], now: float) -> list[Doc]:
-    """Pipeline upserting one entity from the records of a batch, merged in order."""
-    attributes: Doc = {}
-    tags: list[str] = []
-    visible_by: list[str] = []
-    reputation: int | None = None
-    for record in records:
-        attributes.update(record.attributes)
-        tags.extend(record.tags)
-        visible_by.extend(record.visible_by)
-        if record.reputation is not None:
-            reputation = record.reputation
-    update: Doc = {
-        "type": literal(records[0].type),
-        "attributes": {"$mergeObjects": [{"$ifNull": ["$attributes", {}]}, literal(attributes)]},
-        "tags": _folded_union("$tags", fold_tags(tags)),
-        "visibleBy": {"$setUnion": [{"$ifNull": ["$visibleBy", []]}, literal(visible_by)]},
-        "createdAt": {"$ifNull": ["$createdAt", literal(now)]},
-        "lastSeen": literal(now),
-    }
-    update["reputation"] = (
-        literal(reputation) if reputation is not None else {"$ifNull": ["$reputation", None]}
-    )
-    return [{"$set": update}]
-
-
-def edge_new_name_update(edge: EdgeWrite, now: float) -> Doc:
-    """Update adding ``edge``'s type name to its pair (creating the record when absent)."""
-    return {
-        "$setOnInsert": {
-            "entityID": edge.entity_id,
-            "relatedEntityID": edge.related_id,
-            "entityType": edge.entity_type,
-            "relatedType": edge.related_type,
-            "createdAt": now,
-            "createdBy": edge.created_by,
-        },
-        "$push": {"associationTypes": edge.association_type},
-        "$set": {"lastSeen": now},
-        "$inc": {"submissions": 1},
-        "$max": {"fileAction": edge.file_action},
-    }
-
-
-def edge_seen_update(count: int, now: float) -> Doc:
-    return {"$set": {"lastSeen": now}, "$inc": {"submissions": count}}
 
 
 def to_entity(doc: Doc) -> StoredEntity:
@@ -193,7 +149,7 @@ def to_api_key(doc: Doc) -> ApiKeyRecord:
 
 def from_custom_type(record: CustomTypeRecord) -> Doc:
     return {
-        "_id": record.name.lower(),
+        "_id": type_name_key(record.name),
         "name": record.name,
         "primary": record.primary,
         "nonPrimary": list(record.non_primary),

@@ -17,6 +17,7 @@ import orjson
 
 from workers.store.logic import fresh_items, item_keys
 from workers.store.records import (
+    AfterEffects,
     BatchResult,
     EdgeDelete,
     EdgeWrite,
@@ -191,9 +192,12 @@ def recorded_outcomes(conn: sqlite3.Connection, keys: list[ItemKey]) -> dict[Ite
     return {(job_id, idx): _OUTCOMES[outcome] for job_id, idx, outcome in rows}
 
 
-def apply_batch(conn: sqlite3.Connection, batch: WriteBatch) -> BatchResult:
+def apply_batch(
+    conn: sqlite3.Connection, batch: WriteBatch, after_effects: AfterEffects | None = None
+) -> BatchResult:
     """Write ``batch`` (see ``Store.write_batch``); the caller commits. Which items are applied
-    is decided by ``logic.fresh_items``: redelivered ones keep their recorded outcome."""
+    is decided by ``logic.fresh_items``: redelivered ones keep their recorded outcome.
+    ``after_effects`` (a test seam) is called between the effects and the outcome rows."""
     now = batch.now
     recorded = recorded_outcomes(conn, item_keys(batch))
     if batch.jobs:
@@ -235,6 +239,8 @@ def apply_batch(conn: sqlite3.Connection, batch: WriteBatch) -> BatchResult:
 
     entities.flush(conn, touched, now)
     associations.flush(conn, now)
+    if after_effects is not None:
+        after_effects(batch)
     if items:
         conn.executemany(
             "INSERT INTO job_items (job_id, idx, outcome, code, message, at)"
