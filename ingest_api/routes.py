@@ -34,6 +34,7 @@ from schemas.http import (
     AssociationTypeBody,
     AssociationTypeResponse,
     BulkAckResponse,
+    ContextRelationshipResponse,
     DefinitionResponse,
     EntityAckResponse,
     EntityBody,
@@ -82,6 +83,8 @@ class Success:
     """The JSON body (None: ``schema``, or no body)."""
     many: bool = False
     """The body is a JSON array of ``model``."""
+    alternatives: tuple[type[BaseModel], ...] = ()
+    """Other models an item of the body may be instead of ``model`` (``anyOf``)."""
     schema: Mapping[str, Any] | None = None
     """The JSON schema of a body no model describes, sent as ``media_type``."""
     media_type: str = "application/json"
@@ -368,8 +371,18 @@ ROUTES: tuple[Route, ...] = (
         f"{BASE}/association-types",
         reads.get_association_types,
         "Default and custom association types (role user)",
-        success=_found(AssociationTypeResponse, many=True),
+        success=Success(
+            200,
+            "found: the types, then the entry of context associations (context: true)",
+            AssociationTypeResponse,
+            many=True,
+            alternatives=(ContextRelationshipResponse,),
+        ),
         failures=_guarded(),
+        description="The matrix: each type's primary kind and allowed non-primary kinds. The "
+        "last entry is not a type: it says that an association with a context entity (a type "
+        "with no kind, listed in its contextTypes) at either end takes any relationship name "
+        "except a matrix type's, 'associated' by default.",
     ),
     # administration
     Route(
@@ -383,6 +396,9 @@ ROUTES: tuple[Route, ...] = (
             AssociationTypeResponse,
             location=f"{BASE}/association-types/{{name}}",
         ),
+        description="A custom type's name is a matrix name from then on: it is refused as the "
+        "relationship name of a context association (all other names stay free). The name "
+        "'associated' (the default context relationship) cannot be taken.",
         failures=_guarded(
             Failure(409, "a type with that name exists"),
             Failure(400, "invalid definition or malformed JSON"),

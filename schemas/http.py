@@ -9,10 +9,19 @@ import math
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
-from schemas.catalogue import EntityType, Kind, NormalisationError
-from schemas.rules import AssociationType, Rejection
+from schemas import examples
+from schemas.catalogue import CATALOGUE, EntityType, Kind, NormalisationError
+from schemas.provenance import (
+    Confidence,
+    SeenTime,
+    SourceName,
+    SourceResponse,
+    TlpMarking,
+    check_seen_order,
+)
+from schemas.rules import DEFAULT_CONTEXT_RELATIONSHIP, AssociationType, Rejection
 
 DEFAULT_NESTED_MODE = "aggregation"
 """ThreatWinds' association mode of a nested entity when the client gives none."""
@@ -29,11 +38,23 @@ class _Response(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _seen_in_order(body: Any) -> Any:
+    check_seen_order(body)
+    return body
+
+
 # ---- requests ---------------------------------------------------------------------------------
 
 
 class AssociationBody(_Request):
-    """One association, ``entityID`` (primary end) -> ``relatedEntityID`` (non-primary end)."""
+    """One association, ``entityID`` (primary end) -> ``relatedEntityID`` (non-primary end),
+    with optional provenance. When either end is a context entity (a type with no kind, e.g.
+    ``malware-family``), ``associationType`` is a free relationship name (``associated`` when
+    none is given)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": list(examples.ASSOCIATION_BODIES.values())}
+    )
 
     entityID: str = Field(
         max_length=256, description="ID of the primary entity: <type>-<64 lowercase hex digits>"
@@ -45,8 +66,17 @@ class AssociationBody(_Request):
         default=None,
         max_length=256,
         description="name of the association type (case-insensitive); required only when "
-        "several types fit the two entities",
+        "several types fit the two entities. With a context entity at either end: any "
+        "relationship name (e.g. 'indicates', 'uses', 'c2-of'; stored in lower case) except "
+        "the name of a matrix type, default 'associated'",
     )
+    source: SourceName = None
+    confidence: Confidence = None
+    tlp: TlpMarking = None
+    firstSeen: SeenTime = None
+    lastSeen: SeenTime = None
+
+    _seen_order = model_validator(mode="after")(_seen_in_order)
 
 
 class NestedEntity(_Request):
@@ -65,10 +95,26 @@ class NestedEntity(_Request):
     associations: list[NestedEntity] = Field(
         default_factory=list, description="children of this entity, to any depth"
     )
+    associationType: str | None = Field(
+        default=None,
+        max_length=256,
+        description="the relationship of a context child (or parent) to its parent (e.g. "
+        "'c2-of'), default 'associated'; a pair of kinded entities is matched as in the matrix",
+    )
+    source: SourceName = None
+    confidence: Confidence = None
+    tlp: TlpMarking = None
+    firstSeen: SeenTime = None
+    lastSeen: SeenTime = None
+
+    _seen_order = model_validator(mode="after")(_seen_in_order)
 
 
 class EntityBody(_Request):
-    """An entity as ThreatWinds' ``POST /entity`` takes it, with nested children."""
+    """An entity as ThreatWinds' ``POST /entity`` takes it, with nested children and optional
+    provenance (a child without its own inherits its parent's)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": list(examples.ENTITY_BODIES.values())})
 
     type: str = Field(max_length=64, description="entity type, e.g. 'ip', 'domain', 'url'")
     attributes: dict[str, Any] = Field(
@@ -86,6 +132,13 @@ class EntityBody(_Request):
         default_factory=list,
         description="accepted for ThreatWinds compatibility; not used",
     )
+    source: SourceName = None
+    confidence: Confidence = None
+    tlp: TlpMarking = None
+    firstSeen: SeenTime = None
+    lastSeen: SeenTime = None
+
+    _seen_order = model_validator(mode="after")(_seen_in_order)
 
 
 class AssociationTypeBody(_Request):
@@ -247,6 +300,9 @@ class EntityResponse(_Response):
     visibleBy: list[str] = Field(default_factory=list)
     createdAt: datetime
     lastSeen: datetime
+    sources: list[SourceResponse] = Field(
+        default_factory=list, description="who reported it: one entry per source and per user"
+    )
 
 
 class OtherEntity(_Response):
@@ -267,15 +323,27 @@ class AssociationItemResponse(_Response):
         description="'out' when the asked entity is the primary end"
     )
     otherEntity: OtherEntity
-    associationName: str = Field(description="the (first) association type name")
+    associationName: str = Field(
+        description="the (first) association type name, or relationship name of a context "
+        "association"
+    )
     associationNames: list[str] = Field(description="every type name on this pair")
     fileAction: bool
     createdAt: datetime
     lastSeen: datetime
     submissions: int = Field(ge=0, description="how many times it was submitted")
+    sources: list[SourceResponse] = Field(
+        default_factory=list,
+        description="who reported it: one entry per source (the highest confidence, the "
+        "widest first/last seen, the latest TLP) and per submitting user",
+    )
 
 
 class AssociationListResponse(_Response):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": list(examples.ASSOCIATION_LISTS.values())}
+    )
+
     items: list[AssociationItemResponse]
     nextCursor: str | None = Field(default=None, description="pass as ?cursor= for more")
 
@@ -298,6 +366,38 @@ class AssociationTypeResponse(_Response):
             fileAction=association_type.file_action,
             custom=association_type.custom,
         )
+
+
+CONTEXT_NOTE = (
+    "Context associations: a pair with a context entity (a type with no kind, listed in "
+    "contextTypes) at either end is always allowed, in the direction given, under any "
+    "relationship name (folded to lower case, e.g. 'indicates', 'uses', 'c2-of') except the "
+    f"name of a matrix type or File Action; '{DEFAULT_CONTEXT_RELATIONSHIP}' when none is "
+    "given. The matrix governs only pairs whose two ends have a kind."
+)
+
+
+class ContextRelationshipResponse(_Response):
+    """The last entry of ``GET /association-types``: not a type but the rule for context
+    associations, whose relationship names are free (``context`` is true)."""
+
+    name: Literal["associated"] = Field(
+        default="associated", description="the relationship name used when none is given"
+    )
+    primary: None = Field(default=None, description="any entity type: no kind applies")
+    nonPrimary: list[Kind] = Field(default_factory=list, description="empty: no kind applies")
+    fileAction: Literal[False] = False
+    custom: Literal[False] = False
+    context: Literal[True] = Field(default=True, description="this entry is the context rule")
+    freeName: Literal[True] = Field(
+        default=True, description="any relationship name is accepted (see description)"
+    )
+    contextTypes: list[str] = Field(description="the entity types with no kind")
+    description: str = CONTEXT_NOTE
+
+    @classmethod
+    def default(cls) -> ContextRelationshipResponse:
+        return cls(contextTypes=sorted(name for name, row in CATALOGUE.items() if row.kind is None))
 
 
 class DefinitionResponse(_Response):

@@ -34,6 +34,27 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+TLP_MARKINGS: Final = ("clear", "green", "amber", "amber+strict", "red")
+"""The Traffic Light Protocol 2.0 markings a write may carry."""
+
+Tlp = Literal["clear", "green", "amber", "amber+strict", "red"]
+
+
+class Provenance(_Frozen):
+    """Where a submitted association or entity comes from, as the front checked it.
+
+    ``source`` names the reporting feed or organisation (the submitting user is always known
+    from the item); ``confidence`` is 0-100; ``first_seen``/``last_seen`` are the times that
+    source observed it (seconds since the epoch; they may predate ingestion).
+    """
+
+    source: str | None = None
+    confidence: int | None = Field(default=None, ge=0, le=100)
+    tlp: Tlp | None = None
+    first_seen: float | None = None
+    last_seen: float | None = None
+
+
 class ItemMeta(_Frozen):
     """Where an item comes from; the same fields on every kind of item."""
 
@@ -51,10 +72,13 @@ class AssociationItem(ItemMeta):
     entity_id: str
     related_id: str
     association_type: str | None = None
+    provenance: Provenance | None = None
 
 
 class EntityRecord(_Frozen):
-    """An entity as stored: the ID is computed by the front from the normalised main attribute."""
+    """An entity as stored: the ID is computed by the front from the normalised main attribute.
+
+    ``provenance`` is the entity's own, or the one its parent passed down to it."""
 
     id: str
     type: str
@@ -62,14 +86,17 @@ class EntityRecord(_Frozen):
     reputation: int | None = None
     tags: tuple[str, ...] = ()
     visible_by: tuple[str, ...] = ()
+    provenance: Provenance | None = None
 
 
 class EntityLink(_Frozen):
-    """An association implied by nesting, already oriented primary -> non-primary."""
+    """An association implied by nesting, already oriented primary -> non-primary, with the
+    provenance of the child that implies it."""
 
     entity_id: str
     related_id: str
     association_type: str
+    provenance: Provenance | None = None
 
 
 class EntityItem(ItemMeta):
@@ -107,6 +134,7 @@ class AssociationItemEncoder:
 
     The entity IDs must already be checked (``schemas.parse_entity_id``: lowercase letters,
     digits and hyphens only), so they need no escaping; every other text is JSON-escaped.
+    A provenance is encoded by its model, once per distinct value in the job.
     """
 
     def __init__(
@@ -120,22 +148,44 @@ class AssociationItemEncoder:
             ).encode(),
         )
         self._types: dict[str | None, bytes] = {}
+        self._provenances: dict[tuple[object, ...], bytes] = {}
 
     def encode(
-        self, index: int, entity_id: str, related_id: str, association_type: str | None
+        self,
+        index: int,
+        entity_id: str,
+        related_id: str,
+        association_type: str | None,
+        provenance: Provenance | None = None,
     ) -> bytes:
         tail = self._types.get(association_type)
         if tail is None:
-            tail = f'","association_type":{json.dumps(association_type)}}}'.encode()
+            tail = f'","association_type":{json.dumps(association_type)},"provenance":'.encode()
             self._types[association_type] = tail
+        if provenance is None:
+            encoded = b"null"
+        else:
+            # Keyed by the values: hashing a tuple is cheaper than hashing the model.
+            key = (
+                provenance.source,
+                provenance.confidence,
+                provenance.tlp,
+                provenance.first_seen,
+                provenance.last_seen,
+            )
+            found = self._provenances.get(key)
+            if found is None:
+                found = self._provenances[key] = provenance.model_dump_json().encode()
+            encoded = found
         first, second = self._head
-        return b'%s%d%s%s","related_id":"%s%s' % (
+        return b'%s%d%s%s","related_id":"%s%s%s}' % (
             first,
             index,
             second,
             entity_id.encode(),
             related_id.encode(),
             tail,
+            encoded,
         )
 
 

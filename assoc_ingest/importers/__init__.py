@@ -13,6 +13,7 @@ from pathlib import Path
 
 from assoc_ingest.importers import cape, feodo, ip2asn, misp, threatfox
 from assoc_ingest.importers.common import FeedBuilder, ImportResult, WrongFile
+from assoc_ingest.importers.ip2asn import SOURCE as IP2ASN_SOURCE
 from assoc_ingest.importers.ip2asn import AsnTable, enrich
 from schemas import AssociationRules
 
@@ -26,7 +27,8 @@ FEEDS: dict[str, Importer] = {
     "cape": cape.import_cape,
     "ip2asn": ip2asn.import_ip2asn,
 }
-"""Importer of every feed name ``import_feed`` knows."""
+"""Importer of every feed name ``import_feed`` knows; every body an importer makes names its feed
+as ``source`` (``ipblocklist`` is Feodo Tracker's CSV: ``feodo``)."""
 
 EXPECTED: dict[str, str] = {
     "threatfox": threatfox.EXPECTED,
@@ -98,7 +100,7 @@ def enrich_with_asn_table(
     result: ImportResult, table: AsnTable, rules: AssociationRules | None = None
 ) -> ImportResult:
     """``result`` plus the CIDR and ASN of each of its addresses found in ``table``."""
-    builder = FeedBuilder.from_result(result, rules)
+    builder = FeedBuilder.from_result(result, rules, source=IP2ASN_SOURCE)
     enrich(builder, table)
     return builder.result()
 

@@ -19,6 +19,8 @@ from pathlib import Path
 from assoc_ingest.importers.common import FeedBuilder, ImportResult, WrongFile
 from schemas import AssociationRules
 
+SOURCE = "ip2asn"
+
 
 @dataclass(frozen=True)
 class AsnRange:
@@ -49,7 +51,7 @@ def read_ranges(path: Path, builder: FeedBuilder | None = None) -> Iterator[AsnR
                     raise ValueError("range ends before it starts")
             except (IndexError, ValueError):
                 if builder is not None:
-                    builder.source = line.rstrip("\n")[:500]
+                    builder.record = line.rstrip("\n")[:500]
                     builder.drop("malformed ip2asn row")
                 continue
             country = fields[3] if len(fields) > 3 else ""
@@ -80,11 +82,11 @@ EXPECTED = "an ip2asn TSV: range_start, range_end, AS number, country, descripti
 
 def import_ip2asn(path: Path, rules: AssociationRules | None = None) -> ImportResult:
     """ASN and CIDR entities of every routed range, linked "ASN to CIDR"."""
-    builder = FeedBuilder(rules)
+    builder = FeedBuilder(rules, source=SOURCE)
     rows = 0
     for row in read_ranges(path, builder):
         rows += 1
-        builder.source = f"{row.start}\t{row.end}\t{row.asn}\t{row.country}\t{row.description}"
+        builder.record = f"{row.start}\t{row.end}\t{row.asn}\t{row.country}\t{row.description}"
         add_range(builder, row)
     if rows == 0 and builder.dropped:
         raise WrongFile("no line is a well-formed ip2asn row")

@@ -12,6 +12,7 @@ user* is a 404 ``job_not_found`` (existence is not leaked); a store that cannot 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from aiohttp import web
 
@@ -31,6 +32,7 @@ from schemas.http import (
     AssociationItemResponse,
     AssociationListResponse,
     AssociationTypeResponse,
+    ContextRelationshipResponse,
     DefinitionResponse,
     EntityResponse,
     JobCounts,
@@ -40,8 +42,16 @@ from schemas.http import (
     JobSummaryResponse,
     OtherEntity,
 )
+from schemas.provenance import SourceResponse
+from schemas.rules import Rejection
 from workers.ground.errors import PermanentError
-from workers.store.records import AssociationRecord, Direction, JobStatus, StoredEntity
+from workers.store.records import (
+    AssociationRecord,
+    Direction,
+    JobStatus,
+    SourceEntry,
+    StoredEntity,
+)
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -79,6 +89,25 @@ def summary_of(entity: StoredEntity | None) -> str | None:
     return str(value)
 
 
+def _time(seconds: float | None) -> datetime | None:
+    return None if seconds is None else as_datetime(seconds)
+
+
+def sources_response(entries: tuple[SourceEntry, ...]) -> list[SourceResponse]:
+    """The ``sources`` of a read, in the store's order."""
+    return [
+        SourceResponse(
+            name=entry.name,
+            kind="user" if entry.kind == "user" else "source",
+            confidence=entry.confidence,
+            tlp=entry.tlp,
+            firstSeen=_time(entry.first_seen),
+            lastSeen=_time(entry.last_seen),
+        )
+        for entry in entries
+    ]
+
+
 # ---- entities ---------------------------------------------------------------------------------
 
 
@@ -92,6 +121,7 @@ def entity_response(entity: StoredEntity) -> EntityResponse:
         visibleBy=list(entity.visible_by),
         createdAt=as_datetime(entity.created_at),
         lastSeen=as_datetime(entity.last_seen),
+        sources=sources_response(entity.sources),
     )
 
 
@@ -166,16 +196,19 @@ def _limit(request: web.Request) -> int:
 
 
 def _association_type(request: web.Request) -> str | None:
+    """The type named by ``?associationType=``: a matrix type's canonical name, else a context
+    relationship name (folded to lower case, as stored)."""
     raw = request.query.get("associationType")
     if raw is None or not raw.strip():
         return None
-    known = request.app[RULES].rules.get(raw)
-    if known is None:
-        name = raw.strip()[:128]
-        raise ApiError(
-            400, "unknown_association_type", f"There is no association type named {name!r}."
-        )
-    return known.name
+    rules = request.app[RULES].rules
+    known = rules.get(raw)
+    if known is not None:
+        return known.name
+    relationship = rules.relationship(raw)
+    if isinstance(relationship, Rejection):
+        raise ApiError(400, relationship.code.value, relationship.message)
+    return relationship.name
 
 
 def _cursor(request: web.Request) -> str | None:
@@ -209,6 +242,7 @@ def association_item(
         createdAt=as_datetime(record.created_at),
         lastSeen=as_datetime(record.last_seen),
         submissions=record.submissions,
+        sources=sources_response(record.sources),
     )
 
 
@@ -217,9 +251,10 @@ async def get_entity_associations(request: web.Request) -> web.StreamResponse:
     """``GET /entity/{id}/associations``: one page of the edges at the chosen end(s).
 
     Query: ``direction`` (out|in|both, default both), ``associationType`` (a known type name,
-    any case), ``limit`` (1..1000, default 100), ``cursor`` (``nextCursor`` of the previous
-    page). Each item names the other entity with its summary (its main attribute, read for the
-    whole page in one store call; null when that entity is not stored).
+    any case, or a context relationship name), ``limit`` (1..1000, default 100), ``cursor``
+    (``nextCursor`` of the previous page). Each item names the other entity with its summary
+    (its main attribute, read for the whole page in one store call; null when that entity is
+    not stored) and the sources of the association.
     """
     eid = _entity_id_param(request)
     direction = _direction(request)
@@ -306,9 +341,11 @@ async def get_job(request: web.Request) -> web.StreamResponse:
 @require_role("user")
 async def get_association_types(request: web.Request) -> web.StreamResponse:
     """``GET /association-types``: the defaults then the custom types, as this front applies
-    them now."""
+    them now, then the entry saying that context associations take free names."""
     rules = request.app[RULES].rules
-    return json_response([dump(AssociationTypeResponse.from_type(t)) for t in rules.types])
+    listed = [dump(AssociationTypeResponse.from_type(t)) for t in rules.types]
+    listed.append(dump(ContextRelationshipResponse.default()))
+    return json_response(listed)
 
 
 @require_role("user")

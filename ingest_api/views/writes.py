@@ -89,7 +89,11 @@ def _encode(
         else:
             encoded.append(
                 encoder.encode(
-                    index, checked.entity_id, checked.related_id, checked.association_type
+                    index,
+                    checked.entity_id,
+                    checked.related_id,
+                    checked.association_type,
+                    checked.provenance,
                 )
             )
     return encoded

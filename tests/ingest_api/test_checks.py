@@ -112,9 +112,50 @@ async def test_the_reverse_direction_is_refused_with_threatconnect_code(
 
 async def test_a_kind_no_type_allows_is_refused(client: Client, queue: MemoryJobQueue) -> None:
     error = await refused(
-        client, queue, "/association", json={"entityID": MALWARE, "relatedEntityID": URL}
+        client, queue, "/association", json={"entityID": DOMAIN, "relatedEntityID": ASN}
     )
     assert (error["code"], error["errCode"]) == ("association_not_allowed", "0x1001")
+
+
+async def test_a_matrix_type_name_on_a_context_pair_is_refused(
+    client: Client, queue: MemoryJobQueue
+) -> None:
+    body = {"entityID": URL, "relatedEntityID": MALWARE, "associationType": "URL Host"}
+    error = await refused(client, queue, "/association", json=body)
+    assert (error["code"], error["errCode"]) == ("association_not_allowed", "0x1001")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("confidence", 101),
+        ("confidence", "high"),
+        ("tlp", "purple"),
+        ("source", ""),
+        ("source", "bad\nname"),
+        ("firstSeen", "2024-01-01T00:00:00"),  # no offset
+        ("lastSeen", "yesterday"),
+    ],
+)
+async def test_bad_provenance_is_refused_with_the_field_named(
+    client: Client, queue: MemoryJobQueue, field: str, value: Any
+) -> None:
+    body = {"entityID": IP, "relatedEntityID": MALWARE, field: value}
+    error = await refused(client, queue, "/association", json=body)
+    assert error["code"] == "invalid_body"
+    assert field in error["message"]
+
+
+async def test_first_seen_after_last_seen_is_refused(client: Client, queue: MemoryJobQueue) -> None:
+    body = {
+        "type": "ip",
+        "attributes": {"ip": "203.0.113.5"},
+        "firstSeen": "2024-02-01T00:00:00Z",
+        "lastSeen": "2024-01-01T00:00:00Z",
+    }
+    error = await refused(client, queue, "/entity", json=body)
+    assert error["code"] == "invalid_body"
+    assert "firstSeen is after lastSeen" in error["message"]
 
 
 async def test_an_ambiguous_pair_is_refused_with_the_candidates(
@@ -200,7 +241,7 @@ async def test_a_nested_child_that_cannot_be_associated_is_refused_with_its_path
         "attributes": {"ip": "203.0.113.5"},
         "associations": [
             {"type": "url", "attributes": {"url": "http://example.com/"}},
-            {"type": "malware", "attributes": {"malware": "emotet"}},
+            {"type": "email-address", "attributes": {"email-address": "a@example.com"}},
         ],
     }
     error = await refused(client, queue, "/entity", json=body)

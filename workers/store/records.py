@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from schemas.messages import EntityRecord
 
@@ -28,6 +28,7 @@ __all__ = [
     "Outcome",
     "PresetOutcome",
     "ReservedKey",
+    "SourceEntry",
     "StoredEntity",
     "WriteBatch",
     "api_key_status",
@@ -50,6 +51,28 @@ class Direction(StrEnum):
 
 ItemKey = tuple[str, int]
 """(job ID, index of the item in its job): the identity of one submitted item."""
+
+
+class SourceEntry(NamedTuple):
+    """What one source said of an association or entity (SPEC §5).
+
+    ``kind`` is ``source`` for a name the input gave (a feed, a STIX identity) and ``user``
+    for the submitting user; (kind, name) identifies the entry. ``confidence`` is the highest
+    given (0-100), ``tlp`` the latest given, ``first_seen``/``last_seen`` the widest times
+    given (seconds since the epoch); None where the source never gave one. (A named tuple:
+    the worker builds and merges one per item.)
+    """
+
+    name: str
+    kind: str
+    confidence: int | None = None
+    tlp: str | None = None
+    first_seen: float | None = None
+    last_seen: float | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.kind, self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +101,8 @@ class EdgeWrite:
     association_type: str
     file_action: bool
     created_by: str
+    sources: tuple[SourceEntry, ...] = ()
+    """Merged into the record's sources (``sources.merge_sources``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +123,8 @@ class EntityWrite:
     key: ItemKey
     entities: tuple[EntityRecord, ...]
     edges: tuple[EdgeWrite, ...] = ()
+    sources: tuple[tuple[SourceEntry, ...], ...] = ()
+    """The sources of each of ``entities`` (same order; missing ones have none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +214,7 @@ class StoredEntity:
     visible_by: tuple[str, ...]
     created_at: float
     last_seen: float
+    sources: tuple[SourceEntry, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +230,7 @@ class AssociationRecord:
     last_seen: float
     submissions: int
     created_by: str
+    sources: tuple[SourceEntry, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -228,13 +228,15 @@ async def test_import_submit_sends_entities_before_associations(
     result = await asyncio.to_thread(CliRunner().invoke, app, args)
     assert result.exit_code == 0, result.output
     counts = json.loads(result.output)
-    assert counts["submitted"]["entities"]["accepted"] == 11
-    assert counts["submitted"]["associations"]["accepted"] == 8
+    assert counts["submitted"]["entities"]["accepted"] == 13
+    assert counts["submitted"]["associations"]["accepted"] == 13
     assert [kind for kind, _, _ in fake.requests] == ["entities", "associations"]
     assert {item["associationType"] for item in fake.requests[1][2]} == {
         "ASN to Address",
         "DNS PTR Record",
+        "c2-of",
     }
+    assert {item["source"] for item in fake.requests[1][2]} == {"feodo"}
 
 
 def test_submit_command_refuses_a_key_and_a_token_together(tmp_path: Path) -> None:

@@ -105,3 +105,16 @@ def test_every_association_starts_at_the_target_except_url_hosts(result: ImportR
 
 def test_every_body_is_valid_and_allowed(result: ImportResult) -> None:
     assert_bodies_are_valid(result)
+
+
+def test_the_target_is_a_sample_of_the_detected_family_as_the_analysis_saw_it(
+    result: ImportResult, report: dict[str, Any]
+) -> None:
+    assert links(result, "sample-of") == {(TARGET, entity_id("malware-family", "QakBot"))}
+    assert report["info"]["started"] == "2021-08-02 02:49:03"
+    for body in [*result.entities, *result.associations]:
+        assert body["source"] == "cape"
+        assert (body["firstSeen"], body["lastSeen"]) == (
+            "2021-08-02T02:49:03Z",
+            "2021-08-02T02:52:54Z",
+        )

@@ -201,10 +201,18 @@ async def test_the_type_filter_matches_a_known_type_in_any_case(
     assert [i["otherEntity"]["id"] for i in items] == [IP]
 
 
-async def test_an_unknown_association_type_filter_is_a_400(client: Client) -> None:
+async def test_a_name_no_type_has_filters_as_a_context_relationship_name(
+    client: Client, store: SqliteStore
+) -> None:
+    await write(store, edges=[(FILE, DOMAIN, "File DNS Query")])
+    items = (await associations(client, FILE, associationType="No Such Type"))["items"]
+    assert items == []  # context relationship names are free: nothing is named so here
+
+
+async def test_an_unusable_association_type_filter_is_a_400(client: Client) -> None:
     response = await client.get(
         f"{BASE}/entity/{FILE}/associations",
-        params={"associationType": "No Such Type"},
+        params={"associationType": "x" * 200},
         headers=USER,
     )
     await assert_error(response, 400, "unknown_association_type")

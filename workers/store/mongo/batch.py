@@ -141,7 +141,11 @@ async def apply_batch(
 
     outcomes: dict[ItemKey, Outcome] = dict(recorded)
     for write in fresh.entities:
-        new = [entities.upsert(record) for record in write.entities]
+        sources = write.sources + ((),) * (len(write.entities) - len(write.sources))
+        new = [
+            entities.upsert(record, entry)
+            for record, entry in zip(write.entities, sources, strict=True)
+        ]
         for edge in write.edges:
             associations.upsert(edge)
         outcomes[write.key] = Outcome.STORED if new and new[0] else Outcome.DUPLICATE

@@ -2,12 +2,14 @@
 
 Field names follow SPEC §5 (camelCase as ThreatWinds stores them). Times are float seconds
 since the epoch, as in the records; ``expiresAt`` is a BSON date only because TTL indexes
-need one.
+need one. ``sources`` is a list of entries as ``sources.source_document`` writes them (the
+embedded store keeps the same JSON); reads return them in ``sources.ordered_sources`` order.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 from workers.store.logic import job_expires_at, type_name_key
@@ -17,8 +19,10 @@ from workers.store.records import (
     CustomTypeRecord,
     EdgeWrite,
     JobHeader,
+    SourceEntry,
     StoredEntity,
 )
+from workers.store.sources import ordered_sources, source_document, source_from_document
 
 Doc = dict[str, Any]
 
@@ -72,8 +76,25 @@ def creation_order(now: float, position: int) -> int:
     return (int(now * 1000) << _POSITION_BITS) | min(position, _POSITION_MAX)
 
 
+def sources_field(entries: Iterable[SourceEntry]) -> list[Doc]:
+    """The ``sources`` field of ``entries``."""
+    return [source_document(entry) for entry in entries]
+
+
+def sources_of(doc: Doc) -> tuple[SourceEntry, ...]:
+    """The entries of a document's ``sources`` field, as stored (none when it has none)."""
+    return tuple(source_from_document(entry) for entry in doc.get("sources") or ())
+
+
 def new_association(
-    edge: EdgeWrite, *, names: list[str], submissions: int, file_action: bool, now: float, seq: int
+    edge: EdgeWrite,
+    *,
+    names: list[str],
+    submissions: int,
+    file_action: bool,
+    now: float,
+    seq: int,
+    sources: Iterable[SourceEntry] = (),
 ) -> Doc:
     """The document of the association ``edge`` creates (SPEC §5 field names)."""
     return {
@@ -89,6 +110,7 @@ def new_association(
         "submissions": submissions,
         "createdBy": edge.created_by,
         "seq": seq,
+        "sources": sources_field(sources),
     }
 
 
@@ -102,6 +124,7 @@ def to_entity(doc: Doc) -> StoredEntity:
         visible_by=tuple(doc.get("visibleBy") or ()),
         created_at=doc["createdAt"],
         last_seen=doc["lastSeen"],
+        sources=ordered_sources(sources_of(doc)),
     )
 
 
@@ -118,6 +141,7 @@ def to_association(doc: Doc) -> AssociationRecord:
         last_seen=doc["lastSeen"],
         submissions=doc["submissions"],
         created_by=doc.get("createdBy", ""),
+        sources=ordered_sources(sources_of(doc)),
     )
 
 

@@ -14,7 +14,8 @@ rules are those of the embedded store (``workers.store.sqlite.batch``), item by 
   after its record was deleted in the same batch starts again from one submission;
 - an entity item merges attributes (later keys win), keeps the latest reputation given, and
   appends tags (compared case-insensitively: ``schemas.fold_tags``) and ``visibleBy`` values
-  not there yet, in the order first seen.
+  not there yet, in the order first seen;
+- every item merges its source entries into the record's (``sources.merge_sources``).
 
 Deciding from what was read is right only while nobody else changes those records before the
 batch commits: the transaction guarantees it (a concurrent change is a write conflict, and the
@@ -30,19 +31,30 @@ from pymongo import DeleteOne, InsertOne, UpdateOne
 
 from schemas import fold_tags
 from workers.store.mongo import docs as d
-from workers.store.records import EdgeDelete, EdgeWrite, EntityRecord, Outcome
+from workers.store.records import EdgeDelete, EdgeWrite, EntityRecord, Outcome, SourceEntry
+from workers.store.sources import merge_sources
 
 Write = InsertOne[d.Doc] | UpdateOne | DeleteOne
 
 
 class _Edge:
-    __slots__ = ("alive", "created", "dirty", "file_action", "names", "stored", "submissions")
+    __slots__ = (
+        "alive",
+        "created",
+        "dirty",
+        "file_action",
+        "names",
+        "sources",
+        "stored",
+        "submissions",
+    )
 
     def __init__(self, doc: d.Doc | None) -> None:
         self.stored = doc is not None
         self.names: list[str] = list(doc.get("associationTypes") or ()) if doc else []
         self.submissions: int = int(doc.get("submissions", 0)) if doc else 0
         self.file_action = bool(doc.get("fileAction")) if doc else False
+        self.sources: tuple[SourceEntry, ...] = d.sources_of(doc) if doc else ()
         self.created: EdgeWrite | None = None  # the write that creates a new record
         self.alive = doc is not None
         self.dirty = False
@@ -66,11 +78,14 @@ class AssociationChanges:
             state.names = [edge.association_type]
             state.submissions = 1
             state.file_action = edge.file_action
+            state.sources = merge_sources((), edge.sources)
             if not state.stored:
                 state.created = edge
             return Outcome.STORED
         state.submissions += 1
         state.file_action = state.file_action or edge.file_action
+        if edge.sources:
+            state.sources = merge_sources(state.sources, edge.sources)
         if edge.association_type in state.names:
             return Outcome.DUPLICATE
         state.names.append(edge.association_type)
@@ -112,6 +127,7 @@ class AssociationChanges:
                                 "submissions": state.submissions,
                                 "fileAction": state.file_action,
                                 "lastSeen": now,
+                                "sources": d.sources_field(state.sources),
                             }
                         },
                     )
@@ -128,6 +144,7 @@ class AssociationChanges:
                             file_action=state.file_action,
                             now=now,
                             seq=d.creation_order(now, order[aid]),
+                            sources=state.sources,
                         )
                     )
                 )
@@ -146,12 +163,13 @@ class EntityChanges:
                 "reputation": doc.get("reputation"),
                 "tags": list(doc.get("tags") or ()),
                 "visibleBy": list(doc.get("visibleBy") or ()),
+                "sources": d.sources_of(doc),
             }
             for eid, doc in self.stored.items()
         }
 
-    def upsert(self, record: EntityRecord) -> bool:
-        """Merge ``record`` in; True when the entity is new."""
+    def upsert(self, record: EntityRecord, sources: tuple[SourceEntry, ...] = ()) -> bool:
+        """Merge ``record`` and its ``sources`` in; True when the entity is new."""
         row = self.rows.get(record.id)
         if row is None:
             self.rows[record.id] = {
@@ -160,6 +178,7 @@ class EntityChanges:
                 "reputation": record.reputation,
                 "tags": list(fold_tags(record.tags)),
                 "visibleBy": list(dict.fromkeys(record.visible_by)),
+                "sources": merge_sources((), sources),
             }
             return True
         row["attributes"] = {**row["attributes"], **record.attributes}
@@ -167,6 +186,8 @@ class EntityChanges:
             row["reputation"] = record.reputation
         row["tags"] = list(fold_tags([*row["tags"], *record.tags]))
         row["visibleBy"] = list(dict.fromkeys([*row["visibleBy"], *record.visible_by]))
+        if sources:
+            row["sources"] = merge_sources(row["sources"], sources)
         return False
 
     def writes(self, now: float) -> list[Write]:
@@ -176,6 +197,7 @@ class EntityChanges:
         writes: list[Write] = []
         for eid, row in self.rows.items():
             fields = {key: d.literal(value) for key, value in row.items()}
+            fields["sources"] = d.literal(d.sources_field(row["sources"]))
             fields["lastSeen"] = d.literal(now)
             if eid not in self.stored:
                 fields["createdAt"] = d.literal(now)
