@@ -54,8 +54,8 @@ def feeds_workload() -> Workload:
     entities: dict[str, dict[str, Any]] = {}
     associations: dict[tuple[str, str, str], dict[str, Any]] = {}
     for name, file in FEED_FILES.items():
-        extra = {} if name == "ip2asn" else {"asn_table": FEEDS / FEED_FILES["ip2asn"]}
-        result = import_feed(name, FEEDS / file, **extra)
+        table = None if name == "ip2asn" else FEEDS / FEED_FILES["ip2asn"]
+        result = import_feed(name, FEEDS / file, asn_table=table)
         for body in result.entities:
             entities[entity_id(body["type"], str(body["attributes"][body["type"]]))] = body
         for assoc in result.associations:

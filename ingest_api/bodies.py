@@ -3,8 +3,10 @@
 Single writes take ``application/json`` (anything else is a 415). Bulk writes take
 ``application/x-ndjson`` (also ``application/ndjson``, ``application/jsonl``), streamed and
 parsed line by line as the bytes arrive, or ``application/json`` holding either a JSON array
-of items or NDJSON lines. Blank lines are skipped and do not count as items. Beyond
-``max_bytes`` bytes or ``max_items`` items the answer is a 413.
+of items or NDJSON lines. An item's index is its 0-based line number in the body, blank lines
+included (so that ``rejected[].index`` names the line an editor shows, less one), or its
+position in a JSON array; blank lines are no items. Beyond ``max_bytes`` bytes or ``max_items``
+items the answer is a 413.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ _CHUNK = 64 * 1024
 
 @dataclass(frozen=True, slots=True)
 class BulkLine:
-    """One bulk item: its 0-based position and the parsed value, or why it could not be parsed."""
+    """One bulk item: its index (0-based line number, or position in a JSON array) and the
+    parsed value, or why it could not be parsed."""
 
     index: int
     value: Any = None
@@ -73,10 +76,11 @@ def _parse_line(index: int, line: bytes) -> BulkLine:
         return BulkLine(index, parse_error=f"Line is not valid JSON: {exc}.")
 
 
-def _lines(data: bytes) -> Iterator[bytes]:
-    for line in data.split(b"\n"):
+def _lines(data: bytes, first: int = 0) -> Iterator[tuple[int, bytes]]:
+    """The non-blank lines of ``data`` with their line numbers, counted from ``first``."""
+    for number, line in enumerate(data.split(b"\n"), first):
         if line.strip():
-            yield line
+            yield number, line
 
 
 async def iter_bulk(
@@ -90,14 +94,14 @@ async def iter_bulk(
     _check_length(request, max_bytes)
     count = 0
 
-    def counted() -> int:
+    def counted(index: int) -> int:
         nonlocal count
         count += 1
         if count > max_items:
             raise ApiError(
                 413, "too_many_items", f"A bulk request may hold at most {max_items} items."
             )
-        return count - 1
+        return index
 
     if content_type == JSON_TYPE:
         body = await request.read()
@@ -108,14 +112,15 @@ async def iter_bulk(
                 values = orjson.loads(body)
             except orjson.JSONDecodeError as exc:
                 raise ApiError(400, "invalid_json", f"The body is not valid JSON: {exc}.") from exc
-            for value in values:
-                yield BulkLine(counted(), value)
+            for position, value in enumerate(values):
+                yield BulkLine(counted(position), value)
             return
-        for line in _lines(body):
-            yield _parse_line(counted(), line)
+        for number, line in _lines(body):
+            yield _parse_line(counted(number), line)
         return
 
     received = 0
+    line_number = 0  # of the first line not yet complete
     parts: list[bytes] = []  # the unfinished line, joined only once its end arrives
     async for chunk in request.content.iter_chunked(_CHUNK):
         received += len(chunk)
@@ -129,8 +134,9 @@ async def iter_bulk(
         parts.append(chunk)
         complete, _, rest = b"".join(parts).rpartition(b"\n")
         parts = [rest] if rest else []
-        for line in _lines(complete):
-            yield _parse_line(counted(), line)
+        for number, line in _lines(complete, line_number):
+            yield _parse_line(counted(number), line)
+        line_number += complete.count(b"\n") + 1
     tail = b"".join(parts)
     if tail.strip():
-        yield _parse_line(counted(), tail)
+        yield _parse_line(counted(line_number), tail)

@@ -22,6 +22,8 @@ from schemas import (
     Provenance,
     Rejection,
     entity_id_of_normalised,
+    entity_type,
+    fold_tags,
     normalise,
     parse_entity_id,
 )
@@ -53,26 +55,33 @@ class ItemProblem:
     message: str
     err_code: str | None = None
     candidates: tuple[str, ...] = ()
+    detail: str | None = None
 
     @classmethod
     def from_rejection(cls, rejection: Rejection) -> ItemProblem:
         return cls(
-            rejection.code.value, rejection.message, rejection.err_code, rejection.candidates
+            rejection.code.value,
+            rejection.message,
+            rejection.err_code,
+            rejection.candidates,
+            rejection.detail,
         )
 
     def as_error(self) -> dict[str, str]:
-        """The ``{code, message}`` object of a bulk ``rejected`` entry."""
-        return {"code": self.code, "message": self.message}
+        """The ``{code, message}`` object of a bulk ``rejected`` entry (with ``detail`` when
+        the matrix refused the pair)."""
+        if self.detail is None:
+            return {"code": self.code, "message": self.message}
+        return {"code": self.code, "message": self.message, "detail": self.detail}
 
     def to_api_error(self) -> ApiError:
         """The 400 answering a single write refused for this reason."""
-        return ApiError(
-            400,
-            self.code,
-            self.message,
-            err_code=self.err_code,
-            extra={"candidates": list(self.candidates)} if self.candidates else None,
-        )
+        extra: dict[str, object] = {}
+        if self.candidates:
+            extra["candidates"] = list(self.candidates)
+        if self.detail is not None:
+            extra["detail"] = self.detail
+        return ApiError(400, self.code, self.message, err_code=self.err_code, extra=extra)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +238,7 @@ def _record(
             "invalid_body", f"{path}attributes nest deeper than {MAX_ATTRIBUTE_DEPTH} levels."
         )
     try:
+        entity_type(node.type)  # an unknown type is named as such, before its attributes
         normalised = normalise(node.type, entity_main_value(node))
     except NormalisationError as exc:
         return ItemProblem(type(exc).code, f"{path}{exc}.")
@@ -240,7 +250,7 @@ def _record(
             type=node.type,
             attributes=attributes,
             reputation=node.reputation,
-            tags=tuple(dict.fromkeys(node.tags)),
+            tags=fold_tags(node.tags),
             visible_by=visible_by,
             provenance=provenance,
         )
@@ -304,7 +314,11 @@ def check_entity(value: Any, rules: AssociationRules) -> EntityRequest | ItemPro
         if isinstance(matched, Rejection):
             problem = ItemProblem.from_rejection(matched)
             return ItemProblem(
-                problem.code, f"{path}: {problem.message}", problem.err_code, problem.candidates
+                problem.code,
+                f"{path}: {problem.message}",
+                problem.err_code,
+                problem.candidates,
+                problem.detail,
             )
         association_type, primary, related = matched
         if child.id != root.id:

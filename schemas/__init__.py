@@ -37,7 +37,7 @@ from schemas.messages import (
     encode_envelope,
     encode_item,
 )
-from schemas.normalise import MAX_TEXT_BYTES, normalise
+from schemas.normalise import MAX_TEXT_BYTES, fold_tags, normalise, refang
 from schemas.rules import (
     DEFAULT_ASSOCIATION_TYPES,
     DEFAULT_CONTEXT_RELATIONSHIP,
@@ -91,11 +91,13 @@ __all__ = [
     "entity_id",
     "entity_id_of_normalised",
     "entity_type",
+    "fold_tags",
     "is_context_type",
     "job_id_timestamp",
     "main_attribute",
     "new_job_id",
     "normalise",
     "parse_entity_id",
+    "refang",
     "validate_custom_type",
 ]

@@ -9,7 +9,7 @@ import math
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 from schemas import examples
 from schemas.catalogue import CATALOGUE, EntityType, Kind, NormalisationError
@@ -28,6 +28,9 @@ DEFAULT_NESTED_MODE = "aggregation"
 
 
 class _Request(BaseModel):
+    """A request body: unknown fields are refused, and so are numbers and booleans written as
+    something else (``"fileAction": 0``), which the JSON schema refuses too."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -120,7 +123,7 @@ class EntityBody(_Request):
     associations: list[NestedEntity] = Field(
         default_factory=list, description="child entities to create and associate"
     )
-    reputation: int | None = Field(
+    reputation: StrictInt | None = Field(
         default=None, ge=-3, le=3, description="-3 (malicious) to 3 (benign); 0 is neutral"
     )
     tags: list[str] = Field(default_factory=list, description="free labels")
@@ -143,7 +146,9 @@ class AssociationTypeBody(_Request):
 
     primary: Kind = Field(description="kind of the primary end")
     nonPrimary: list[Kind] = Field(min_length=1, description="kinds allowed at the other end")
-    fileAction: bool = Field(default=False, description="a File Action (primary must then be File)")
+    fileAction: StrictBool = Field(
+        default=False, description="a File Action (primary must then be File)"
+    )
 
 
 def entity_main_value(body: EntityBody | NestedEntity) -> str:
@@ -185,12 +190,19 @@ class EntityAckResponse(AckResponse):
 class BulkErrorDetail(_Response):
     code: str = Field(description="snake_case reason code, e.g. association_not_allowed")
     message: str = Field(description="what is wrong, in a sentence")
+    detail: str | None = Field(
+        default=None, description="association_not_allowed: what the matrix allows instead"
+    )
 
 
 class BulkItemError(_Response):
     """A bulk item refused at the front, by its position in the request."""
 
-    index: int = Field(ge=0, description="0-based position of the item in the request")
+    index: int = Field(
+        ge=0,
+        description="0-based line number of the item in an NDJSON body, blank lines included; "
+        "its position in a JSON array",
+    )
     error: BulkErrorDetail
 
 
@@ -211,6 +223,11 @@ class ErrorDetail(_Response):
     candidates: list[str] | None = Field(
         default=None, description="fitting association types of an ambiguous request"
     )
+    detail: str | None = Field(
+        default=None,
+        description="association_not_allowed: the two kinds in the order given and what the "
+        "matrix allows between them",
+    )
 
     @classmethod
     def from_rejection(cls, rejection: Rejection, error_id: str) -> ErrorDetail:
@@ -221,6 +238,7 @@ class ErrorDetail(_Response):
             errorID=error_id,
             errCode=rejection.err_code,
             candidates=list(rejection.candidates) or None,
+            detail=rejection.detail,
         )
 
 
@@ -246,17 +264,29 @@ class JobItemError(_Response):
     message: str = Field(description="why the item was rejected")
 
 
-class JobStatusResponse(_Response):
-    """Progress of a job (``GET /jobs/{jobID}``)."""
+class JobSummaryResponse(_Response):
+    """Progress of a job without its item errors (an entry of ``GET /jobs``)."""
 
     jobID: str
     status: Literal["queued", "processing", "done", "failed"]
     kind: str = Field(description="association, association_delete or entity")
     total: int = Field(ge=0, description="number of items in the job")
     counts: JobCounts
-    errors: list[JobItemError] = Field(default_factory=list, description="up to 100 rejected items")
     createdAt: datetime
     updatedAt: datetime
+
+
+class JobStatusResponse(JobSummaryResponse):
+    """Progress of a job (``GET /jobs/{jobID}``)."""
+
+    errors: list[JobItemError] = Field(default_factory=list, description="up to 100 rejected items")
+
+
+class JobListResponse(_Response):
+    """A page of the caller's jobs, newest first (``GET /jobs``)."""
+
+    items: list[JobSummaryResponse]
+    nextCursor: str | None = Field(default=None, description="pass as ?cursor= for more")
 
 
 class EntityResponse(_Response):

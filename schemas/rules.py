@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import ClassVar
 
 from schemas.catalogue import CATALOGUE, Kind
+from schemas.ids import id_hint
 
 NOT_ALLOWED_ERR_CODE = "0x1001"
 NOT_ALLOWED_MESSAGE = "Association cannot be applied to the indicator types."
@@ -117,13 +118,15 @@ class Rejection:
     """Why an association cannot be made: a permanent answer, never retried.
 
     ``err_code`` is ThreatConnect's code ("0x1001" for ``association_not_allowed``);
-    ``candidates`` lists the fitting type names (sorted) of an ambiguous request.
+    ``candidates`` lists the fitting type names (sorted) of an ambiguous request; ``detail``
+    says what the matrix allows between the two kinds of an ``association_not_allowed``.
     """
 
     code: RejectionCode
     message: str
     err_code: str | None = None
     candidates: tuple[str, ...] = field(default=())
+    detail: str | None = None
 
 
 NOT_ALLOWED = Rejection(
@@ -150,7 +153,30 @@ def _kind_of_id(eid: str) -> Kind | Rejection | None:
         row = CATALOGUE.get(eid[:-65])
         if row is not None:
             return row.kind
-    return Rejection(RejectionCode.INVALID_ENTITY, f"{eid[:100]!r} is not an entity ID.")
+    return Rejection(
+        RejectionCode.INVALID_ENTITY, f"{eid[:100]!r} is not an entity ID{id_hint(eid)}."
+    )
+
+
+def _type_label(type_name: str) -> str:
+    """How a refusal's ``detail`` names an entity type: its kind, else the type itself."""
+    row = CATALOGUE.get(type_name)
+    if row is None or row.kind is None:
+        return f"{type_name} (a type of no kind)"
+    return row.kind.value
+
+
+def _kind_label(eid: str) -> str:
+    return _type_label(eid[:-65])
+
+
+def _describe(named: AssociationType) -> str:
+    """A type as a refusal's ``detail`` names it: "'URL Host' is URL -> Address, Host"."""
+    return f"{named.name!r} is {named.primary} -> {', '.join(sorted(named.non_primary))}"
+
+
+def _allowed(found: tuple[AssociationType, ...]) -> str:
+    return " or ".join(t.name for t in found)
 
 
 def _kind_of_type(type_name: str) -> Kind | Rejection | None:
@@ -261,7 +287,8 @@ class AssociationRules:
         related = _kind_of_id(related_id)
         if isinstance(related, Rejection):
             return related
-        return self._match_kinds(primary, related, type_name)
+        labels = (_kind_label(entity_id), _kind_label(related_id))
+        return self._match_kinds(primary, related, type_name, labels)
 
     def match_types(
         self, primary_type: str, related_type: str, type_name: str | None = None
@@ -277,19 +304,71 @@ class AssociationRules:
         related = _kind_of_type(related_type)
         if isinstance(related, Rejection):
             return related
-        return self._match_kinds(primary, related, type_name)
+        labels = (_type_label(primary_type), _type_label(related_type))
+        return self._match_kinds(primary, related, type_name, labels)
 
     def _match_kinds(
-        self, primary: Kind | None, related: Kind | None, type_name: str | None
+        self,
+        primary: Kind | None,
+        related: Kind | None,
+        type_name: str | None,
+        labels: tuple[str, str],
     ) -> Match | Rejection:
         if primary is None or related is None:
-            return self.relationship(type_name)
+            return self._context(type_name, labels)
         if type_name is not None:
             named = self._named(type_name)
             if isinstance(named, Rejection) or named.fits(primary, related):
                 return named
-            return NOT_ALLOWED
-        return self._choose(self.candidates(primary, related))
+            return self.not_allowed(primary, related, labels, named)
+        found = self.candidates(primary, related)
+        if len(found) == 1:
+            return found[0]
+        return _ambiguous(found) if found else self.not_allowed(primary, related, labels)
+
+    def _context(self, type_name: str | None, labels: tuple[str, str]) -> Match | Rejection:
+        """``relationship``, with a 0x1001 refusal's ``detail`` naming the two ends and the
+        matrix type whose name was given."""
+        found = self.relationship(type_name)
+        if not isinstance(found, Rejection) or found.code is not NOT_ALLOWED.code:
+            return found
+        named = self.get(type_name or "")
+        what = repr(type_name) if named is None else _describe(named)
+        first, second = labels
+        detail = (
+            f"{first} -> {second}: {what}, a matrix type, cannot name an association with a "
+            f"context entity; give another relationship name, or none for "
+            f"{DEFAULT_CONTEXT_RELATIONSHIP!r}"
+        )
+        return Rejection(NOT_ALLOWED.code, NOT_ALLOWED.message, NOT_ALLOWED.err_code, detail=detail)
+
+    def not_allowed(
+        self,
+        primary: Kind,
+        related: Kind,
+        labels: tuple[str, str],
+        named: AssociationType | None = None,
+    ) -> Rejection:
+        """``association_not_allowed`` (0x1001) for ``primary`` -> ``related`` (``labels``:
+        how the two ends are named), its ``detail`` naming the two kinds in that order and what
+        the matrix allows between them, e.g. "Address -> ASN: no type allows it; ASN -> Address
+        is ASN to Address"."""
+        first, second = labels
+        forward = self.candidates(primary, related)
+        backward = self.candidates(related, primary)
+        parts = []
+        if named is not None:
+            parts.append(_describe(named))
+        if forward:
+            parts.append(f"{first} -> {second} is {_allowed(forward)}")
+        else:
+            parts.append(
+                "no type allows it" if named is None else f"no type allows {first} -> {second}"
+            )
+        if backward and first != second:
+            parts.append(f"{second} -> {first} is {_allowed(backward)}")
+        detail = f"{first} -> {second}: " + "; ".join(parts)
+        return Rejection(NOT_ALLOWED.code, NOT_ALLOWED.message, NOT_ALLOWED.err_code, detail=detail)
 
     def match_nested(
         self, parent_id: str, child_id: str, type_name: str | None = None
@@ -311,7 +390,7 @@ class AssociationRules:
         if isinstance(child_kind, Rejection):
             return child_kind
         if parent_kind is None or child_kind is None:
-            context = self.relationship(type_name)
+            context = self._context(type_name, (_kind_label(parent_id), _kind_label(child_id)))
             if isinstance(context, Rejection):
                 return context
             return context, parent_id, child_id
@@ -330,7 +409,8 @@ class AssociationRules:
         if len(down) + len(up) == 1:
             return (down[0], parent_id, child_id) if down else (up[0], child_id, parent_id)
         if not down and not up:
-            return NOT_ALLOWED
+            labels = (_kind_label(parent_id), _kind_label(child_id))
+            return self.not_allowed(parent_kind, child_kind, labels)
         return _ambiguous(tuple(sorted((*down, *up), key=lambda t: t.name)))
 
     def _named(self, type_name: str) -> AssociationType | Rejection:
@@ -341,12 +421,6 @@ class AssociationRules:
                 f"There is no association type named {type_name.strip()[:128]!r}.",
             )
         return found
-
-    @staticmethod
-    def _choose(candidates: tuple[AssociationType, ...]) -> AssociationType | Rejection:
-        if len(candidates) == 1:
-            return candidates[0]
-        return _ambiguous(candidates) if candidates else NOT_ALLOWED
 
 
 def _ambiguous(candidates: tuple[AssociationType, ...]) -> Rejection:

@@ -1,14 +1,22 @@
-"""The long-running processes: ``api``, ``worker`` and ``dev`` (both in one process)."""
+"""The long-running processes: ``api``, ``worker`` and ``dev`` (both in one process).
+
+An operator's mistake ends the command with one line on standard error, never a traceback:
+``error: invalid settings: ...`` and exit status 2 for invalid settings, ``error: ...`` and exit
+status 1 for the rest (a port in use, a missing ``AMQP_URL``, an unreachable backend).
+"""
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
-from assoc_ingest.cli.admin import reported_errors
+from assoc_ingest.cli.admin import fail, first_problem, reported_errors
 from assoc_ingest.cli.app import app
 from workers.ground.logs import configure_logging
 from workers.ground.settings import Settings
@@ -22,24 +30,35 @@ DataDirOption = Annotated[
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment, with the command-line flags that were given on top."""
+    """Settings from the environment, with the command-line flags that were given on top;
+    invalid settings end the command with one line naming the first of them (exit status 2)."""
     given = {name: value for name, value in overrides.items() if value is not None}
     try:
         settings = Settings(**given)
     except ValidationError as exc:
-        typer.echo(f"error: invalid settings: {_first_problem(exc)}", err=True)
+        typer.echo(f"error: invalid settings: {first_problem(exc)}", err=True)
         raise typer.Exit(2) from None
     configure_logging(settings.log_level, settings.log_format)
     return settings
 
 
-def _first_problem(exc: ValidationError) -> str:
-    """One line naming the first invalid setting and why."""
-    error = exc.errors()[0]
-    where = ".".join(str(part) for part in error.get("loc", ()))
-    message = str(error.get("msg", exc)).removeprefix("Value error, ")
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where + ': ' if where else ''}{message}{more}"
+@contextmanager
+def operator_errors(settings: Settings) -> Iterator[None]:
+    """The pipeline's own errors (``admin.reported_errors``: a configuration mistake, an
+    unreachable backend) and a port that cannot be listened on as one line, exit status 1."""
+    where = f"{settings.host}:{settings.port}"
+    with reported_errors():
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                fail(
+                    f"cannot listen on {where}: the address is already in use (another process "
+                    "listens there); choose another with --port or INGEST_PORT"
+                )
+            if exc.errno in (errno.EACCES, errno.EADDRNOTAVAIL):
+                fail(f"cannot listen on {where}: {exc.strerror}")
+            raise
 
 
 @app.command()
@@ -47,8 +66,9 @@ def api(host: HostOption = None, port: PortOption = None, data_dir: DataDirOptio
     """Run the HTTP front (broker from AMQP_URL, store from MONGODB_URL or --data-dir)."""
     from ingest_api.main import run_api
 
-    with reported_errors():
-        run_api(load_settings(host=host, port=port, data_dir=data_dir))
+    settings = load_settings(host=host, port=port, data_dir=data_dir)
+    with operator_errors(settings):
+        run_api(settings)
 
 
 @app.command()
@@ -56,22 +76,25 @@ def worker(
     concurrency: Annotated[int | None, typer.Option(help="messages handled at once")] = None,
     prefetch: Annotated[int | None, typer.Option(help="unacked messages held")] = None,
     metrics_port: Annotated[
-        int | None, typer.Option("--metrics-port", help="Prometheus port, 0 to disable")
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            help="Prometheus port (the next free one when taken), 0 to disable [default: 9100]",
+        ),
     ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Run one worker process (broker from AMQP_URL, store from MONGODB_URL or --data-dir)."""
     from workers.main import run_worker
 
-    with reported_errors():
-        run_worker(
-            load_settings(
-                worker_concurrency=concurrency,
-                worker_prefetch=prefetch,
-                metrics_port=metrics_port,
-                data_dir=data_dir,
-            )
-        )
+    settings = load_settings(
+        worker_concurrency=concurrency,
+        worker_prefetch=prefetch,
+        metrics_port=metrics_port,
+        data_dir=data_dir,
+    )
+    with operator_errors(settings):
+        run_worker(settings)
 
 
 @app.command()
@@ -80,5 +103,6 @@ def dev(host: HostOption = None, port: PortOption = None, data_dir: DataDirOptio
     MONGODB_URL say otherwise. Prints an admin key and a ready-to-paste curl on first start."""
     from assoc_ingest.dev import run_dev
 
-    with reported_errors():
-        run_dev(load_settings(host=host, port=port, data_dir=data_dir))
+    settings = load_settings(host=host, port=port, data_dir=data_dir)
+    with operator_errors(settings):
+        run_dev(settings)

@@ -97,7 +97,7 @@ def import_stix(
     *,
     out: Path | None,
     submit: bool,
-    url: str,
+    url: str | None,
     api_key: str | None,
     api_secret: str | None,
     token: str | None,

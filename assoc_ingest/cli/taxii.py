@@ -22,7 +22,6 @@ import typer
 
 from assoc_ingest.cli.app import app
 from assoc_ingest.cli.submit import (
-    DEFAULT_URL,
     ApiKeyOption,
     ApiSecretOption,
     JsonOption,
@@ -155,7 +154,7 @@ def poll_command(
     limit: Annotated[
         int, typer.Option("--limit", min=1, help="objects per page to ask for")
     ] = DEFAULT_LIMIT,
-    front: UrlOption = DEFAULT_URL,
+    front: UrlOption = None,
     api_key: ApiKeyOption = None,
     api_secret: ApiSecretOption = None,
     token: TokenOption = None,

@@ -3,10 +3,12 @@
 An importer reads one feed file and describes it as ingest API bodies: entity bodies for
 ``POST /api/ingest/v1/entities`` and association bodies for ``POST /api/ingest/v1/associations``.
 Every value goes through ``schemas.normalise``/``schemas.entity_id``, every association is checked
-against the default association matrix (a context entity at either end takes a free relationship
-name), and whatever cannot be expressed is counted by reason in ``ImportResult.dropped``: nothing
-is lost without a count. A builder made for a feed (``source``) puts the feed's name and what it
-says of each record (``Seen``) on every body it makes.
+against the association matrix in force (the defaults plus the custom types the caller passes; a
+context entity at either end takes a free relationship name), and whatever cannot be expressed
+is counted by reason in ``ImportResult.dropped`` and listed, with the source record it came
+from, in ``ImportResult.rejects``: nothing is lost without a trace. A file that is not of the
+feed is ``WrongFile``, saying what was expected. A builder made for a feed (``source``) puts the
+feed's name and what it says of each record (``Seen``) on every body it makes.
 """
 
 from __future__ import annotations
@@ -36,21 +38,27 @@ _AssociationKey = tuple[str, str, str]
 _PROVENANCE_FIELDS = ("source", "confidence", "tlp", "firstSeen", "lastSeen")
 
 
+class WrongFile(ValueError):
+    """The file is not of the feed asked for; the message says what was expected."""
+
+
 @dataclass
 class ImportResult:
-    """Entities, associations and dropped counts of one imported feed file.
+    """Entities, associations and what was dropped from one imported feed file.
 
     ``entities`` are unique by entity ID and ``associations`` by
     ``(entityID, relatedEntityID, associationType)``, in first-seen order; each body carries the
     provenance its feed gives (``source``, ``confidence``, ``tlp``, ``firstSeen``,
-    ``lastSeen``). ``dropped`` maps a
-    reason (``"invalid ip: private address"``, ``"pair not allowed by the default matrix:
-    Host->Address"``, ...) to the number of values or links dropped for it.
+    ``lastSeen``). ``dropped`` maps a reason (``"invalid ip: a private address (RFC 1918)"``,
+    ``"pair not allowed by the matrix: Host->Address"``, ...) to the number of values or links
+    dropped for it; ``rejects`` has one entry per drop: the reason, what was dropped (type and
+    value, or the two entity IDs) and the source record it came from.
     """
 
     entities: list[EntityBody] = field(default_factory=list)
     associations: list[AssociationBody] = field(default_factory=list)
     dropped: Counter[str] = field(default_factory=Counter)
+    rejects: list[dict[str, Any]] = field(default_factory=list)
 
 
 def host_type(host: str) -> str:
@@ -63,10 +71,10 @@ def host_type(host: str) -> str:
 
 
 def not_allowed_reason(primary_id: str, related_id: str) -> str:
-    """The ``dropped`` reason of a link whose kinds no default association type allows."""
+    """The ``dropped`` reason of a link whose kinds no association type allows."""
     primary = parse_entity_id(primary_id).kind
     related = parse_entity_id(related_id).kind
-    return f"pair not allowed by the default matrix: {primary}->{related}"
+    return f"pair not allowed by the matrix: {primary}->{related}"
 
 
 def _seen_of(body: Mapping[str, Any]) -> tuple[str | None, Seen] | None:
@@ -85,9 +93,11 @@ def _seen_of(body: Mapping[str, Any]) -> tuple[str | None, Seen] | None:
 class FeedBuilder:
     """Collects normalised entities and checked associations into an ``ImportResult``.
 
-    ``source`` is the feed's name, written on every body it makes with the ``seen`` given for
-    it (``seen``, when none is). A value already reported by another source keeps that
-    source's provenance.
+    ``rules``: the association matrix in force (defaults only when None). ``source`` is the
+    feed's name, written on every body it makes with the ``seen`` given for it (``seen``, when
+    none is). A value already reported by another source keeps that source's provenance.
+    ``record``: the source record being read, which an importer sets so that what is dropped
+    names where it came from.
     """
 
     def __init__(
@@ -104,6 +114,8 @@ class FeedBuilder:
         self._associations: dict[_AssociationKey, AssociationBody] = {}
         self._seen: dict[str | _AssociationKey, tuple[str | None, Seen]] = {}
         self.dropped: Counter[str] = Counter()
+        self.rejects: list[dict[str, Any]] = []
+        self.record: Any = None
 
     @classmethod
     def from_result(
@@ -139,6 +151,7 @@ class FeedBuilder:
             if (seen := _seen_of(association)) is not None:
                 builder._seen[key] = seen
         builder.dropped.update(result.dropped)
+        builder.rejects.extend(result.rejects)
         return builder
 
     def _note(self, key: str | _AssociationKey, seen: Seen | None) -> None:
@@ -157,9 +170,11 @@ class FeedBuilder:
         known = self._seen.get(key)
         return body if known is None else {**body, **known[1].fields(known[0])}
 
-    def drop(self, reason: str, count: int = 1) -> None:
-        """Count ``count`` values or links dropped for ``reason``."""
+    def drop(self, reason: str, *, count: int = 1, **what: Any) -> None:
+        """Count ``count`` values or links dropped for ``reason``, and list the drop with
+        ``what`` was dropped and the current source ``record``."""
         self.dropped[reason] += count
+        self.rejects.append({"reason": reason, **what, "record": self.record})
 
     def entity(
         self,
@@ -177,13 +192,13 @@ class FeedBuilder:
         what the feed says of it is merged (``Seen.merged``).
         """
         if value is None or (isinstance(value, str) and not value.strip()):
-            self.drop(f"invalid {type_name}: empty value")
+            self.drop(f"invalid {type_name}: empty value", type=type_name, value=value)
             return None
         text = str(value)
         try:
             normalised = normalise(type_name, text)
         except NormalisationError as err:
-            self.drop(f"invalid {type_name}: {err.reason}")
+            self.drop(f"invalid {type_name}: {err.reason}", type=type_name, value=text)
             return None
         eid = entity_id_of_normalised(type_name, normalised)
         body = self._entities.get(eid)
@@ -233,16 +248,21 @@ class FeedBuilder:
         relationship name when either end is a context entity), as ``seen``; tell if it fits.
 
         A missing end (``None``, already counted when its value was dropped) adds nothing. A pair
-        the default matrix does not allow under ``type_name`` is counted in ``dropped``.
+        the matrix does not allow under ``type_name`` is dropped.
         """
         if primary_id is None or related_id is None:
             return False
+        link: dict[str, Any] = {
+            "entityID": primary_id,
+            "relatedEntityID": related_id,
+            "associationType": type_name,
+        }
         if primary_id == related_id:
-            self.drop(f"self association: {type_name}")
+            self.drop(f"self association: {type_name}", **link)
             return False
         matched = self._rules.match(primary_id, related_id, type_name)
         if isinstance(matched, Rejection):
-            self.drop(not_allowed_reason(primary_id, related_id))
+            self.drop(not_allowed_reason(primary_id, related_id), **link)
             return False
         key = (primary_id, related_id, matched.name)
         if key not in self._associations:
@@ -262,10 +282,24 @@ class FeedBuilder:
         except NormalisationError:
             return None
 
-    def drop_link(self, primary_id: str | None, related_id: str | None) -> None:
-        """Count a link the source states but no default association type can carry."""
-        if primary_id is not None and related_id is not None:
-            self.drop(not_allowed_reason(primary_id, related_id))
+    def link(
+        self, primary_id: str | None, related_id: str | None, seen: Seen | None = None
+    ) -> bool:
+        """Add a link the source states without a type (``primary_id -> related_id``) if exactly
+        one association type of the matrix in force carries it, custom types included (a
+        "Host -> Address" link needs an administrator's custom type); else drop it."""
+        if primary_id is None or related_id is None:
+            return False
+        matched = self._rules.match(primary_id, related_id)
+        if isinstance(matched, Rejection):
+            reason = (
+                f"pair fits several types: {', '.join(matched.candidates)}"
+                if matched.candidates
+                else not_allowed_reason(primary_id, related_id)
+            )
+            self.drop(reason, entityID=primary_id, relatedEntityID=related_id)
+            return False
+        return self.associate(primary_id, related_id, matched.name, seen)
 
     def values_of(self, type_name: str) -> list[tuple[str, str]]:
         """``(entity ID, normalised main attribute)`` of every entity of ``type_name`` so far."""
@@ -283,4 +317,5 @@ class FeedBuilder:
                 self._with_provenance(key, body) for key, body in self._associations.items()
             ],
             dropped=Counter(self.dropped),
+            rejects=list(self.rejects),
         )

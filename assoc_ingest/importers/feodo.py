@@ -21,8 +21,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from assoc_ingest.importers.common import FeedBuilder, ImportResult
+from assoc_ingest.importers.common import FeedBuilder, ImportResult, WrongFile
 from assoc_ingest.importers.provenance import Seen, feed_time
+from schemas import AssociationRules
+
+EXPECTED = "Feodo Tracker's JSON blocklist: an array of {ip_address, port, hostname, ...}"
+EXPECTED_CSV = "Feodo Tracker's CSV blocklist: '#' comment lines, then a header row with dst_ip"
 
 SOURCE = "feodo"
 CONFIDENCE = 75
@@ -43,13 +47,18 @@ def _family(builder: FeedBuilder, ip_id: str | None, malware: object, seen: Seen
     )
 
 
-def import_feodo(path: Path) -> ImportResult:
+def import_feodo(path: Path, rules: AssociationRules | None = None) -> ImportResult:
     """C2 addresses of a Feodo Tracker JSON blocklist with their PTR names, ASNs and malware
     families."""
-    builder = FeedBuilder(source=SOURCE)
+    builder = FeedBuilder(rules, source=SOURCE)
     with path.open(encoding="utf-8") as handle:
         records: list[dict[str, Any]] = json.load(handle)
+    if not isinstance(records, list) or not all(
+        isinstance(r, dict) and "ip_address" in r for r in records
+    ):
+        raise WrongFile("it is not an array of records with ip_address")
     for record in records:
+        builder.record = record
         malware = record.get("malware")
         seen = _seen(record.get("first_seen"), record.get("last_online"))
         ip_id = builder.entity(
@@ -78,12 +87,16 @@ def import_feodo(path: Path) -> ImportResult:
     return builder.result()
 
 
-def import_ipblocklist(path: Path) -> ImportResult:
+def import_ipblocklist(path: Path, rules: AssociationRules | None = None) -> ImportResult:
     """C2 addresses of a Feodo Tracker CSV blocklist, with port, status and malware family."""
-    builder = FeedBuilder(source=SOURCE)
+    builder = FeedBuilder(rules, source=SOURCE)
     with path.open(encoding="utf-8", newline="") as handle:
         lines = [line for line in handle if line.strip() and not line.startswith("#")]
-    for row in csv.DictReader(lines):
+    rows = csv.DictReader(lines)
+    if lines and "dst_ip" not in (rows.fieldnames or []):
+        raise WrongFile("it has no header row with dst_ip")
+    for row in rows:
+        builder.record = row
         malware = row.get("malware")
         port = row.get("dst_port") or ""
         seen = _seen(row.get("first_seen_utc"), row.get("last_online"))

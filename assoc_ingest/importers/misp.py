@@ -6,13 +6,17 @@ Objects:
   filename as attributes; a ``pe`` it ``includes`` and the ``av-signature`` it is
   ``detected-as`` add their values as attributes;
 - ``domain-ip`` -> ``domain`` and ``ip`` (a name and an address in one object, or linked by
-  ``resolved-to``, are Host -> Address: not in the default matrix, counted as dropped);
+  ``resolved-to``, are Host -> Address: see below);
 - ``url`` -> ``url`` (with its host, "URL Host").
 
 References: ``file -downloaded-from-> url`` is "File Download" (URL -> File), ``file
 -connected-to-> x`` is "File Traffic", ``a -dropped-by-> b`` is "File Drop" (b -> a),
 ``url -contains-> domain-ip`` is "URL Host". Top-level attributes of a known type (``email-src``,
 ``domain``, ``ip-dst``, hashes, ``mutex``, ``regkey``...) become entities without links.
+
+A name and an address linked without a type (``domain-ip``, ``resolved-to``) are associated
+when the matrix in force has exactly one type for Host -> Address (a custom one: the defaults
+have none), and dropped otherwise.
 
 Context (associations with entities of no kind): what the event is about indicates it, so every
 entity of the event ``indicates`` (entity -> context) the threat actors (``adversary``) and
@@ -31,8 +35,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from assoc_ingest.importers.common import FeedBuilder, ImportResult
+from assoc_ingest.importers.common import FeedBuilder, ImportResult, WrongFile
 from assoc_ingest.importers.provenance import Seen, feed_time, tlp_of_tags
+from schemas import AssociationRules
 
 SOURCE = "misp"
 GALAXY_TYPES = {
@@ -203,7 +208,7 @@ def _object_entities(
         addresses = [builder.entity("ip", v, seen=seen) for v in values.get("ip", [])]
         for host in hosts:
             for address in addresses:
-                builder.drop_link(host, address)
+                builder.link(host, address, seen)
         return hosts + addresses
     if name == "url":
         return [builder.url(v, seen=seen) for v in values.get("url", [])]
@@ -224,7 +229,7 @@ def _link(
     elif relation == "contains":
         builder.associate(source, target, "URL Host", seen)
     elif relation == "resolved-to":
-        builder.drop_link(source, target)
+        builder.link(source, target, seen)
     else:
         builder.drop(f"unsupported MISP relationship: {relation}")
 
@@ -238,9 +243,11 @@ def _object_seen(event_tlp: str | None, obj: dict[str, Any]) -> Seen:
 
 def _add_event(builder: FeedBuilder, event: dict[str, Any]) -> None:
     event_tlp = tlp_of_tags(event.get("Tag"))
+    builder.record = {"event": event.get("uuid"), "info": event.get("info")}
     context = _event_context(builder, event, Seen(tlp=event_tlp))
     indicators: list[tuple[str | None, Seen]] = []
     for attribute in event.get("Attribute", []):
+        builder.record = attribute
         type_name = ATTRIBUTE_TYPES.get(str(attribute.get("type")))
         seen = _seen(event_tlp, attribute)
         if type_name is None:
@@ -256,17 +263,19 @@ def _add_event(builder: FeedBuilder, event: dict[str, Any]) -> None:
         indicators.append((eid, seen))
     objects = {str(obj.get("uuid")): obj for obj in event.get("Object", [])}
     seen_of = {uuid: _object_seen(event_tlp, obj) for uuid, obj in objects.items()}
-    ids = {
-        uuid: _object_entities(builder, objects, obj, seen_of[uuid])
-        for uuid, obj in objects.items()
-    }
+    ids: dict[str, list[str | None]] = {}
+    for uuid, obj in objects.items():
+        builder.record = {"object": obj.get("name"), "uuid": uuid}
+        ids[uuid] = _object_entities(builder, objects, obj, seen_of[uuid])
     indicators += [(eid, seen_of[uuid]) for uuid, found in ids.items() for eid in found]
+    builder.record = {"event": event.get("uuid"), "info": event.get("info")}
     for eid, seen in indicators:
         for named in context:
             builder.associate(eid, named, "indicates", seen)
     merged: set[str] = set()
     for uuid, obj in objects.items():
         for reference in obj.get("ObjectReference", []):
+            builder.record = {"object": obj.get("name"), "uuid": uuid, "reference": reference}
             relation = str(reference.get("relationship_type"))
             target_uuid = str(reference.get("referenced_uuid"))
             target_name = objects.get(target_uuid, {}).get("name")
@@ -284,11 +293,18 @@ def _add_event(builder: FeedBuilder, event: dict[str, Any]) -> None:
             builder.drop(f"MISP {obj.get('name')} object not linked to a file")
 
 
-def import_misp(path: Path) -> ImportResult:
-    """Entities, default-type associations and context of every event in a MISP JSON export."""
-    builder = FeedBuilder(source=SOURCE)
+EXPECTED = 'a MISP event: {"Event": ...} or {"response": [{"Event": ...}]}'
+
+
+def import_misp(path: Path, rules: AssociationRules | None = None) -> ImportResult:
+    """Entities, associations (of the matrix in force) and context of every event in a MISP
+    JSON export."""
+    builder = FeedBuilder(rules, source=SOURCE)
     with path.open(encoding="utf-8") as handle:
         document = json.load(handle)
-    for event in _events(document):
+    events = list(_events(document))
+    if not events:
+        raise WrongFile("it holds no MISP event")
+    for event in events:
         _add_event(builder, event)
     return builder.result()

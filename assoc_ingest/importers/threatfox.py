@@ -25,8 +25,9 @@ from typing import Any
 
 import orjson
 
-from assoc_ingest.importers.common import FeedBuilder, ImportResult
+from assoc_ingest.importers.common import FeedBuilder, ImportResult, WrongFile
 from assoc_ingest.importers.provenance import Seen, feed_time
+from schemas import AssociationRules
 
 SOURCE = "threatfox"
 HASH_TYPES = {"md5_hash": "md5", "sha1_hash": "sha1", "sha256_hash": "sha256"}
@@ -105,11 +106,20 @@ def _aliases(record: dict[str, Any]) -> list[str] | None:
     return aliases or None
 
 
-def import_threatfox(path: Path) -> ImportResult:
+EXPECTED = "ThreatFox's JSON export: an object of IOC id -> [{ioc_value, ioc_type, ...}]"
+
+
+def import_threatfox(path: Path, rules: AssociationRules | None = None) -> ImportResult:
     """Entities of every IOC in a ThreatFox JSON export, with URL hosts, tagged ASNs and
     malware families."""
-    builder = FeedBuilder(source=SOURCE)
+    builder = FeedBuilder(rules, source=SOURCE)
     document = orjson.loads(path.read_bytes())
-    for record in _records(document):
+    if not isinstance(document, dict | list):
+        raise WrongFile("it is not a JSON object")
+    records = _records(document)
+    if not all(isinstance(r, dict) and "ioc_type" in r for r in records):
+        raise WrongFile("its records have no ioc_type")
+    for record in records:
+        builder.record = record
         _add_record(builder, record)
     return builder.result()

@@ -2,8 +2,9 @@
 the entity type catalogue. Everything is read through the ``Store`` interface (or the rules
 cache), never from the broker.
 
-Errors: a malformed entity or job ID is a 400 (``invalid_entity_id``, ``invalid_job_id``); an
-absent entity is a 404 ``entity_not_found``; a job that does not exist *or belongs to another
+Errors: a malformed entity or job ID is a 400 (``invalid_entity_id``, ``invalid_job_id``), and
+so is a lookup by value whose type or value is missing or invalid; an absent entity is a 404
+``entity_not_found``; a job that does not exist *or belongs to another
 user* is a 404 ``job_not_found`` (existence is not leaked); a store that cannot be reached is a
 503 ``store_unavailable`` with ``Retry-After``.
 """
@@ -19,7 +20,14 @@ from ingest_api.auth import authenticate, require_role
 from ingest_api.errors import ApiError, json_response, store_errors
 from ingest_api.responses import as_datetime, dump
 from ingest_api.state import RULES, STORE
-from schemas import CATALOGUE, InvalidEntityId, parse_entity_id
+from schemas import (
+    CATALOGUE,
+    InvalidEntityId,
+    NormalisationError,
+    entity_id_of_normalised,
+    normalise,
+    parse_entity_id,
+)
 from schemas.http import (
     AssociationItemResponse,
     AssociationListResponse,
@@ -29,7 +37,9 @@ from schemas.http import (
     EntityResponse,
     JobCounts,
     JobItemError,
+    JobListResponse,
     JobStatusResponse,
+    JobSummaryResponse,
     OtherEntity,
 )
 from schemas.provenance import SourceResponse
@@ -51,6 +61,8 @@ __all__ = [
     "get_entity",
     "get_entity_associations",
     "get_job",
+    "list_jobs",
+    "lookup_entity",
 ]
 
 DEFAULT_PAGE_SIZE = 100
@@ -121,6 +133,37 @@ async def get_entity(request: web.Request) -> web.StreamResponse:
         found = await request.app[STORE].get_entity(eid)
     if found is None:
         raise ApiError(404, "entity_not_found", f"There is no entity {eid}.")
+    return json_response(dump(entity_response(found)))
+
+
+_MAX_LOOKUP_VALUE = 64 * 1024
+
+
+@require_role("user")
+async def lookup_entity(request: web.Request) -> web.StreamResponse:
+    """``GET /entity?type=&value=``: the stored entity whose main attribute is ``value`` once
+    normalised (refanged, case folded, ... as in SPEC §1), so that clients need not compute
+    the SHA3-256 of an entity ID themselves; 400 when a parameter is missing or the value is
+    not valid for the type, 404 when no such entity is stored."""
+    type_name = request.query.get("type", "").strip()
+    value = request.query.get("value", "")
+    if not type_name or not value.strip():
+        raise ApiError(
+            400, "invalid_query", "Give the entity type and its main value: ?type=ip&value=..."
+        )
+    if len(value) > _MAX_LOOKUP_VALUE:
+        raise ApiError(400, "invalid_entity", f"The value is longer than {_MAX_LOOKUP_VALUE}.")
+    try:
+        normalised = normalise(type_name, value)
+    except NormalisationError as exc:
+        raise ApiError(400, type(exc).code, f"{exc}.") from exc
+    eid = entity_id_of_normalised(type_name, normalised)
+    with store_errors():
+        found = await request.app[STORE].get_entity(eid)
+    if found is None:
+        raise ApiError(
+            404, "entity_not_found", f"There is no {type_name} {normalised!r} (ID {eid})."
+        )
     return json_response(dump(entity_response(found)))
 
 
@@ -237,18 +280,43 @@ async def get_entity_associations(request: web.Request) -> web.StreamResponse:
 # ---- jobs -------------------------------------------------------------------------------------
 
 
-def job_response(job: JobStatus) -> JobStatusResponse:
+def job_summary(job: JobStatus) -> JobSummaryResponse:
     counts = JobCounts(**{name: job.counts.get(name, 0) for name in JobCounts.model_fields})
-    return JobStatusResponse(
+    return JobSummaryResponse(
         jobID=job.job_id,
         status=job.status,
         kind=job.kind,
         total=job.total,
         counts=counts,
-        errors=[JobItemError(index=e.index, code=e.code, message=e.message) for e in job.errors],
         createdAt=as_datetime(job.created_at),
         updatedAt=as_datetime(job.updated_at if job.updated_at is not None else job.created_at),
     )
+
+
+def job_response(job: JobStatus) -> JobStatusResponse:
+    return JobStatusResponse(
+        **dict(job_summary(job)),
+        errors=[JobItemError(index=e.index, code=e.code, message=e.message) for e in job.errors],
+    )
+
+
+async def list_jobs(request: web.Request) -> web.StreamResponse:
+    """``GET /jobs``: the caller's jobs (an admin's: everyone's) still kept, newest first, with
+    their counts; ``limit`` (1..1000, default 100) and ``cursor`` page through them. Like
+    ``GET /jobs/{jobID}``, any authenticated caller may read their own jobs."""
+    principal = await authenticate(request)
+    limit = _limit(request)
+    cursor = _cursor(request)
+    owner = None if principal.has_role("admin") else principal.user_id
+    with store_errors():
+        try:
+            page, next_cursor = await request.app[STORE].list_jobs(
+                owner, limit=limit, cursor=cursor
+            )
+        except PermanentError as exc:
+            raise ApiError(400, exc.code, exc.message) from exc
+    response = JobListResponse(items=[job_summary(job) for job in page], nextCursor=next_cursor)
+    return json_response(dump(response))
 
 
 async def get_job(request: web.Request) -> web.StreamResponse:

@@ -107,6 +107,7 @@ async def test_the_reverse_direction_is_refused_with_threatconnect_code(
     assert error["code"] == "association_not_allowed"
     assert error["errCode"] == "0x1001"
     assert error["message"] == "Association cannot be applied to the indicator types."
+    assert error["detail"] == "Address -> ASN: no type allows it; ASN -> Address is ASN to Address"
 
 
 async def test_a_kind_no_type_allows_is_refused(client: Client, queue: MemoryJobQueue) -> None:
@@ -177,6 +178,9 @@ async def test_a_named_type_whose_kinds_do_not_fit_is_refused(
         json={"entityID": ASN, "relatedEntityID": IP, "associationType": "File Download"},
     )
     assert error["code"] == "association_not_allowed"
+    assert error["detail"] == (
+        "ASN -> Address: 'File Download' is URL -> File; ASN -> Address is ASN to Address"
+    )
 
 
 async def test_an_entity_without_its_main_attribute_is_refused(
@@ -204,6 +208,29 @@ async def test_an_entity_of_an_unknown_type_is_refused(
         client, queue, "/entity", json={"type": "spaceship", "attributes": {"spaceship": "x"}}
     )
     assert error["code"] == "unknown_entity_type"
+
+
+async def test_an_entity_type_named_like_a_kind_names_the_entity_types_of_that_kind(
+    client: Client, queue: MemoryJobQueue
+) -> None:
+    error = await refused(
+        client, queue, "/entity", json={"type": "Address", "attributes": {"ip": "203.0.113.5"}}
+    )
+    assert error["code"] == "unknown_entity_type"
+    assert "Address is a kind; its entity types are ip" in error["message"]
+
+
+async def test_an_unknown_id_prefix_names_the_nearest_known_types(
+    client: Client, queue: MemoryJobQueue
+) -> None:
+    error = await refused(
+        client,
+        queue,
+        "/association",
+        json={"entityID": "damain-" + "0" * 64, "relatedEntityID": IP},
+    )
+    assert error["code"] == "invalid_entity_id"
+    assert "'damain' is an unknown entity type; did you mean domain" in error["message"]
 
 
 async def test_a_nested_child_that_cannot_be_associated_is_refused_with_its_path(

@@ -82,11 +82,37 @@ def test_each_default_type_refuses_the_reverse_direction(
     if primary is related:  # File Archive, File Drop: the reverse is the same type
         assert isinstance(matched, AssociationType)
         return
-    assert matched == Rejection(
+    assert isinstance(matched, Rejection)
+    assert (matched.code, matched.message, matched.err_code) == (
         RejectionCode.ASSOCIATION_NOT_ALLOWED,
         "Association cannot be applied to the indicator types.",
         "0x1001",
     )
+    assert matched.detail is not None
+    assert matched.detail.startswith(f"{related} -> {primary}: ")
+    assert f"{primary} -> {related} is " in matched.detail
+
+
+def test_a_reversed_pair_says_which_direction_the_matrix_allows() -> None:
+    refused = RULES.match(an_id(Kind.ADDRESS), an_id(Kind.ASN))
+    assert isinstance(refused, Rejection)
+    assert refused.detail == "Address -> ASN: no type allows it; ASN -> Address is ASN to Address"
+
+
+def test_a_named_type_that_does_not_fit_says_what_it_joins_and_what_would_fit() -> None:
+    refused = RULES.match(an_id(Kind.ASN), an_id(Kind.ADDRESS), "File Traffic")
+    assert isinstance(refused, Rejection)
+    assert refused.detail == (
+        "ASN -> Address: 'File Traffic' is File -> Address, Host, URL; "
+        "ASN -> Address is ASN to Address"
+    )
+
+
+def test_an_unknown_id_prefix_names_the_nearest_known_types() -> None:
+    refused = RULES.match("damain-" + "0" * 64, an_id(Kind.ADDRESS))
+    assert isinstance(refused, Rejection)
+    assert refused.code is RejectionCode.INVALID_ENTITY
+    assert "'damain' is an unknown entity type; did you mean domain" in refused.message
 
 
 @pytest.mark.parametrize(("name", "primary", "related"), EDGES)
@@ -187,6 +213,21 @@ def test_a_matrix_type_name_is_not_allowed_on_a_context_pair() -> None:
         refused = RULES.match(an_id(Kind.FILE), an_id("malware"), name)
         assert isinstance(refused, Rejection)
         assert (refused.code, refused.err_code) == (RejectionCode.ASSOCIATION_NOT_ALLOWED, "0x1001")
+        assert refused.detail is not None
+        assert refused.detail.startswith("File -> malware (a type of no kind): '")
+        assert "a matrix type, cannot name an association with a context entity" in refused.detail
+
+
+def test_a_matrix_type_name_on_a_context_pair_is_explained_in_every_way_of_matching() -> None:
+    nested = RULES.match_nested(an_id("malware"), an_id(Kind.HOST), "DNS PTR Record")
+    typed = RULES.match_types("domain", "threat", "DNS PTR Record")
+    assert isinstance(nested, Rejection) and isinstance(typed, Rejection)
+    assert nested.detail == (
+        "malware (a type of no kind) -> Host: 'DNS PTR Record' is Address -> Host, a matrix "
+        "type, cannot name an association with a context entity; give another relationship "
+        "name, or none for 'associated'"
+    )
+    assert typed.detail is not None and typed.detail.startswith("Host -> threat (a type of no ")
 
 
 def test_a_custom_type_name_is_not_allowed_on_a_context_pair_either() -> None:

@@ -83,6 +83,15 @@ class Store(Protocol):
         """Status with counts per outcome and the first 100 item errors by index."""
         ...
 
+    async def list_jobs(
+        self, owner: str | None, *, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[JobStatus], str | None]:
+        """The jobs of ``owner`` (every owner's when None) still shown, newest first (job IDs
+        are time-ordered), each with its counts but without item errors; the second value is
+        the cursor of the next page, None on the last page. A cursor this method did not
+        return raises ``PermanentError`` (``invalid_cursor``)."""
+        ...
+
     async def purge_expired_jobs(self, older_than: float) -> int:
         """Remove jobs (and their item outcomes) created before ``older_than``."""
         ...

@@ -32,6 +32,7 @@ from workers.store.records import (
 __all__ = [
     "DEFAULT_JOB_TTL",
     "INVALID_CURSOR",
+    "JOB_ID_CURSOR",
     "MAX_ITEM_ERRORS",
     "ORDER_CURSOR",
     "SEQUENCE_CURSOR",
@@ -165,6 +166,9 @@ SEQUENCE_CURSOR = re.compile(r"[0-9]{1,19}")
 ORDER_CURSOR = re.compile(r"([0-9]{1,19})-([!-~]{1,256})")
 """The shape of the MongoDB store's cursors: ``<creation order>-<association ID>`` of a page's
 last record (any ID of visible ASCII characters, not only the SHA3 hex this pipeline writes)."""
+
+JOB_ID_CURSOR = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+"""The shape of both stores' cursors of job listings: the ID of a page's last (oldest) job."""
 
 
 def _invalid_cursor() -> PermanentError:

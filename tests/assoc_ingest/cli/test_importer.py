@@ -89,7 +89,7 @@ def test_a_file_that_is_not_json_is_reported(tmp_path: Path) -> None:
     feed.write_text("{not json")
     result = CliRunner().invoke(app, ["import", "threatfox", str(feed)])
     assert result.exit_code == 1
-    assert "cannot import" in result.output
+    assert "broken.json is not a threatfox file: expected ThreatFox's JSON export" in result.output
 
 
 def test_a_file_of_another_feed_is_reported(tmp_path: Path) -> None:
@@ -97,4 +97,4 @@ def test_a_file_of_another_feed_is_reported(tmp_path: Path) -> None:
     feed.write_text(json.dumps({"1": [{"ioc_value": "203.0.113.5:80", "ioc_type": "ip:port"}]}))
     result = CliRunner().invoke(app, ["import", "feodo", str(feed)])
     assert result.exit_code == 1
-    assert "does not look like a feodo file" in result.output
+    assert "is not a feodo file: expected Feodo Tracker's JSON blocklist" in result.output

@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestServer
 from typer.testing import CliRunner
 
 from assoc_ingest.cli import app
-from assoc_ingest.client import IngestClient, SubmitError
+from assoc_ingest.client import IngestClient, SubmitError, Unreachable
 
 ERRORS = {
     401: ("unauthorised", "Bad credentials."),
@@ -71,7 +71,11 @@ class FakeFront:
     def app(self) -> web.Application:
         application = web.Application()
         application.router.add_post("/api/ingest/v1/{kind}", self.bulk)
+        application.router.add_get("/api/ingest/v1/association-types", self.association_types)
         return application
+
+    async def association_types(self, request: web.Request) -> web.Response:
+        return web.json_response([])
 
 
 StartServer = Callable[[web.Application], Awaitable[TestServer]]
@@ -151,16 +155,16 @@ async def test_a_chunk_still_unavailable_after_every_attempt_is_reported_by_line
     assert sleeps.delays == [2.0, 2.0]
 
 
-async def test_an_unreachable_front_is_retried_then_reported() -> None:
+async def test_an_unreachable_front_fails_fast_and_nothing_counts_as_rejected() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     sleeps = Sleeps()
     async with IngestClient(f"http://127.0.0.1:{port}", max_attempts=3, sleep=sleeps) as client:
-        summary = await client.submit_ndjson(['{"n": 1}'], "associations")
-    assert summary.rejected[0][0] == 1
-    assert "connection failed" in summary.rejected[0][1]["message"]
-    assert sleeps.delays == [0.5, 1.0]  # exponential backoff without a Retry-After
+        with pytest.raises(Unreachable) as refused:
+            await client.submit_ndjson(['{"n": 1}'], "associations")
+    assert str(refused.value) == f"cannot reach http://127.0.0.1:{port}: connection refused"
+    assert sleeps.delays == []  # no retry against a front that is not there
 
 
 async def test_bad_credentials_stop_the_submission(front: tuple[FakeFront, str]) -> None:
@@ -243,8 +247,8 @@ def test_submit_command_refuses_a_key_and_a_token_together(tmp_path: Path) -> No
     assert "not both" in result.output
 
 
-async def test_a_missing_file_is_an_os_error(tmp_path: Path) -> None:
-    async with IngestClient("http://127.0.0.1:1") as client:
+async def test_a_missing_file_is_an_os_error(front: tuple[FakeFront, str], tmp_path: Path) -> None:
+    async with IngestClient(front[1]) as client:
         with pytest.raises(FileNotFoundError):
             await client.submit_ndjson(tmp_path / "missing.ndjson", "associations")
 

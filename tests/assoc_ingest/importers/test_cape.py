@@ -86,7 +86,7 @@ def test_network_activity_is_file_traffic_and_dns_query(result: ImportResult) ->
     assert entity_id("domain", "www.ip-adress.com") in traffic
     # the sandbox gateway 172.20.1.3 appears four times in dead_hosts
     assert result.dropped["invalid ip: a private address (RFC 1918)"] == 4
-    assert result.dropped["pair not allowed by the default matrix: Host->Address"] == 1
+    assert result.dropped["pair not allowed by the matrix: Host->Address"] == 1
 
 
 def test_the_user_agent_is_a_file_user_agent(result: ImportResult) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from assoc_ingest.importers import ImportResult, import_feed
-from schemas import entity_id
+from schemas import AssociationRules, AssociationType, Kind, entity_id
 from tests.assoc_ingest.importers.bodies import (
     assert_bodies_are_valid,
     count_by_association_type,
@@ -150,10 +151,44 @@ def test_dropped_by_is_reversed_so_the_dropper_is_primary(result: ImportResult) 
 
 
 def test_what_the_matrix_cannot_carry_is_counted(result: ImportResult) -> None:
-    assert result.dropped["pair not allowed by the default matrix: Host->Address"] == 5
+    assert result.dropped["pair not allowed by the matrix: Host->Address"] == 5
     assert result.dropped["unsupported MISP object: victim"] == 1
     assert count_by_type(result)["email-address"] == 4
 
 
 def test_every_body_is_valid_and_allowed(result: ImportResult) -> None:
     assert_bodies_are_valid(result)
+
+
+def test_a_custom_type_of_the_matrix_in_force_carries_the_resolutions(feeds_dir: Path) -> None:
+    a_record = AssociationType("A Record", Kind.HOST, frozenset({Kind.ADDRESS}), False, True)
+    result = import_feed(
+        "misp", feeds_dir / "misp-moustachedbouncer.event.json", rules=AssociationRules([a_record])
+    )
+    assert len(links(result, "A Record")) == 5
+    assert "pair not allowed by the matrix: Host->Address" not in result.dropped
+
+
+def test_every_dropped_record_is_listed_with_its_reason_and_source(result: ImportResult) -> None:
+    assert len(result.rejects) == sum(result.dropped.values())
+    assert Counter(entry["reason"] for entry in result.rejects) == result.dropped
+    resolution = next(e for e in result.rejects if e["reason"].endswith("Host->Address"))
+    assert resolution["entityID"].startswith("domain-")
+    assert resolution["relatedEntityID"].startswith("ip-")
+    assert resolution["record"]["reference"]["relationship_type"] == "resolved-to"
+
+
+def test_with_a_custom_type_context_links_stay_and_no_reject_has_a_context_end(
+    result: ImportResult, feeds_dir: Path
+) -> None:
+    a_record = AssociationType("A Record", Kind.HOST, frozenset({Kind.ADDRESS}), False, True)
+    custom = import_feed("misp", feeds_dir / EVENT, rules=AssociationRules([a_record]))
+    assert links(custom, "indicates") == links(result, "indicates") != set()
+    assert links(custom, "detected-as") == links(result, "detected-as")
+    for rejects in (result.rejects, custom.rejects):
+        for entry in rejects:
+            if "entityID" in entry:
+                assert not AssociationRules.is_context_pair(
+                    entry["entityID"], entry["relatedEntityID"]
+                ), entry
+    assert all(body["source"] == "misp" for body in custom.associations)

@@ -83,7 +83,7 @@ def test_as_tags_give_asn_to_address_and_are_dropped_on_hosts(result: ImportResu
     address = entity_id("ip", "185.242.3.83")
     assert (entity_id("asn", "60223"), address) in links(result, "ASN to Address")
     assert count_by_type(result)["asn"] == 91  # the README's 91 ASNs
-    assert result.dropped["pair not allowed by the default matrix: ASN->Host"] == 3
+    assert result.dropped["pair not allowed by the matrix: ASN->Host"] == 3
 
 
 def test_an_address_keeps_every_port_its_malware_and_tags(result: ImportResult) -> None:

@@ -61,6 +61,22 @@ async def test_kinded_pairs_are_refused_exactly_as_before(client: Client) -> Non
     assert error["message"] == "Association cannot be applied to the indicator types."
 
 
+async def test_a_matrix_type_name_on_a_context_pair_is_refused_saying_why(client: Client) -> None:
+    response = await client.post(
+        f"{BASE}/association",
+        json={"entityID": IP, "relatedEntityID": MALWARE, "associationType": "url host"},
+        headers=bearer(),
+    )
+    assert response.status == 400
+    error = (await response.json())["error"]
+    assert (error["code"], error["errCode"]) == ("association_not_allowed", "0x1001")
+    assert error["detail"] == (
+        "Address -> malware (a type of no kind): 'URL Host' is URL -> Address, Host, a matrix "
+        "type, cannot name an association with a context entity; give another relationship "
+        "name, or none for 'associated'"
+    )
+
+
 async def test_provenance_travels_with_the_association(
     client: Client, queue: MemoryJobQueue
 ) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from dataclasses import replace
 
 import pytest
 
+from schemas import new_job_id
 from tests.backends import StoreFactory
 from tests.workers.store import store_factories as f
 from workers.ground.errors import PermanentError, StoreUnavailable
@@ -55,6 +57,21 @@ async def test_an_entity_is_stored_then_duplicate_with_merged_attributes_and_tag
     assert entity.attributes == {"domain": "evil.example", "registrar": "B", "country": "NL"}
     assert set(entity.tags) == {"c2", "phishing"}
     assert entity.last_seen > entity.created_at
+
+
+async def test_tags_that_differ_only_in_case_are_kept_once_in_the_first_spelling(
+    store: Store,
+) -> None:
+    job = f.new_job(total=2)
+    first = f.entity_record("malware", "bianlian", tags=["BianLian", "ransomware"])
+    again = f.entity_record("malware", "bianlian", tags=["Bianlian", "RANSOMWARE", "c2"])
+
+    await store.write_batch(f.batch(jobs=[job], entities=[f.entity_write(job, 0, first)]))
+    await store.write_batch(f.batch(entities=[f.entity_write(job, 1, again)]))
+
+    entity = await store.get_entity(first.id)
+    assert entity is not None
+    assert list(entity.tags) == ["BianLian", "ransomware", "c2"]
 
 
 async def test_an_entity_item_stores_its_children_and_their_associations(store: Store) -> None:
@@ -423,6 +440,36 @@ async def test_a_job_spread_over_two_batches_ends_with_one_correct_total(store: 
     assert status.processed == 4
     assert status.counts == {"stored": 2, "duplicate": 1, "rejected": 1}
     assert status.status == "done"
+
+
+async def test_jobs_are_listed_per_owner_newest_first_with_their_counts_in_pages(
+    store: Store,
+) -> None:
+    jobs = []
+    for number in range(5):
+        owner = "alice" if number != 2 else "bob"
+        job = replace(f.new_job(total=2, owner=owner), job_id=new_job_id())
+        jobs.append(job)
+        await store.register_jobs([job])
+    done = jobs[0]
+    await store.write_batch(f.batch(edges=[f.edge(done, 0, URL, HOST), f.edge(done, 1, URL, HOST)]))
+    alices = [job.job_id for job in reversed(jobs) if job.owner == "alice"]
+
+    first, cursor = await store.list_jobs("alice", limit=3)
+    assert [job.job_id for job in first] == alices[:3]
+    assert cursor is not None
+    rest, last = await store.list_jobs("alice", limit=3, cursor=cursor)
+    assert [job.job_id for job in rest] == alices[3:]
+    assert last is None
+    assert (rest[-1].status, rest[-1].counts, rest[-1].errors) == (
+        "done",
+        {"stored": 1, "duplicate": 1},
+        [],
+    )
+    everyone, _ = await store.list_jobs(None, limit=10)
+    assert [job.job_id for job in everyone] == [job.job_id for job in reversed(jobs)]
+    with pytest.raises(PermanentError):
+        await store.list_jobs("alice", cursor="not a cursor")
 
 
 async def test_an_unknown_job_is_none(store: Store) -> None:

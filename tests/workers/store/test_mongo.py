@@ -202,16 +202,17 @@ def _stages(plan: Any) -> list[str]:
     return found
 
 
-async def test_association_and_job_status_reads_scan_an_index_never_the_collection(
+async def test_association_entity_and_job_reads_scan_an_index_never_the_collection(
     mongo_store: MongoStoreFactory,
     memory_queue: MemoryQueueFactory,
     mongodb_url: str,
     aiohttp_client: Any,
 ) -> None:
     """``GET /entity/{id}/associations`` in every direction, with a type filter and with a
-    cursor, and ``GET /jobs/{id}``: every ``find`` and ``aggregate`` they send is explained,
-    and its winning plan must scan an index (``INDEX_SCANS``) and never the collection
-    (``COLLSCAN``).
+    cursor, ``GET /entity?type=&value=``, ``GET /jobs/{id}`` and ``GET /jobs`` (an admin's: every
+    owner's; a user's: their own), each page and the next: every ``find`` and ``aggregate``
+    they send is explained, and its winning plan must scan an index (``INDEX_SCANS``) and
+    never the collection (``COLLSCAN``).
 
     SecantusDB explains in mongod's shape (``queryPlanner.winningPlan`` with nested
     ``inputStage``s); its planner differs: it picks an index only when every filtered field is
@@ -228,6 +229,12 @@ async def test_association_and_job_status_reads_scan_an_index_never_the_collecti
         f.edge(job, 2, f.entity_id("asn", "64500"), IP, "ASN to Address"),
     ]
     await store.write_batch(f.batch(jobs=[job], edges=edges, preset=[f.rejection(job, 3)]))
+    other = f.new_job(total=1)
+    await store.write_batch(
+        f.batch(
+            jobs=[other], entities=[f.entity_write(other, 0, f.entity_record("ip", "203.0.113.7"))]
+        )
+    )
     app = create_app(
         make_settings(), queue=await memory_queue(), store=store, manage_backends=False
     )
@@ -256,6 +263,19 @@ async def test_association_and_job_status_reads_scan_an_index_never_the_collecti
                 assert again.status == 200, await again.text()
         response = await client.get(f"{BASE}/jobs/{job.job_id}", headers=ADMIN)
         assert response.status == 200, await response.text()
+        response = await client.get(
+            f"{BASE}/entity", params={"type": "ip", "value": "203[.]0.113.7"}, headers=ADMIN
+        )
+        assert response.status == 200, await response.text()
+        for caller in (ADMIN, bearer("alice", ("user",))):
+            response = await client.get(f"{BASE}/jobs", params={"limit": "1"}, headers=caller)
+            assert response.status == 200, await response.text()
+            cursor = (await response.json())["nextCursor"]
+            assert cursor, "two jobs make two pages of one"
+            again = await client.get(
+                f"{BASE}/jobs", params={"limit": "1", "cursor": cursor}, headers=caller
+            )
+            assert again.status == 200, await again.text()
     finally:
         commands, _RECORDER.database = _RECORDER.commands, None
 
@@ -276,7 +296,7 @@ async def test_association_and_job_status_reads_scan_an_index_never_the_collecti
             assert "COLLSCAN" not in stages, (command, explained)
     finally:
         await explain_client.close()
-    assert {"associations", "jobs", "job_items"} <= collections
+    assert {"associations", "entities", "jobs", "job_items"} <= collections
 
 
 @pytest.mark.parametrize("command", ["worker", "api"])

@@ -13,7 +13,8 @@ rules are those of the embedded store (``workers.store.sqlite.batch``), item by 
   last name (``deleted``), or finds nothing to remove (``not_found``); an association written
   after its record was deleted in the same batch starts again from one submission;
 - an entity item merges attributes (later keys win), keeps the latest reputation given, and
-  appends tags and ``visibleBy`` values not there yet, in the order first seen;
+  appends tags (compared case-insensitively: ``schemas.fold_tags``) and ``visibleBy`` values
+  not there yet, in the order first seen;
 - every item merges its source entries into the record's (``sources.merge_sources``).
 
 Deciding from what was read is right only while nobody else changes those records before the
@@ -28,6 +29,7 @@ from typing import Any
 
 from pymongo import DeleteOne, InsertOne, UpdateOne
 
+from schemas import fold_tags
 from workers.store.mongo import docs as d
 from workers.store.records import EdgeDelete, EdgeWrite, EntityRecord, Outcome, SourceEntry
 from workers.store.sources import merge_sources
@@ -174,7 +176,7 @@ class EntityChanges:
                 "type": record.type,
                 "attributes": dict(record.attributes),
                 "reputation": record.reputation,
-                "tags": list(dict.fromkeys(record.tags)),
+                "tags": list(fold_tags(record.tags)),
                 "visibleBy": list(dict.fromkeys(record.visible_by)),
                 "sources": merge_sources((), sources),
             }
@@ -182,7 +184,7 @@ class EntityChanges:
         row["attributes"] = {**row["attributes"], **record.attributes}
         if record.reputation is not None:
             row["reputation"] = record.reputation
-        row["tags"] = list(dict.fromkeys([*row["tags"], *record.tags]))
+        row["tags"] = list(fold_tags([*row["tags"], *record.tags]))
         row["visibleBy"] = list(dict.fromkeys([*row["visibleBy"], *record.visible_by]))
         if sources:
             row["sources"] = merge_sources(row["sources"], sources)

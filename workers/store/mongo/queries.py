@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from workers.store.mongo.docs import Doc
 from workers.store.records import Direction, Outcome
@@ -23,6 +23,8 @@ from workers.store.records import Direction, Outcome
 ENTITY_END = "entityID_seq__id"
 RELATED_END = "relatedEntityID_seq__id"
 JOB_ITEMS_BY_OUTCOME = "job_outcome_idx"
+JOBS_NEWEST = "_id_desc_createdAt"
+JOBS_OF_OWNER = "owner__id_desc_createdAt"
 
 ASSOCIATION_INDEXES = [
     IndexModel([("entityID", ASCENDING), ("seq", ASCENDING), ("_id", ASCENDING)], name=ENTITY_END),
@@ -40,6 +42,11 @@ JOB_ITEM_INDEXES = [
 JOB_INDEXES = [
     IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0),
     IndexModel([("createdAt", ASCENDING)]),
+    IndexModel([("_id", DESCENDING), ("createdAt", ASCENDING)], name=JOBS_NEWEST),
+    IndexModel(
+        [("owner", ASCENDING), ("_id", DESCENDING), ("createdAt", ASCENDING)],
+        name=JOBS_OF_OWNER,
+    ),
 ]
 
 
@@ -144,4 +151,34 @@ def job_errors(job_id: str, limit: int) -> Find:
         JOB_ITEMS_BY_OUTCOME,
         [("idx", ASCENDING)],
         limit,
+    )
+
+
+def job_page(owner: str | None, not_before: float, before: str | None, limit: int) -> Find:
+    """Up to ``limit`` jobs of ``owner`` (anyone's when None) created at or after
+    ``not_before``, newest first (job IDs are time-ordered), older than the job ``before``."""
+    query: Doc = {"createdAt": {"$gte": not_before}}
+    if before is not None:
+        query["_id"] = {"$lt": before}
+    newest_first = [("_id", DESCENDING)]
+    if owner is None:
+        return Find("jobs", query, JOBS_NEWEST, newest_first, limit)
+    return Find("jobs", {"owner": owner, **query}, JOBS_OF_OWNER, newest_first, limit)
+
+
+def job_page_counts(job_ids: list[str]) -> Aggregate:
+    """Items of each of ``job_ids`` per outcome, with the latest time one was recorded."""
+    return Aggregate(
+        "job_items",
+        [
+            {"$match": {"job": {"$in": job_ids}}},
+            {
+                "$group": {
+                    "_id": {"job": "$job", "outcome": "$outcome"},
+                    "n": {"$sum": 1},
+                    "at": {"$max": "$at"},
+                }
+            },
+        ],
+        JOB_ITEMS_BY_OUTCOME,
     )

@@ -33,7 +33,9 @@ from workers.ground.errors import ConfigurationError, StoreUnavailable
 from workers.ground.logs import get_logger
 from workers.store.logic import (
     DEFAULT_JOB_TTL,
+    JOB_ID_CURSOR,
     MAX_ITEM_ERRORS,
+    checked_cursor,
     job_status,
     jobs_visible_since,
     order_after,
@@ -247,6 +249,25 @@ class MongoStore:
             found = await q.job_errors(job_id, MAX_ITEM_ERRORS).run(self._db)
             rejected = [(doc["idx"], doc.get("code"), doc.get("message")) for doc in found]
         return job_status(d.to_job_header(heads[0]), counted, rejected)
+
+    async def list_jobs(
+        self, owner: str | None, *, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[JobStatus], str | None]:
+        """See ``Store.list_jobs``; the counts of a page are one aggregation."""
+        before = checked_cursor(cursor, JOB_ID_CURSOR)
+        not_before = jobs_visible_since(time.time(), self.job_ttl)
+        limit = page_limit(limit)
+        async with translated():
+            docs = await q.job_page(owner, not_before, before, limit + 1).run(self._db)
+            page, next_cursor = split_page(docs, limit, lambda doc: str(doc["_id"]))
+            counted: dict[str, list[tuple[str, int, float]]] = {}
+            if page:
+                grouped = await q.job_page_counts([doc["_id"] for doc in page]).run(self._db)
+                for row in grouped:
+                    key = row["_id"]
+                    counted.setdefault(key["job"], []).append((key["outcome"], row["n"], row["at"]))
+        jobs = [job_status(d.to_job_header(doc), counted.get(doc["_id"], []), []) for doc in page]
+        return jobs, next_cursor
 
     async def purge_expired_jobs(self, older_than: float) -> int:
         async with translated():

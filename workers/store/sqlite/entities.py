@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from schemas import fold_tags
 from workers.store.records import EntityRecord, SourceEntry
 from workers.store.sources import merge_sources
 from workers.store.sqlite.schema import dump_sources, dumps, load_sources
@@ -47,7 +48,7 @@ class EntityRows:
                 record.type,
                 dict(record.attributes),
                 record.reputation,
-                list(dict.fromkeys(record.tags)),
+                list(fold_tags(record.tags)),
                 list(dict.fromkeys(record.visible_by)),
                 now,
                 merge_sources((), sources),
@@ -56,7 +57,7 @@ class EntityRows:
         row[1] = {**row[1], **record.attributes}
         if record.reputation is not None:
             row[2] = record.reputation
-        row[3] = list(dict.fromkeys([*row[3], *record.tags]))
+        row[3] = list(fold_tags([*row[3], *record.tags]))
         row[4] = list(dict.fromkeys([*row[4], *record.visible_by]))
         if sources:
             row[6] = merge_sources(row[6], sources)

@@ -92,6 +92,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_created_at ON jobs (created_at);
+CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, job_id);
 
 CREATE TABLE IF NOT EXISTS job_items (
     job_id TEXT NOT NULL,

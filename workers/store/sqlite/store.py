@@ -32,6 +32,8 @@ from typing import ParamSpec, TypeVar
 from workers.ground.errors import ConfigurationError, StoreUnavailable
 from workers.store.logic import (
     DEFAULT_JOB_TTL,
+    JOB_ID_CURSOR,
+    checked_cursor,
     jobs_visible_since,
     page_limit,
     sequence_after,
@@ -283,6 +285,16 @@ class SqliteStore:
     async def get_job(self, job_id: str) -> JobStatus | None:
         not_before = jobs_visible_since(time.time(), self.job_ttl)
         return await self._run(self._snapshot, job_queries.get_job, job_id, not_before)
+
+    async def list_jobs(
+        self, owner: str | None, *, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[JobStatus], str | None]:
+        """See ``Store.list_jobs``."""
+        before = checked_cursor(cursor, JOB_ID_CURSOR)
+        not_before = jobs_visible_since(time.time(), self.job_ttl)
+        return await self._run(
+            self._snapshot, job_queries.list_jobs, owner, not_before, page_limit(limit), before
+        )
 
     async def purge_expired_jobs(self, older_than: float) -> int:
         return await self._run(self._write, job_queries.purge_jobs, older_than)
