@@ -72,13 +72,17 @@ class StixAckResponse(AckResponse):
 
 
 class StixRejectBody(BaseModel):
-    """A bundle of which no object could be represented (400): nothing was queued."""
+    """A refused bundle (400): nothing was queued. When no object could be represented
+    (``no_valid_items``) every object's reason; a body, key or credentials refused as a whole
+    carry the error alone."""
 
     model_config = ConfigDict(extra="forbid")
 
     error: ErrorDetail
     accepted: int = Field(default=0, description="always 0: nothing was queued")
-    rejected: list[StixObjectError] = Field(description="every object, with its reason")
+    rejected: list[StixObjectError] = Field(
+        default_factory=list, description="no_valid_items: every object, with its reason"
+    )
 
 
 class StixExport(BaseModel):
