@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench chaos fuzz clean
+.PHONY: install run test lint bench chaos soak fuzz clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -31,6 +31,11 @@ bench: install
 
 chaos: install
 	$(PY) -m bench.chaos
+
+soak: install
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || \
+		(echo "wrk is needed: apt-get install wrk" >&2; exit 1)
+	$(PY) -m bench.soak
 
 fuzz: install
 	FUZZ_PROFILE=deep $(PY) -m pytest tests/fuzz

@@ -1,16 +1,32 @@
-"""Async HTTP client of the ingest API's bulk endpoints.
+"""Async HTTP client of the ingest API: the bulk endpoints and the reads the CLI needs.
 
 ``IngestClient.submit_ndjson`` streams an NDJSON file (or any iterable of lines) to
-``POST /api/ingest/v1/associations`` or ``/entities`` in chunks, a few chunks in flight at once.
+``POST /api/ingest/v1/associations`` or ``/entities`` in chunks, a few chunks in flight at once;
+``IngestClient.submit_stix`` sends one STIX bundle (or array of objects) to ``POST /stix``.
 A chunk answered ``503``/``429``/``502``/``504`` or lost to a connection error is sent again after
 the server's ``Retry-After`` (else an exponential backoff), a bounded number of times. Each
 chunk's ``rejected[].index`` is mapped back to the line number of the source.
+
+A front that cannot be reached at all is ``Unreachable`` at once (``check_reachable``, before
+anything is sent), or when every attempt of a chunk failed to connect: nothing is counted as
+rejected for it. ``get_json`` reads any ``GET`` endpoint (jobs, association types, entities).
+
+Every chunk carries an ``Idempotency-Key`` (SPEC §3) that its retries reuse, so a chunk whose
+first attempt was processed although its answer was a 503 or never came is not processed twice.
+The keys are derived from the content of the whole source, the chunk size and the chunk's
+position (``chunk_keys``): submitting the same source again, e.g. re-running an import that was
+interrupted, sends the same keys, and within the front's window (24 h by default) the chunks
+already accepted change nothing. ``fresh_keys`` adds a random part, to submit the same content
+again as new requests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import hashlib
 import os
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +44,8 @@ Source = str | os.PathLike[str] | Iterable[str | bytes]
 
 API_PREFIX = "/api/ingest/v1"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+KEY_PREFIX = "assoc-ingest"
 
 
 class SubmitError(Exception):
@@ -36,6 +54,23 @@ class SubmitError(Exception):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class Unreachable(SubmitError):
+    """The front cannot be reached: ``cannot reach http://...: connection refused``."""
+
+
+def _connection_problem(err: BaseException) -> str:
+    """What went wrong connecting, in a few words."""
+    cause = getattr(err, "os_error", None) or err.__cause__ or err
+    number = getattr(cause, "errno", None)
+    if number == errno.ECONNREFUSED:
+        return "connection refused"
+    if isinstance(err, TimeoutError) or isinstance(cause, TimeoutError):
+        return "no answer in time"
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror.lower()
+    return str(err) or err.__class__.__name__
 
 
 @dataclass
@@ -51,6 +86,8 @@ class SubmitSummary:
     accepted: int = 0
     rejected: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     job_ids: list[str] = field(default_factory=list)
+    job_lines: dict[str, list[int]] = field(default_factory=dict)
+    """Per job, the source line number of each item index (index i -> ``job_lines[job][i]``)."""
 
 
 @dataclass
@@ -58,6 +95,7 @@ class _ChunkResult:
     accepted: int = 0
     rejected: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     job_id: str | None = None
+    lines: list[int] = field(default_factory=list)
 
 
 _Chunk = list[tuple[int, bytes]]
@@ -89,6 +127,26 @@ def _chunks(source: Source, size: int) -> Iterator[_Chunk]:
             chunk = []
     if chunk:
         yield chunk
+
+
+def source_digest(source: Source) -> tuple[str, Source]:
+    """The SHA-256 of the non-blank lines of ``source``, and a source to read them again from
+    (a path is read twice; other iterables are kept in memory)."""
+    if not isinstance(source, str | os.PathLike):
+        source = list(source)
+    digest = hashlib.sha256()
+    for _, line in _lines(source):
+        digest.update(line)
+        digest.update(b"\n")
+    return digest.hexdigest(), source
+
+
+def chunk_keys(kind: Kind, digest: str, chunk_items: int, salt: str = "") -> Callable[[int], str]:
+    """The ``Idempotency-Key`` of the chunk at each position of a source whose lines have the
+    SHA-256 ``digest``, sent to ``kind`` in chunks of ``chunk_items``: the same for the same
+    content, kind and chunk size (and ``salt``), different otherwise."""
+    run = hashlib.sha256(f"{kind}\0{chunk_items}\0{salt}\0{digest}".encode()).hexdigest()[:40]
+    return lambda position: f"{KEY_PREFIX}-{run}-{position}"
 
 
 def retry_after_seconds(value: str | None, default: float, limit: float = 60.0) -> float:
@@ -135,8 +193,12 @@ class IngestClient:
             raise SubmitError("give either an API key and secret or a token, not both")
         if bool(api_key) != bool(api_secret):
             raise SubmitError("an API key needs its secret (and a secret its key)")
+        for what, value in (("API key", api_key), ("API secret", api_secret), ("token", token)):
+            if value and not value.isprintable():
+                raise SubmitError(f"the {what} holds a line break or another control character")
         base = base_url.rstrip("/")
         self._base = base if base.endswith(API_PREFIX) else base + API_PREFIX
+        self.origin = self._base.removesuffix(API_PREFIX)
         self._headers: dict[str, str] = {}
         if api_key and api_secret:
             self._headers = {"api-key": api_key, "api-secret": api_secret}
@@ -170,6 +232,34 @@ class IngestClient:
             self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
         return self._session
 
+    async def check_reachable(self, timeout: float = 5.0) -> None:
+        """Raise ``Unreachable`` unless the front answers ``GET /healthz`` (one attempt)."""
+        try:
+            async with self._http().get(
+                self.origin + "/healthz", timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as response:
+                await response.read()
+        except (aiohttp.ClientConnectionError, TimeoutError) as err:
+            raise Unreachable(f"cannot reach {self.origin}: {_connection_problem(err)}") from None
+
+    async def get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
+        """The JSON answer of ``GET <base>/<path>`` (``path`` below ``/api/ingest/v1``).
+
+        Raises ``SubmitError`` with the front's message (and ``status``) for any non-2xx
+        answer, ``Unreachable`` when the front cannot be reached.
+        """
+        url = f"{self._base}/{path.lstrip('/')}"
+        try:
+            async with self._http().get(url, params=params) as response:
+                status = response.status
+                parsed = _parse(await response.read())
+        except (aiohttp.ClientConnectionError, TimeoutError) as err:
+            raise Unreachable(f"cannot reach {self.origin}: {_connection_problem(err)}") from None
+        if not 200 <= status < 300:
+            error = _error_of(parsed, status)
+            raise SubmitError(f"HTTP {status}: {error.get('message', '')}", status)
+        return parsed
+
     async def submit_ndjson(
         self,
         source: Source,
@@ -178,22 +268,27 @@ class IngestClient:
         chunk_items: int = 1000,
         concurrency: int = 4,
         progress: ProgressCallback | None = None,
+        fresh_keys: bool = False,
     ) -> SubmitSummary:
         """Send every non-blank line of ``source`` (a path, or lines) to ``POST /<kind>``.
 
         Lines go in chunks of ``chunk_items`` as ``application/x-ndjson``, at most
-        ``concurrency`` chunks in flight. ``progress`` is called with the number of lines of each
-        finished chunk. Raises ``SubmitError`` on 401/403 (nothing more is sent) and
-        ``OSError`` when the file cannot be read.
+        ``concurrency`` chunks in flight, each with its ``Idempotency-Key`` (module docstring;
+        ``fresh_keys`` makes them new). ``progress`` is called with the number of lines of each
+        finished chunk. Raises ``SubmitError`` on 401/403 (nothing more is sent), ``Unreachable``
+        when the front cannot be reached, and ``OSError`` when the file cannot be read.
         """
         if chunk_items < 1 or concurrency < 1:
             raise SubmitError("chunk_items and concurrency must be at least 1")
+        await self.check_reachable()
+        digest, source = source_digest(source)
+        key_of = chunk_keys(kind, digest, chunk_items, uuid.uuid4().hex if fresh_keys else "")
         results: dict[int, _ChunkResult] = {}
         slots = asyncio.Semaphore(concurrency)
 
         async def run(position: int, chunk: _Chunk) -> None:
             try:
-                results[position] = await self._send_chunk(kind, chunk)
+                results[position] = await self._send_chunk(kind, chunk, key_of(position))
             finally:
                 slots.release()
             if progress is not None:
@@ -214,14 +309,54 @@ class IngestClient:
             summary.rejected.extend(result.rejected)
             if result.job_id:
                 summary.job_ids.append(result.job_id)
+                summary.job_lines[result.job_id] = result.lines
         summary.rejected.sort(key=lambda item: item[0])
         return summary
 
-    async def _send_chunk(self, kind: Kind, chunk: _Chunk) -> _ChunkResult:
+    async def submit_stix(
+        self, document: bytes, *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Send a STIX bundle (or JSON array of objects) to ``POST /stix`` as one job; the
+        202 answer (``jobID``, ``accepted``, ``objects``, ``rejected``...).
+
+        A 429/502/503/504 or a lost connection is retried after ``Retry-After`` (else an
+        exponential backoff) with the same ``idempotency_key``; raises ``StixRefused`` on any
+        other answer (``body`` holds it) and ``SubmitError`` when every attempt failed.
+        """
+        url = f"{self._base}/stix"
+        headers = {"Content-Type": "application/stix+json;version=2.1"}
+        if idempotency_key is not None:
+            headers[IDEMPOTENCY_HEADER] = idempotency_key
+        problem = "no attempt made"
+        for attempt in range(1, self._max_attempts + 1):
+            delay = self._backoff * 2 ** (attempt - 1)
+            try:
+                async with self._http().post(url, data=document, headers=headers) as response:
+                    status = response.status
+                    raw = await response.read()
+                    retry_after = response.headers.get("Retry-After")
+            except (aiohttp.ClientConnectionError, TimeoutError) as err:
+                problem = f"connection failed: {err.__class__.__name__}: {err}"
+            else:
+                parsed = _parse(raw)
+                if status == 202 and isinstance(parsed, dict):
+                    return parsed
+                if status not in RETRY_STATUSES:
+                    message = _error_of(parsed, status).get("message", f"HTTP {status}")
+                    raise StixRefused(f"HTTP {status}: {message}", status, parsed)
+                problem = f"HTTP {status}"
+                delay = retry_after_seconds(retry_after, delay)
+            if attempt < self._max_attempts:
+                await self._sleep(delay)
+        raise SubmitError(f"not accepted after {self._max_attempts} attempts ({problem})")
+
+    async def _send_chunk(self, kind: Kind, chunk: _Chunk, key: str) -> _ChunkResult:
+        """POST one chunk, again on a retryable answer, always with the same ``key``."""
         body = b"\n".join(line for _, line in chunk) + b"\n"
         url = f"{self._base}/{kind}"
-        headers = {"Content-Type": "application/x-ndjson"}
+        headers = {"Content-Type": "application/x-ndjson", IDEMPOTENCY_HEADER: key}
         problem = "no attempt made"
+        unreachable = True
         for attempt in range(1, self._max_attempts + 1):
             delay = self._backoff * 2 ** (attempt - 1)
             try:
@@ -229,9 +364,13 @@ class IngestClient:
                     status = response.status
                     raw = await response.read()
                     retry_after = response.headers.get("Retry-After")
+            except aiohttp.ClientConnectorError as err:
+                problem = _connection_problem(err)
             except (aiohttp.ClientConnectionError, TimeoutError) as err:
-                problem = f"connection failed: {err.__class__.__name__}: {err}"
+                unreachable = False
+                problem = f"connection failed: {_connection_problem(err)}"
             else:
+                unreachable = False
                 parsed = _parse(raw)
                 if status in (200, 201, 202):
                     return _accepted(chunk, parsed)
@@ -248,11 +387,21 @@ class IngestClient:
                 delay = retry_after_seconds(retry_after, delay)
             if attempt < self._max_attempts:
                 await self._sleep(delay)
+        if unreachable:  # never connected: the front is gone, not the items at fault
+            raise Unreachable(f"cannot reach {self.origin}: {problem}")
         error = {
             "code": "not_submitted",
             "message": f"not accepted after {self._max_attempts} attempts ({problem})",
         }
         return _ChunkResult(rejected=[(number, error) for number, _ in chunk])
+
+
+class StixRefused(SubmitError):
+    """``POST /stix`` refused the bundle for good (a 4xx): ``body`` is the front's answer."""
+
+    def __init__(self, message: str, status: int, body: Any) -> None:
+        super().__init__(message, status)
+        self.body = body
 
 
 def _parse(raw: bytes) -> Any:
@@ -274,4 +423,9 @@ def _accepted(chunk: _Chunk, body: Any) -> _ChunkResult:
     if not isinstance(accepted, int):
         accepted = len(chunk) - len(rejected)
     job_id = body.get("jobID")
-    return _ChunkResult(accepted, rejected, job_id if isinstance(job_id, str) else None)
+    return _ChunkResult(
+        accepted,
+        rejected,
+        job_id if isinstance(job_id, str) else None,
+        [number for number, _ in chunk],
+    )

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from ingest_api.app import create_app
 from ingest_api.keys import new_api_key
+from ingest_api.main import listening_socket
 from schemas import entity_id
 from workers.backends import assemble_backends
 from workers.ground.logs import get_logger
@@ -40,6 +41,7 @@ def run_dev(settings: Settings) -> None:
 
 async def serve_dev(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run everything until ``stop`` is set (or a signal arrives when ``stop`` is None)."""
+    sock = listening_socket(settings.host, settings.port)  # a port in use fails at once
     backends = assemble_backends(settings, memory_queue_ok=True)
     queue, store = backends.queue, backends.store
     log.info(
@@ -58,7 +60,7 @@ async def serve_dev(settings: Settings, stop: asyncio.Event | None = None) -> No
     )
     await runner.setup()
     try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        await web.SockSite(runner, sock).start()
         print(f"assoc-ingest dev listening on http://{settings.host}:{settings.port}", flush=True)
         if banner:
             print(banner, flush=True)

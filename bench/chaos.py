@@ -1,18 +1,24 @@
-"""Fault injection (``make chaos``): the pipeline must lose nothing, duplicate nothing and
-recover by itself while workers are killed, the broker stops and the store is locked.
+"""Fault injection (``make chaos``): the pipeline must lose nothing, count nothing twice and
+recover by itself while workers, the front and the broker are killed and the store is locked.
 
-It starts the front and two workers on a fresh embedded store and a unique broker topology,
-streams the workload (``bench.chaos_workload``) at a steady pace for ``--duration`` seconds and,
-at evenly spaced times during the stream, injects: SIGKILL of worker 1 (a fresh one replaces it)
-``--worker-kills`` times; ``rabbitmqctl stop_app`` / ``start_app`` of ``--rabbit-node``; an
-exclusive lock on the store file for ``--store-lock`` seconds. It then waits (bounded) until
-every acknowledged job is finished, checks that the front (same PID) is ready and worker 0
+It starts a RabbitMQ node of its own (``bench.private_broker``: its own name, ports and data
+directory; never the machine's shared node), the front and two workers on a fresh embedded
+store, streams the workload (``bench.chaos_workload``) at a steady pace for ``--duration``
+seconds through a client that retries each logical request with its ``Idempotency-Key``
+(``bench.chaos_submit``) and, at evenly spaced times during the stream, injects: SIGKILL of
+worker 1 (a fresh one replaces it) ``--worker-kills`` times; SIGKILL of the broker node, which
+is started again ``--broker-down`` seconds later; SIGKILL of the front, started again on the
+same port; an exclusive lock on the store file for ``--store-lock`` seconds. It then waits
+(bounded) until every acknowledged job is finished, checks that the front is ready and worker 0
 alive, stops everything, reads the SQLite file directly and prints the checks of
 ``bench.chaos_check``. Exit status 0 only when every check holds.
 
-    python -m bench.chaos                                   # the full run, default broker
-    python -m bench.chaos --amqp-url amqp://guest:guest@127.0.0.1:5673/ \\
-        --rabbit-node chaos@localhost --associations 3000 --duration 20
+    python -m bench.chaos                                   # the full run
+    python -m bench.chaos --associations 3000 --duration 20 # a short one
+    python -m bench.chaos --mongodb-url mongodb://127.0.0.1:27017/ --store-lock 0
+
+With ``--mongodb-url`` the workers write to a fresh database on that MongoDB server instead of
+the embedded store (the store lock then does not apply: ``--store-lock 0``).
 """
 
 from __future__ import annotations
@@ -33,12 +39,13 @@ from typing import Any
 import aiohttp
 
 from bench.chaos_check import Recovery, verify
-from bench.chaos_faults import FaultRecord, Pipeline, list_queues, lock_store, stop_broker
+from bench.chaos_faults import FaultRecord, Pipeline, kill_broker, list_queues, lock_store
 from bench.chaos_report import ChaosConfig, ChaosReport
-from bench.chaos_store import read_store
+from bench.chaos_store import drop_mongo_database, read_mongo_store, read_store
 from bench.chaos_submit import ACKNOWLEDGED, Answer, Submitter, poll_jobs
 from bench.chaos_workload import Workload, build_workload
-from bench.common import create_key, delete_topology, free_port, pipeline_env, unique
+from bench.common import create_key, free_port, pipeline_env, unique
+from bench.private_broker import PrivateRabbitNode
 from workers.backends import SQLITE_FILE_NAME
 from workers.queue.base import Topology
 
@@ -49,8 +56,19 @@ KILLED_WORKER = 1
 SURVIVOR = 0
 
 
-def _fault(name: str, config: ChaosConfig, pipeline: Pipeline, store: Path) -> Callable[[], str]:
+@dataclass
+class _Scene:
+    """What the faults act on."""
+
+    config: ChaosConfig
+    pipeline: Pipeline
+    node: PrivateRabbitNode
+    store_path: Path
+
+
+def _fault(name: str, scene: _Scene) -> Callable[[], str]:
     """The blocking action that injects fault ``name``; it returns what happened."""
+    pipeline = scene.pipeline
     if name == "kill_worker":
 
         def kill() -> str:
@@ -58,21 +76,27 @@ def _fault(name: str, config: ChaosConfig, pipeline: Pipeline, store: Path) -> C
             return f"pid {old} -> {new}"
 
         return kill
-    if name == "stop_broker":
-        return functools.partial(stop_broker, config.rabbit_node, config.broker_down)
-    return functools.partial(lock_store, store, config.store_lock)
+    if name == "kill_front":
+
+        def kill_front() -> str:
+            began = time.monotonic()
+            old, new = pipeline.kill_front()
+            return f"pid {old} -> {new}, listening {time.monotonic() - began:.1f} s later"
+
+        return kill_front
+    if name == "kill_broker":
+        return functools.partial(kill_broker, scene.node, scene.config.broker_down)
+    return functools.partial(lock_store, scene.store_path, scene.config.store_lock)
 
 
-async def _inject(
-    config: ChaosConfig, pipeline: Pipeline, store_path: Path, origin: float
-) -> list[FaultRecord]:
+async def _inject(scene: _Scene, origin: float) -> list[FaultRecord]:
     records: list[FaultRecord] = []
-    for at, name in config.schedule():
+    for at, name in scene.config.schedule():
         delay = origin + at - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
         began = time.monotonic() - origin
-        detail = await asyncio.to_thread(_fault(name, config, pipeline, store_path))
+        detail = await asyncio.to_thread(_fault(name, scene))
         records.append(FaultRecord(name, began, time.monotonic() - origin, detail))
     return records
 
@@ -104,18 +128,24 @@ class _Run:
     drain_seconds: float
 
 
-async def _drive(
-    config: ChaosConfig, pipeline: Pipeline, workload: Workload, headers: dict[str, str]
-) -> _Run:
+async def _drive(scene: _Scene, workload: Workload, headers: dict[str, str]) -> _Run:
+    config, pipeline = scene.config, scene.pipeline
     root = f"http://127.0.0.1:{pipeline.port}"
-    store_path = pipeline.run_dir / "data" / SQLITE_FILE_NAME
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(headers=headers, timeout=timeout) as session:
         if await _readyz(session, root) != 200:
             raise RuntimeError("the front never became ready")
         origin = time.monotonic()
-        submitter = Submitter(session, root + BASE_PATH, workload, config.duration)
-        faults = asyncio.create_task(_inject(config, pipeline, store_path, origin))
+        submitter = Submitter(
+            session,
+            root + BASE_PATH,
+            workload,
+            config.duration,
+            retry_for=config.retry_for,
+            repeat_every=config.repeat_every,
+            key_prefix=unique("chaos"),
+        )
+        faults = asyncio.create_task(_inject(scene, origin))
         await submitter.run(origin)
         stream_seconds = time.monotonic() - origin
         records = await faults
@@ -137,7 +167,7 @@ async def _drive(
 
 
 def _settle(
-    config: ChaosConfig, names: Topology, workers: int
+    config: ChaosConfig, node: PrivateRabbitNode, names: Topology, workers: int
 ) -> tuple[dict[str, tuple[int, int, int]], float]:
     """Wait (up to ``config.settle_timeout``) until the work and retry queues are empty, so
     that no copy of a message is still on its way when the store is read, and ``workers``
@@ -145,7 +175,7 @@ def _settle(
     queues as last seen and the seconds waited."""
     started = time.monotonic()
     while True:
-        queues = list_queues(config.rabbit_node, f"{names.base}.")
+        queues = list_queues(node, f"{names.base}.")
         waiting = sum(r + u for name, (r, u, _) in queues.items() if name != names.dead_queue)
         consumers = queues.get(names.work_queue, (0, 0, 0))[2]
         settled = not waiting and consumers == workers
@@ -154,35 +184,49 @@ def _settle(
         time.sleep(1.0)
 
 
-def run_chaos(config: ChaosConfig) -> ChaosReport:
-    """Run the scenario of ``config`` (blocking) and return its report."""
-    os.environ["AMQP_URL"] = config.amqp_url  # read by bench.common's helpers
-    work_dir = config.work_dir or Path(tempfile.mkdtemp(prefix="chaos-"))
-    work_dir.mkdir(parents=True, exist_ok=True)
+@dataclass
+class _Ended:
+    """A finished scenario, before its store is read."""
+
+    run: _Run
+    recovery: Recovery
+    pipeline: Pipeline
+    settle_seconds: float
+    database: str
+
+
+def _play(config: ChaosConfig, node: PrivateRabbitNode, work_dir: Path) -> _Ended:
+    """Start the processes on ``node``, stream and inject, wait for the queues, stop."""
+    os.environ["AMQP_URL"] = node.amqp_url  # read by bench.common's helpers
     topology = unique("chaos")
+    database = topology.replace("-", "_")
     port = free_port()
+    on_mongo: dict[str, str] = {}
+    if config.mongodb_url:
+        on_mongo = {"MONGODB_URL": config.mongodb_url, "INGEST_MONGODB_DATABASE": database}
     env = pipeline_env(
         topology,
         work_dir / "data",
         INGEST_PORT=str(port),
         INGEST_ENTITY_WAIT=str(config.entity_wait),
-        AMQP_URL=config.amqp_url,
+        AMQP_URL=node.amqp_url,
+        **on_mongo,
     )
     workload = build_workload(config.associations, config.batch)
     key, secret = create_key(env)
     headers = {"api-key": key, "api-secret": secret, "Content-Type": "application/json"}
     pipeline = Pipeline(env, work_dir, port)
+    store_path = work_dir / "data" / SQLITE_FILE_NAME
     try:
         pipeline.start()
-        assert pipeline.front is not None
-        front_pid = pipeline.front.popen.pid
         survivor_pid = pipeline.worker_procs[SURVIVOR].popen.pid
-        run = asyncio.run(_drive(config, pipeline, workload, headers))
+        run = asyncio.run(_drive(_Scene(config, pipeline, node, store_path), workload, headers))
         names = Topology(base=topology)
-        queues, settle_seconds = _settle(config, names, len(pipeline.worker_procs))
+        queues, settle_seconds = _settle(config, node, names, len(pipeline.worker_procs))
+        assert pipeline.front is not None
         front, survivor = pipeline.front.popen, pipeline.worker_procs[SURVIVOR].popen
         recovery = Recovery(
-            front_same_pid=front.pid == front_pid,
+            front_restarts=pipeline.front_restarts,
             front_alive=front.poll() is None,
             readyz_status=run.readyz,
             survivor_alive=survivor.pid == survivor_pid and survivor.poll() is None,
@@ -193,10 +237,24 @@ def run_chaos(config: ChaosConfig) -> ChaosReport:
         )
     finally:
         pipeline.stop()
-        delete_topology(topology)
-    store = read_store(work_dir / "data" / SQLITE_FILE_NAME)
-    broker_back = max((f.ended for f in run.faults if f.name == "stop_broker"), default=None)
-    checks = verify(workload, run.answers, run.polled, store, recovery, broker_back)
+    return _Ended(run, recovery, pipeline, settle_seconds, database)
+
+
+def run_chaos(config: ChaosConfig) -> ChaosReport:
+    """Run the scenario of ``config`` (blocking) on a RabbitMQ node of its own and return its
+    report."""
+    work_dir = config.work_dir or Path(tempfile.mkdtemp(prefix="chaos-"))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with PrivateRabbitNode(prefix="chaos") as node:
+        ended = _play(config, node, work_dir)
+    run = ended.run
+    if config.mongodb_url:
+        store = read_mongo_store(config.mongodb_url, ended.database)
+    else:
+        store = read_store(work_dir / "data" / SQLITE_FILE_NAME)
+    workload = build_workload(config.associations, config.batch)
+    faults = [(f.name, f.ended) for f in run.faults]
+    checks = verify(workload, run.answers, run.polled, store, ended.recovery, faults)
     report = ChaosReport(
         config,
         checks,
@@ -204,14 +262,16 @@ def run_chaos(config: ChaosConfig) -> ChaosReport:
         run.answers,
         run.left_out,
         store,
-        pipeline.events(),
+        ended.pipeline.events(),
         run.stream_seconds,
         run.drain_seconds,
-        settle_seconds,
+        ended.settle_seconds,
         work_dir,
     )
     if report.ok and config.work_dir is None:
         shutil.rmtree(work_dir, ignore_errors=True)
+    if report.ok and config.mongodb_url:
+        drop_mongo_database(config.mongodb_url, ended.database)
     return report
 
 
@@ -222,22 +282,42 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=d.batch, help="items per bulk request")
     p.add_argument("--duration", type=float, default=d.duration, help="seconds of the stream")
     p.add_argument("--worker-kills", type=int, default=d.worker_kills)
-    p.add_argument("--broker-stops", type=int, default=d.broker_stops)
-    p.add_argument("--broker-down", type=float, default=d.broker_down, help="seconds stopped")
-    p.add_argument("--store-lock", type=float, default=d.store_lock, help="seconds, 0 = none")
+    p.add_argument("--broker-kills", type=int, default=d.broker_kills)
+    p.add_argument("--broker-down", type=float, default=d.broker_down, help="seconds killed")
+    p.add_argument("--front-kills", type=int, default=d.front_kills)
+    p.add_argument(
+        "--store-lock",
+        type=float,
+        default=None,
+        help=f"seconds, 0 = none (default {d.store_lock:g}; 0 and only 0 with --mongodb-url)",
+    )
+    p.add_argument(
+        "--retry-for", type=float, default=d.retry_for, help="seconds a request is retried"
+    )
+    p.add_argument(
+        "--repeat-every", type=int, default=d.repeat_every, help="send every n-th request twice"
+    )
     p.add_argument(
         "--entity-wait", type=float, default=d.entity_wait, help="INGEST_ENTITY_WAIT of the workers"
     )
     p.add_argument("--drain-timeout", type=float, default=None)
     p.add_argument("--settle-timeout", type=float, default=d.settle_timeout)
-    p.add_argument("--amqp-url", default=d.amqp_url)
-    p.add_argument("--rabbit-node", default=None, help="rabbitmqctl -n NODE (default node)")
     p.add_argument("--work-dir", type=Path, default=None)
+    p.add_argument(
+        "--mongodb-url",
+        default=None,
+        help="run on this MongoDB server instead of the embedded store",
+    )
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = vars(_parser().parse_args(argv))
+    parser = _parser()
+    args = vars(parser.parse_args(argv))
+    if args["store_lock"] is None:
+        args["store_lock"] = 0.0 if args["mongodb_url"] else ChaosConfig().store_lock
+    elif args["mongodb_url"] and args["store_lock"] > 0:
+        parser.error("--store-lock locks the embedded store's file: with --mongodb-url use 0")
     report = run_chaos(ChaosConfig(**args))
     print(report.render(), flush=True)
     return 0 if report.ok else 1

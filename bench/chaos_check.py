@@ -1,9 +1,17 @@
 """What the chaos scenario must find at the end, computed from what the client was told and
-what the store file holds; every check is one line of the printed table."""
+what the store file holds; every check is one line of the printed table.
+
+Beyond "every item of every 202 has exactly one outcome, one record per pair, nothing left in
+any queue", no logical request may count twice however often its client sent it: every 202 of
+one request names the same job, no pair of the workload (each is in exactly one request) has a
+submission count other than one, and the store holds no job that neither a 202 nor a wholly
+refused request explains.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +42,8 @@ class Check:
 class Recovery:
     """Observed just before the processes were stopped."""
 
-    front_same_pid: bool
+    front_restarts: int
+    """Fresh fronts started after a SIGKILL."""
     front_alive: bool
     readyz_status: int | None
     survivor_alive: bool
@@ -90,10 +99,10 @@ def verify(
     polled: dict[str, dict[str, Any]],
     store: StoreContent,
     recovery: Recovery,
-    broker_back: float | None = None,
+    faults: Sequence[tuple[str, float]] = (),
 ) -> list[Check]:
-    """Every check of the scenario, in the order they are printed; ``broker_back`` is when
-    (seconds into the stream) the broker was last started again, if it was stopped."""
+    """Every check of the scenario, in the order they are printed; ``faults`` lists each
+    injected fault's name and when (seconds into the stream) it ended."""
     led = _Ledger.of(answers)
     refusals = sort_refusals(answers, store, workload.ends, led.acked_entities, led.jobs)
     verdicts = Counter(answer.verdict for answer in answers)
@@ -108,23 +117,71 @@ def verify(
     checks += _job_checks(led, polled, store, refusals)
     checks += _association_checks(workload, led, store, refusals)
     checks += _refusal_checks(led, store, refusals)
+    checks += _counted_once_checks(workload, answers, store)
+    front_kills = sum(1 for name, _ in faults if name == "kill_front")
     checks += [
         Check(
-            "front: same process at the end", True, recovery.front_same_pid and recovery.front_alive
+            "front: a fresh one started after each SIGKILL", front_kills, recovery.front_restarts
         ),
+        Check("front: alive at the end", True, recovery.front_alive),
         Check("front: GET /readyz", 200, recovery.readyz_status),
-        *_resumed(answers, broker_back),
+        *_resumed(answers, faults),
         Check("worker never killed: still alive", True, recovery.survivor_alive),
         *_queue_checks(recovery),
     ]
     return checks
 
 
-def _resumed(answers: list[Answer], broker_back: float | None) -> list[Check]:
-    if broker_back is None:
-        return []
-    later = [a for a in answers if a.verdict == ACKNOWLEDGED and a.sent > broker_back]
-    return [Check("front: requests acknowledged after the broker was back", True, bool(later))]
+_BACK = {"kill_broker": "the broker", "kill_front": "the front"}
+
+
+def _resumed(answers: list[Answer], faults: Sequence[tuple[str, float]]) -> list[Check]:
+    """After the last fault of each kind that takes a process away, requests went through."""
+    last: dict[str, float] = {}
+    for name, ended in faults:
+        if name in _BACK:
+            last[_BACK[name]] = max(last.get(_BACK[name], ended), ended)
+    return [
+        Check(
+            f"requests acknowledged after {what} was back",
+            True,
+            any(a.verdict == ACKNOWLEDGED and a.sent > back for a in answers),
+        )
+        for what, back in last.items()
+    ]
+
+
+def _counted_once_checks(
+    workload: Workload, answers: list[Answer], store: StoreContent
+) -> list[Check]:
+    """No logical request counted twice (module docstring), with how often clients retried."""
+    retried = [a for a in answers if a.attempts > max(1, len(a.job_ids))]
+    repeated = [a for a in answers if len(a.job_ids) > 1]
+    split = [f"step {a.step}: {sorted(set(a.job_ids))}" for a in answers if len(set(a.job_ids)) > 1]
+    twice = sorted(
+        {
+            a.step
+            for a in answers
+            if a.kind == "associations"
+            for pair in a.keys
+            if pair in store.associations and store.associations[pair][2] > 1
+        }
+    )
+    return [
+        Check("logical requests sent more than once (retried)", None, len(retried)),
+        Check("  ... sends in all", None, sum(a.attempts for a in answers)),
+        Check("acknowledged requests sent again with their key", None, len(repeated)),
+        Check(
+            "202s that replayed an earlier attempt's job", None, sum(a.replayed for a in answers)
+        ),
+        Check("logical requests answered with two jobIDs", 0, len(split), _few(split)),
+        Check(
+            "logical requests with a pair submitted twice",
+            0,
+            len(twice),
+            _few(f"step {step}" for step in twice),
+        ),
+    ]
 
 
 def _queue_checks(recovery: Recovery) -> list[Check]:

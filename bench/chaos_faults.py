@@ -3,9 +3,11 @@
 ``Pipeline`` runs the front and the workers as ``python -m assoc_ingest`` subprocesses whose
 logs go to files (``bench.common.process`` pipes stderr without reading it, which would stall a
 process that logs many warnings, as every process here does while faults last). The faults:
-``kill_worker`` (SIGKILL, then a fresh worker in its place), ``stop_broker`` (``rabbitmqctl
-stop_app`` / ``start_app`` on the given node) and ``lock_store`` (``BEGIN EXCLUSIVE`` on the
-embedded store's file from a foreign connection).
+``kill_worker`` (SIGKILL, then a fresh worker in its place), ``kill_front`` (SIGKILL, then a
+fresh front on the same port), ``kill_broker`` (SIGKILL of the scenario's own RabbitMQ node,
+``bench.private_broker``, then the same node again with its data) and ``lock_store``
+(``BEGIN EXCLUSIVE`` on the embedded store's file from a foreign connection: the store is
+unavailable to every process for that long).
 """
 
 from __future__ import annotations
@@ -22,14 +24,14 @@ from typing import IO
 
 from bench.chaos_store import hold_exclusive_lock
 from bench.common import CLI, ROOT, wait_for_port
+from bench.private_broker import PrivateRabbitNode
 
 __all__ = [
     "FaultRecord",
     "Pipeline",
+    "kill_broker",
     "list_queues",
     "lock_store",
-    "rabbitmqctl",
-    "stop_broker",
 ]
 
 
@@ -64,14 +66,31 @@ class Pipeline:
     retired: list[_Proc] = field(default_factory=list)
     _spawned: int = 0
 
+    front_restarts: int = 0
+
     def start(self) -> None:
+        self._start_front()
+        self.worker_procs = [self._spawn(f"worker-{i}", "worker") for i in range(self.workers)]
+
+    def _start_front(self) -> None:
         self.front = self._spawn("front", "api")
         try:
             wait_for_port(self.port, timeout=60)
         except TimeoutError:
             log = self.front.log.read_text()[-2000:]
             raise RuntimeError(f"the front did not start: {log}") from None
-        self.worker_procs = [self._spawn(f"worker-{i}", "worker") for i in range(self.workers)]
+
+    def kill_front(self) -> tuple[int, int]:
+        """SIGKILL the front and start a fresh one on the same port; (old PID, new PID)."""
+        old = self.front
+        assert old is not None
+        old.popen.send_signal(signal.SIGKILL)
+        old.popen.wait()
+        self.retired.append(old)
+        self._start_front()
+        self.front_restarts += 1
+        assert self.front is not None
+        return old.popen.pid, self.front.popen.pid
 
     def kill_worker(self, index: int) -> tuple[int, int]:
         """SIGKILL worker ``index`` and start a fresh one in its place; (old PID, new PID)."""
@@ -138,19 +157,9 @@ class Pipeline:
         return _Proc(label, popen, log, handle)
 
 
-def rabbitmqctl(node: str | None, *args: str) -> str:
-    """Run ``rabbitmqctl [-n node] args``; its output, or ``RuntimeError`` when it fails."""
-    command = ["rabbitmqctl", *(["-n", node] if node else []), *args]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed: {done.stdout}{done.stderr}")
-    return done.stdout
-
-
-def list_queues(node: str | None, prefix: str) -> dict[str, tuple[int, int, int]]:
+def list_queues(node: PrivateRabbitNode, prefix: str) -> dict[str, tuple[int, int, int]]:
     """Queues whose name starts with ``prefix``: name -> (ready, unacked, consumers)."""
-    out = rabbitmqctl(
-        node,
+    out = node.ctl(
         "list_queues",
         "-q",
         "--no-table-headers",
@@ -167,17 +176,14 @@ def list_queues(node: str | None, prefix: str) -> dict[str, tuple[int, int, int]
     return found
 
 
-def stop_broker(node: str | None, down: float) -> str:
-    """``stop_app``, ``down`` seconds of no broker, then ``start_app`` (blocking)."""
-    began = time.monotonic()
-    rabbitmqctl(node, "stop_app")
-    stopped = time.monotonic()
+def kill_broker(node: PrivateRabbitNode, down: float) -> str:
+    """SIGKILL the node's Erlang VM, ``down`` seconds of no broker, then start it again with
+    its data (blocking)."""
+    node.kill()
     time.sleep(down)
-    rabbitmqctl(node, "start_app")
-    return (
-        f"stop_app took {stopped - began:.1f} s, "
-        f"start_app {time.monotonic() - stopped - down:.1f} s"
-    )
+    began = time.monotonic()
+    node.start()
+    return f"SIGKILL, restarted after {down:.0f} s, serving {time.monotonic() - began:.1f} s later"
 
 
 def lock_store(path: Path, seconds: float) -> str:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.chaos_check import Check
 from bench.chaos_faults import FaultRecord
 from bench.chaos_store import StoreContent
 from bench.chaos_submit import ACKNOWLEDGED, REFUSED, Answer
-from bench.common import amqp_url
 
 __all__ = ["ChaosConfig", "ChaosReport"]
 
@@ -23,18 +22,26 @@ class ChaosConfig:
     batch: int = 200
     duration: float = 60.0
     worker_kills: int = 2
-    broker_stops: int = 1
+    broker_kills: int = 1
     broker_down: float = 5.0
+    """Seconds between the SIGKILL of the broker node and its restart."""
+    front_kills: int = 1
     store_lock: float = 10.0
+    """Seconds the store is unavailable (0: not at all)."""
     entity_wait: float = 120.0
+    retry_for: float = 120.0
+    """Seconds the client retries one logical request before it counts as refused."""
+    repeat_every: int = 5
+    """Every n-th acknowledged request is sent again with its key (0: never)."""
     drain_timeout: float | None = None
     """Seconds to wait for the jobs after the stream; default ``entity_wait + 120``."""
     settle_timeout: float = 65.0
     """Seconds to wait, once the jobs are finished, for the work and retry queues to empty
     (a duplicate copy of a message may still wait in a delay queue: the longest tier is 60 s)."""
-    amqp_url: str = field(default_factory=amqp_url)
-    rabbit_node: str | None = None
-    """``rabbitmqctl -n`` node; None is rabbitmqctl's default node."""
+    mongodb_url: str | None = None
+    """Run on the MongoDB server at this URL (a database of the run's own, dropped when all is
+    well) instead of the embedded store; ``store_lock`` must then be 0 (it locks the embedded
+    store's file)."""
     work_dir: Path | None = None
     """Where the store and logs go; default a temporary directory, removed if all is well."""
 
@@ -43,7 +50,8 @@ class ChaosConfig:
         quarters of the stream, so that the stream goes on after the last fault."""
         kills = ["kill_worker"] * self.worker_kills
         names = [*kills[:1], *(["lock_store"] if self.store_lock > 0 else [])]
-        names += ["stop_broker"] * self.broker_stops + kills[1:]
+        names += ["kill_broker"] * self.broker_kills + ["kill_front"] * self.front_kills
+        names += kills[1:]
         step = 0.75 * self.duration / (len(names) + 1)
         return [((i + 1) * step, name) for i, name in enumerate(names)]
 
@@ -68,8 +76,10 @@ class ChaosReport:
 
     def render(self) -> str:
         c = self.config
+        store = "MongoDB" if c.mongodb_url else "the embedded store"
         lines = [
-            f"chaos: {c.associations} associations (and their entities) in bulk requests of "
+            f"chaos on {store}: {c.associations} associations (and their entities) in bulk"
+            " requests of "
             f"{c.batch}, stream {self.stream_seconds:.1f} s "
             f"(paced at {c.duration:.0f} s), jobs finished {self.drain_seconds:.1f} s later, "
             f"queues empty {self.settle_seconds:.1f} s after that",
@@ -86,6 +96,8 @@ class ChaosReport:
             items: Counter[str] = Counter()
             for answer in mine:
                 items[answer.verdict] += len(answer.keys)
+            sends = sum(answer.attempts for answer in mine)
+            retried = sum(1 for answer in mine if answer.attempts > max(1, len(answer.job_ids)))
             lines.append(
                 f"  {kind:<13} {len(mine):4} requests: {by[ACKNOWLEDGED]} acknowledged "
                 f"({items[ACKNOWLEDGED]} items), {by[REFUSED]} refused ({items[REFUSED]} items)"
@@ -94,6 +106,7 @@ class ChaosReport:
                     if kind != "entities"
                     else ""
                 )
+                + f"; {sends} sends, {retried} requests retried"
             )
         outcomes = Counter(
             f"{out}{f' ({code})' if code else ''}" for out, code in self.store.outcomes.values()

@@ -1,11 +1,15 @@
 """The chaos scenario's client: streams the workload's bulk requests at a steady pace and
 records every answer; afterwards polls the acknowledged jobs until they are finished.
 
-A request answered 202 is acknowledged (its job ID and items are recorded). A 503, a
-connection error or a timeout means *refused*: those items are never sent again, the stream
-goes on with new items, and the sender pauses for the ``Retry-After`` it was given (capped), as
-a well-behaved client would. Associations not yet sent whose entity was refused are left out
-of later requests, since they could only wait for an entity that will never come.
+Each planned request is one *logical request* with its own ``Idempotency-Key``, and the client
+retries it as ``assoc-ingest submit`` does: a 503, a connection error (the front was killed) or
+a timeout is sent again with the same key and the same bytes after the ``Retry-After`` it was
+given (capped), for up to ``retry_for`` seconds. A logical request answered 202 is acknowledged
+(its job ID and items are recorded); one still refused when that time is up is *refused*, and
+the stream goes on with new items. Every ``repeat_every``-th acknowledged request is sent once
+more with its key, as a client that lost the 202 would: that answer must name the same job.
+Associations not yet sent whose entity was refused are left out of later requests, since they
+could only wait for an entity that will never come.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ import orjson
 
 from bench.chaos_workload import Step, Workload
 
-__all__ = ["Answer", "Submitter", "poll_jobs"]
+__all__ = ["IDEMPOTENCY_HEADER", "Answer", "Submitter", "poll_jobs"]
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
 
 REFUSED = "refused"
 ACKNOWLEDGED = "acknowledged"
@@ -29,8 +36,10 @@ WRONG = "wrong"
 
 @dataclass(slots=True)
 class Answer:
-    """The answer to one request: ``verdict`` is acknowledged, refused or wrong (any other
-    status, or a 202 that did not accept every item: a bug of the workload or the front)."""
+    """The answer to one logical request (after its retries): ``verdict`` is acknowledged,
+    refused or wrong (any other status, or a 202 that did not accept every item: a bug of the
+    workload or the front). ``job_ids`` holds the jobID of every 202 it got (the first one and
+    that of a deliberate repeat); ``attempts`` counts every send."""
 
     step: int
     kind: str
@@ -41,6 +50,10 @@ class Answer:
     detail: str
     sent: float
     answered: float
+    attempts: int = 1
+    job_ids: tuple[str, ...] = ()
+    replayed: int = 0
+    """202s that said ``Idempotent-Replayed``: the key had been used by an earlier attempt."""
 
 
 @dataclass
@@ -53,6 +66,11 @@ class Submitter:
     duration: float
     concurrency: int = 4
     retry_after_cap: float = 2.0
+    retry_for: float = 120.0
+    """Seconds a logical request is retried before it counts as refused."""
+    repeat_every: int = 5
+    """Every n-th acknowledged request is sent once more (0: never)."""
+    key_prefix: str = "chaos"
     answers: list[Answer] = field(default_factory=list)
     refused_entities: set[str] = field(default_factory=set)
     left_out: set[str] = field(default_factory=set)
@@ -74,9 +92,7 @@ class Submitter:
             delay = self._origin + index * interval - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            pause = await self._send(index, steps[index])
-            if pause:
-                await asyncio.sleep(pause)
+            await self._send(index, steps[index])
 
     def _keys(self, step: Step) -> tuple[str, ...]:
         if step.kind == "entities":
@@ -89,34 +105,77 @@ class Submitter:
                 keys.append(key)
         return tuple(keys)
 
-    async def _send(self, index: int, step: Step) -> float:
-        """POST one step; returns the seconds to pause before the next request."""
+    async def _send(self, index: int, step: Step) -> None:
+        """Send one logical request until acknowledged or ``retry_for`` has passed."""
         keys = self._keys(step)
         if not keys:
-            return 0.0
+            return
         body = orjson.dumps(self.workload.body(step, keys))
+        headers = {IDEMPOTENCY_HEADER: f"{self.key_prefix}-{index}"}
+        url = f"{self.base}/{step.kind}"
         sent = time.monotonic() - self._origin
-        status: int | None = None
-        data: Any = None
-        pause = 0.0
-        try:
-            async with self.session.post(f"{self.base}/{step.kind}", data=body) as response:
-                status = response.status
-                retry_after = response.headers.get("Retry-After", "1")
-                data = await response.json(content_type=None)
-            if status == 503:
-                pause = min(float(retry_after), self.retry_after_cap)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            data = f"{type(exc).__name__}: {exc}"
-            pause = 1.0
-        verdict, job_id, detail = _judge(status, data, len(keys))
+        attempts = 0
+        replayed = 0
+        while True:
+            attempts += 1
+            reply = await self._post(url, body, headers)
+            replayed += reply.replayed
+            verdict, job_id, detail = _judge(reply.status, reply.data, len(keys))
+            timed_out = time.monotonic() - self._origin - sent > self.retry_for
+            if verdict != REFUSED or timed_out:
+                break
+            await asyncio.sleep(reply.pause)
+        status = reply.status
+        job_ids: tuple[str, ...] = (job_id,) if job_id else ()
+        if verdict == ACKNOWLEDGED and self.repeat_every and index % self.repeat_every == 0:
+            again = await self._post(url, body, headers)
+            attempts += 1
+            replayed += again.replayed
+            if isinstance(again.data, dict) and again.data.get("jobID"):
+                job_ids += (str(again.data["jobID"]),)
         if verdict == REFUSED and step.kind == "entities":
             self.refused_entities.update(keys)
         answered = time.monotonic() - self._origin
         self.answers.append(
-            Answer(index, step.kind, keys, verdict, status, job_id, detail, sent, answered)
+            Answer(
+                index,
+                step.kind,
+                keys,
+                verdict,
+                status,
+                job_id,
+                detail,
+                sent,
+                answered,
+                attempts,
+                job_ids,
+                replayed,
+            )
         )
-        return pause
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> _Reply:
+        """One send and what came back."""
+        try:
+            async with self.session.post(url, data=body, headers=headers) as response:
+                status = response.status
+                retry_after = response.headers.get("Retry-After", "1")
+                replayed = response.headers.get(REPLAYED_HEADER) == "true"
+                data = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            return _Reply(None, f"{type(exc).__name__}: {exc}", 1.0, False)
+        pause = min(float(retry_after), self.retry_after_cap) if status == 503 else 0.0
+        return _Reply(status, data, pause, replayed)
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    status: int | None
+    data: Any
+    """The parsed body, or what went wrong."""
+    pause: float
+    """Seconds to wait before a retry."""
+    replayed: bool
+    """The 202 carried ``Idempotent-Replayed: true``."""
 
 
 def _judge(status: int | None, data: Any, items: int) -> tuple[str, str | None, str]:

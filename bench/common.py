@@ -67,6 +67,14 @@ class PeakRss:
     def watch(self, label: str, pid: int) -> None:
         self._procs.setdefault(label, []).append(psutil.Process(pid))
 
+    def cpu_seconds(self, label: str) -> float:
+        """User + system CPU seconds used so far by the processes watched as ``label``."""
+        total = 0.0
+        for proc in self._procs.get(label, []):
+            times = proc.cpu_times()
+            total += times.user + times.system
+        return total
+
     def __enter__(self) -> PeakRss:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()

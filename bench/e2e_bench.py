@@ -1,5 +1,6 @@
 """End to end: a workload made from the real feeds, submitted in bulk through the front and
-RabbitMQ to N worker processes on the embedded store, timed until every job is ``done``.
+RabbitMQ to N worker processes on the embedded store (or on MongoDB: ``mongodb_url``, a
+database of the run's own, dropped afterwards), timed until every job is ``done``.
 
 Two workloads:
 - ``feeds``: every importer on the files in ``shared/data/feeds`` (entities first, then
@@ -24,6 +25,7 @@ import aiohttp
 import orjson
 
 from assoc_ingest.importers import import_feed
+from bench.chaos_store import drop_mongo_database
 from bench.common import (
     CLI,
     FEEDS,
@@ -52,8 +54,8 @@ def feeds_workload() -> Workload:
     entities: dict[str, dict[str, Any]] = {}
     associations: dict[tuple[str, str, str], dict[str, Any]] = {}
     for name, file in FEED_FILES.items():
-        extra = {} if name == "ip2asn" else {"asn_table": FEEDS / FEED_FILES["ip2asn"]}
-        result = import_feed(name, FEEDS / file, **extra)
+        table = None if name == "ip2asn" else FEEDS / FEED_FILES["ip2asn"]
+        result = import_feed(name, FEEDS / file, asn_table=table)
         for body in result.entities:
             entities[entity_id(body["type"], str(body["attributes"][body["type"]]))] = body
         for assoc in result.associations:
@@ -166,11 +168,15 @@ async def drive(base: str, headers: dict[str, str], workload: Workload) -> dict[
     }
 
 
-def run_e2e(workload: Workload, workers: int) -> dict[str, Any]:
+def run_e2e(workload: Workload, workers: int, mongodb_url: str | None = None) -> dict[str, Any]:
     port = free_port()
     topology = unique("bench-e2e")
+    database = topology.replace("-", "_")
+    on_mongo: dict[str, str] = {}
+    if mongodb_url:
+        on_mongo = {"MONGODB_URL": mongodb_url, "INGEST_MONGODB_DATABASE": database}
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
-        env = pipeline_env(topology, Path(tmp), INGEST_PORT=str(port))
+        env = pipeline_env(topology, Path(tmp), INGEST_PORT=str(port), **on_mongo)
         key, secret = create_key(env)
         headers = {"api-key": key, "api-secret": secret, "Content-Type": "application/json"}
         try:
@@ -188,4 +194,6 @@ def run_e2e(workload: Workload, workers: int) -> dict[str, Any]:
                 )
         finally:
             delete_topology(topology)
+            if mongodb_url:
+                drop_mongo_database(mongodb_url, database)
     return {**result, "workers": workers, "peak_rss_mb": dict(rss.peaks)}

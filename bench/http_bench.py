@@ -4,7 +4,9 @@
 - ``naive``: the same handler publishing one message per request with a confirm;
 - ``front``: ``assoc-ingest api`` through real RabbitMQ (coalescing publisher, auth, checks),
   at fixed concurrency and then at a fixed rate of half the measured maximum;
-- ``bulk``: ``POST /associations`` with 1,000 items per request.
+- ``bulk``: ``POST /associations`` with 1,000 items per request;
+- ``front_keys``: ``POST /association`` without and with an ``Idempotency-Key`` on every
+  request, runs alternating on one front, and what a key costs per request.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from bench.common import (
 )
 from bench.wrk import WrkResult, fixed_rate, run_wrk
 
+KEY_HEADER = "Idempotency-Key"
 PATH_SINGLE = "/api/ingest/v1/association"
 PATH_BULK = "/api/ingest/v1/associations"
 
@@ -91,19 +94,28 @@ def baseline_server(kind: str) -> Iterator[tuple[str, PeakRss]]:
 
 
 @contextmanager
-def front_server(**extra_env: str) -> Iterator[tuple[str, dict[str, str], PeakRss]]:
+def front_server(
+    *, memory: bool = False, **extra_env: str
+) -> Iterator[tuple[str, dict[str, str], PeakRss]]:
+    """``assoc-ingest api`` on RabbitMQ, or with ``memory`` the front alone on the in-process
+    queue (``bench.memory_front``)."""
     port = free_port()
     topology = unique("bench-front")
     with tempfile.TemporaryDirectory(prefix="bench-front-") as tmp:
         env = pipeline_env(topology, Path(tmp), INGEST_PORT=str(port), **extra_env)
         key, secret = create_key(env)
         headers = {"api-key": key, "api-secret": secret, "Content-Type": "application/json"}
+        args = [*CLI, "api"]
+        if memory:
+            args = [sys.executable, "-m", "bench.memory_front", "--port", str(port)]
+            args += ["--data-dir", tmp]
         try:
-            with process([*CLI, "api"], env=env, port=port) as proc, PeakRss() as rss:
+            with process(args, env=env, port=port) as proc, PeakRss() as rss:
                 rss.watch("front", proc.pid)
                 yield f"http://127.0.0.1:{port}", headers, rss
         finally:
-            delete_topology(topology)
+            if not memory:
+                delete_topology(topology)
 
 
 def ceiling(kind: str, runs: int, seconds: float, connections: int) -> dict[str, Any]:
@@ -174,3 +186,71 @@ def front_bulk(runs: int, seconds: float, connections: int, items: int = 1000) -
         "items_rate": summary["rate"] * items,
         "peak_rss_mb": rss.peaks.get("front", 0.0),
     }
+
+
+def front_keys(
+    runs: int, seconds: float, connections: int, *, memory: bool = False
+) -> dict[str, Any]:
+    """Single associations without and with a new ``Idempotency-Key`` on every request, runs
+    alternating on one front. ``cpu_us``: the front's CPU time per request (user + system, all
+    its threads, the store's included), which a busy shared machine disturbs less than the
+    rate; ``cost_us``: what a key adds to it."""
+    bodies = association_bodies(20_000)
+    plain: list[WrkResult] = []
+    keyed: list[WrkResult] = []
+    cpu: dict[str | None, list[float]] = {None: [], KEY_HEADER: []}
+    with front_server(memory=memory) as (url, headers, rss):
+        for key_header in (None, KEY_HEADER):  # warm-up, both paths
+            run_wrk(
+                url,
+                PATH_SINGLE,
+                bodies[:2000],
+                headers,
+                seconds=1,
+                connections=connections,
+                key_header=key_header,
+            )
+        for _ in range(runs):
+            for key_header, results in ((None, plain), (KEY_HEADER, keyed)):
+                before = rss.cpu_seconds("front")
+                result = run_wrk(
+                    url,
+                    PATH_SINGLE,
+                    bodies,
+                    headers,
+                    seconds=seconds,
+                    connections=connections,
+                    key_header=key_header,
+                )
+                used = rss.cpu_seconds("front") - before
+                results.append(result)
+                cpu[key_header].append(used / max(result.requests, 1) * 1e6)
+    without = {**summarise(plain), "cpu_us": median(cpu[None])}
+    with_keys = {**summarise(keyed), "cpu_us": median(cpu[KEY_HEADER])}
+    return {
+        "queue": "memory" if memory else "rabbitmq",
+        "without_keys": without,
+        "with_keys": with_keys,
+        "cost_us": with_keys["cpu_us"] - without["cpu_us"],
+        "peak_rss_mb": rss.peaks.get("front", 0.0),
+    }
+
+
+def main() -> None:
+    """``python -m bench.http_bench keys [--memory]``: print ``front_keys`` as JSON."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m bench.http_bench")
+    parser.add_argument("scenario", choices=["keys"])
+    parser.add_argument("--memory", action="store_true", help="the front on the memory queue")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    result = front_keys(args.runs, args.seconds, args.connections, memory=args.memory)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

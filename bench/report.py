@@ -80,6 +80,17 @@ def markdown(results: dict[str, Any]) -> str:
             half,
             None,
         )
+    keys = _get(results, "front_keys")
+    if keys:
+        for label, node in (("without", "without_keys"), ("with", "with_keys")):
+            row(
+                f"front POST /association {label} Idempotency-Key, c=64",
+                keys[node]["rate"],
+                "req/s",
+                keys[node],
+                keys.get("peak_rss_mb") if label == "with" else None,
+                f"{keys['cost_us']:+.0f} µs a request" if label == "with" else "",
+            )
     bulk = _get(results, "bulk")
     if bulk:
         row(
@@ -89,17 +100,45 @@ def markdown(results: dict[str, Any]) -> str:
             bulk,
             bulk.get("peak_rss_mb"),
         )
-    for name in ("e2e_feeds_1", "e2e_feeds_2", "e2e_enrichment_1", "e2e_enrichment_2"):
+    for name in (
+        "e2e_feeds_1",
+        "e2e_feeds_2",
+        "e2e_feeds_2_mongodb",
+        "e2e_enrichment_1",
+        "e2e_enrichment_2",
+    ):
         e2e = _get(results, name)
         if e2e:
             rss = e2e.get("peak_rss_mb", {})
+            mongodb = name.endswith("_mongodb")
+            where = f" on MongoDB ({e2e.get('store')})" if mongodb else ""
             row(
-                f"end to end {name[4:]} worker(s)",
+                f"end to end {name[4:].removesuffix('_mongodb')} worker(s){where}",
                 e2e.get("associations_per_s"),
                 "assoc/s stored",
                 None,
                 f"front {rss.get('front', 0):.0f} / worker {rss.get('worker', 0):.0f}",
             )
+    stix = _get(results, "stix")
+    if stix:
+        rss = stix.get("peak_rss_mb", {})
+        row(
+            "POST /stix, FireEye bundle replayed (front only)",
+            stix.get("objects_per_s_acknowledged"),
+            "STIX objects/s acknowledged",
+            None,
+            f"front {rss.get('front', 0):.0f}",
+        )
+        assoc = _get(results, "e2e_enrichment_1", "associations_per_s")
+        stored = stix.get("items_per_s_stored")
+        row(
+            "STIX end to end, 1 worker",
+            stored,
+            "items/s stored",
+            None,
+            f"worker {rss.get('worker', 0):.0f}",
+            f"{assoc / stored:.1f}x the time per item of enrichment_1" if assoc and stored else "",
+        )
     publisher = _get(results, "publisher")
     store = _get(results, "store")
     extra = []

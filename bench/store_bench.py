@@ -1,8 +1,8 @@
 """Throughput of the embedded store on the worker's hot path, against raw SQL.
 
 - ``store_new_rows_per_s``: new associations with random SHA3 keys, written through
-  ``SqliteStore.write_batch`` in batches of ``batch`` items with their job header and job items,
-  exactly as a worker writes them;
+  ``SqliteStore.write_batch`` in batches of ``batch`` items with their job header, job items and
+  the submitting user's source entry, exactly as a worker writes them;
 - ``store_duplicate_rows_per_s``: the same associations submitted again by new jobs (every
   item ``duplicate``: ``lastSeen`` and ``submissions`` refreshed);
 - ``store_new_rows_per_s_4_tasks``: new associations again, with batches submitted by 4
@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 
 from workers.store.records import EdgeWrite, JobHeader, WriteBatch
+from workers.store.sources import source_entries
 from workers.store.sqlite import SqliteStore
 
 _Row = tuple[str, str, str]  # association ID, entity ID, related entity ID
@@ -63,6 +64,7 @@ def _batches(rows: list[_Row], size: int, round_: int) -> list[WriteBatch]:
         chunk = rows[start : start + size]
         job = f"bench-{round_}-{start:09d}"
         now = time.time()
+        sources = source_entries("bench", None, now)
         batches.append(
             WriteBatch(
                 now=now,
@@ -78,6 +80,7 @@ def _batches(rows: list[_Row], size: int, round_: int) -> list[WriteBatch]:
                         association_type="URL Host",
                         file_action=False,
                         created_by="bench",
+                        sources=sources,
                     )
                     for index, (aid, url, domain) in enumerate(chunk)
                 ],

@@ -6,6 +6,10 @@ picking the next one). A fixed rate is approximated with wrk's ``delay()`` hook:
 waits ``connections / rate`` seconds between requests. wrk measures latency from the moment a
 request is sent, so at a fixed rate a stalled server shows up as lower throughput rather than
 as coordinated-omission-corrected latency; the report says which mode produced each figure.
+
+``key_header`` gives every request a header of that name with a value no other request of the
+run has (``<prefix>-<thread>-<n>``), as a client sending one ``Idempotency-Key`` per logical
+request does.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +31,15 @@ local method = "%(method)s"
 local headers = %(headers)s
 local delay_ms = %(delay_ms)s
 local result_file = "%(result)s"
+local key_header = %(key_header)s
+local key_prefix = "%(key_prefix)s"
+local sent = 0
+local threads = 0
+
+setup = function(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
 
 init = function(args)
   for line in io.lines("%(bodies)s") do
@@ -38,6 +52,10 @@ end
 request = function()
   index = index + 1
   if index > count then index = 1 end
+  if key_header then
+    sent = sent + 1
+    headers[key_header] = key_prefix .. "-" .. tostring(tid) .. "-" .. sent
+  end
   return wrk.format(method, path, headers, bodies[index])
 end
 
@@ -92,9 +110,11 @@ def run_wrk(
     threads: int = 1,
     delay_ms: int = 0,
     method: str = "POST",
+    key_header: str | None = None,
 ) -> WrkResult:
     """Run wrk against ``url + path`` cycling ``bodies``; each connection waits ``delay_ms``
-    between a response and its next request (see ``fixed_rate``)."""
+    between a response and its next request (see ``fixed_rate``); ``key_header``: see the
+    module docstring."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (apt-get install wrk)")
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
@@ -105,6 +125,8 @@ def run_wrk(
             "method": method,
             "headers": lua_table(headers),
             "delay_ms": delay_ms,
+            "key_header": f'"{key_header}"' if key_header else "nil",
+            "key_prefix": uuid.uuid4().hex,
             "result": work / "result.json",
             "bodies": work / "bodies.txt",
         }
@@ -146,6 +168,7 @@ def fixed_rate(
     rate: float,
     seconds: float,
     connections: int,
+    key_header: str | None = None,
 ) -> tuple[WrkResult, int]:
     """Run at about ``rate`` requests/s; return the result and the per-connection delay used.
 
@@ -154,11 +177,27 @@ def fixed_rate(
     latency``.
     """
     delay = int(connections * 1000 / rate)
-    probe = run_wrk(url, path, bodies, headers, seconds=2, connections=connections, delay_ms=delay)
+    probe = run_wrk(
+        url,
+        path,
+        bodies,
+        headers,
+        seconds=2,
+        connections=connections,
+        delay_ms=delay,
+        key_header=key_header,
+    )
     if probe.rate > 0:
         latency_ms = connections * 1000 / probe.rate - delay
         delay = max(int(connections * 1000 / rate - latency_ms), 0)
     result = run_wrk(
-        url, path, bodies, headers, seconds=seconds, connections=connections, delay_ms=delay
+        url,
+        path,
+        bodies,
+        headers,
+        seconds=seconds,
+        connections=connections,
+        delay_ms=delay,
+        key_header=key_header,
     )
     return result, delay

@@ -3,8 +3,10 @@
 Single writes take ``application/json`` (anything else is a 415). Bulk writes take
 ``application/x-ndjson`` (also ``application/ndjson``, ``application/jsonl``), streamed and
 parsed line by line as the bytes arrive, or ``application/json`` holding either a JSON array
-of items or NDJSON lines. Blank lines are skipped and do not count as items. Beyond
-``max_bytes`` bytes or ``max_items`` items the answer is a 413.
+of items or NDJSON lines. An item's index is its 0-based line number in the body, blank lines
+included (so that ``rejected[].index`` names the line an editor shows, less one), or its
+position in a JSON array; blank lines are no items. Beyond ``max_bytes`` bytes or ``max_items``
+items the answer is a 413.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
@@ -29,11 +31,18 @@ _CHUNK = 64 * 1024
 
 @dataclass(frozen=True, slots=True)
 class BulkLine:
-    """One bulk item: its 0-based position and the parsed value, or why it could not be parsed."""
+    """One bulk item: its index (0-based line number, or position in a JSON array) and the
+    parsed value, or why it could not be parsed."""
 
     index: int
     value: Any = None
     parse_error: str | None = None
+
+
+class Digest(Protocol):
+    """A running hash (``hashlib``) fed the body bytes as they are read."""
+
+    def update(self, data: bytes, /) -> None: ...
 
 
 def _unsupported(expected: str) -> ApiError:
@@ -69,10 +78,11 @@ def _parse_line(index: int, line: bytes) -> BulkLine:
         return BulkLine(index, parse_error=f"Line is not valid JSON: {exc}.")
 
 
-def _lines(data: bytes) -> Iterator[bytes]:
-    for line in data.split(b"\n"):
+def _lines(data: bytes, first: int = 0) -> Iterator[tuple[int, bytes]]:
+    """The non-blank lines of ``data`` with their line numbers, counted from ``first``."""
+    for number, line in enumerate(data.split(b"\n"), first):
         if line.strip():
-            yield line
+            yield number, line
 
 
 LARGE_ARRAY_BYTES = 1024 * 1024
@@ -137,49 +147,56 @@ def _array_items(body: bytes) -> Iterator[Any]:
 
 
 async def iter_bulk(
-    request: web.Request, *, max_items: int, max_bytes: int
+    request: web.Request, *, max_items: int, max_bytes: int, digest: Digest | None = None
 ) -> AsyncIterator[BulkLine]:
-    """The items of a bulk body in order (see the module docstring)."""
+    """The items of a bulk body in order (see the module docstring); ``digest``, when given, is
+    fed every byte of the body."""
     content_type = request.content_type
     if content_type != JSON_TYPE and content_type not in NDJSON_TYPES:
         raise _unsupported("application/x-ndjson or application/json")
     _check_length(request, max_bytes)
     count = 0
 
-    def counted() -> int:
+    def counted(index: int) -> int:
         nonlocal count
         count += 1
         if count > max_items:
             raise ApiError(
                 413, "too_many_items", f"A bulk request may hold at most {max_items} items."
             )
-        return count - 1
+        return index
 
     if content_type == JSON_TYPE:
         body = await request.read()
+        if digest is not None:
+            digest.update(body)
         if body.lstrip()[:1] == b"[":
             items = _array_items(body) if len(body) > LARGE_ARRAY_BYTES else _whole_array(body)
-            for value in items:
-                yield BulkLine(counted(), value)
+            for position, value in enumerate(items):
+                yield BulkLine(counted(position), value)
             return
-        for line in _lines(body):
-            yield _parse_line(counted(), line)
+        for number, line in _lines(body):
+            yield _parse_line(counted(number), line)
         return
 
     received = 0
+    line_number = 0  # of the first line not yet complete
     parts: list[bytes] = []  # the unfinished line, joined only once its end arrives
     async for chunk in request.content.iter_chunked(_CHUNK):
         received += len(chunk)
         if received > max_bytes:
             raise _too_large(max_bytes)
+        if digest is not None:
+            digest.update(chunk)
         if b"\n" not in chunk:
             parts.append(chunk)
             continue
         parts.append(chunk)
         complete, _, rest = b"".join(parts).rpartition(b"\n")
         parts = [rest] if rest else []
-        for line in _lines(complete):
-            yield _parse_line(counted(), line)
+        for number, line in _lines(complete, line_number):
+            yield _parse_line(counted(number), line)
+        line_number += complete.count(b"\n") + 1
     tail = b"".join(parts)
     if tail.strip():
-        yield _parse_line(counted(), tail)
+        yield _parse_line(counted(line_number), tail)

@@ -19,12 +19,16 @@ from schemas import (
     EntityRecord,
     InvalidEntityId,
     NormalisationError,
+    Provenance,
     Rejection,
     entity_id_of_normalised,
+    entity_type,
+    fold_tags,
     normalise,
     parse_entity_id,
 )
 from schemas.http import AssociationBody, EntityBody, NestedEntity, entity_main_value
+from schemas.provenance import NOT_PLAIN, PROVENANCE_FIELDS, plain_provenance, provenance_of
 
 __all__ = [
     "AssociationRequest",
@@ -51,35 +55,44 @@ class ItemProblem:
     message: str
     err_code: str | None = None
     candidates: tuple[str, ...] = ()
+    detail: str | None = None
 
     @classmethod
     def from_rejection(cls, rejection: Rejection) -> ItemProblem:
         return cls(
-            rejection.code.value, rejection.message, rejection.err_code, rejection.candidates
+            rejection.code.value,
+            rejection.message,
+            rejection.err_code,
+            rejection.candidates,
+            rejection.detail,
         )
 
     def as_error(self) -> dict[str, str]:
-        """The ``{code, message}`` object of a bulk ``rejected`` entry."""
-        return {"code": self.code, "message": self.message}
+        """The ``{code, message}`` object of a bulk ``rejected`` entry (with ``detail`` when
+        the matrix refused the pair)."""
+        if self.detail is None:
+            return {"code": self.code, "message": self.message}
+        return {"code": self.code, "message": self.message, "detail": self.detail}
 
     def to_api_error(self) -> ApiError:
         """The 400 answering a single write refused for this reason."""
-        return ApiError(
-            400,
-            self.code,
-            self.message,
-            err_code=self.err_code,
-            extra={"candidates": list(self.candidates)} if self.candidates else None,
-        )
+        extra: dict[str, object] = {}
+        if self.candidates:
+            extra["candidates"] = list(self.candidates)
+        if self.detail is not None:
+            extra["detail"] = self.detail
+        return ApiError(400, self.code, self.message, err_code=self.err_code, extra=extra)
 
 
 @dataclass(frozen=True, slots=True)
 class AssociationRequest:
-    """A checked association: IDs and the canonical type name (None: every type, deletes only)."""
+    """A checked association: IDs, the canonical type name (None: every type, deletes only)
+    and the provenance the body gave."""
 
     entity_id: str
     related_id: str
     association_type: str | None
+    provenance: Provenance | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +122,7 @@ def _shape_problem(exc: ValidationError) -> ItemProblem:
     return ItemProblem("invalid_body", describe_validation_error(exc))
 
 
-_ASSOCIATION_FIELDS = frozenset(AssociationBody.model_fields)
+_PLAIN_FIELDS = frozenset({"entityID", "relatedEntityID", "associationType"}) | PROVENANCE_FIELDS
 # The fast path must accept nothing the model would refuse: its bound is the model's own.
 _MAX_FIELD_LENGTH = min(
     meta.max_length
@@ -119,9 +132,12 @@ _MAX_FIELD_LENGTH = min(
 )
 
 
-def _plain_association(value: dict[str, Any]) -> tuple[str, str, str | None] | None:
-    """The body of a well-formed association without running the validator (the common case
-    on the hot path), or None to let ``AssociationBody`` validate it and word the problem."""
+def _plain_association(
+    value: dict[str, Any],
+) -> tuple[str, str, str | None, Provenance | None] | None:
+    """The body of a well-formed association (with plain provenance, if any) without running
+    the validator (the common case on the hot path), or None to let ``AssociationBody``
+    validate it and word the problem."""
     entity = value.get("entityID")
     related = value.get("relatedEntityID")
     name = value.get("associationType")
@@ -129,12 +145,17 @@ def _plain_association(value: dict[str, Any]) -> tuple[str, str, str | None] | N
         type(entity) is str
         and type(related) is str
         and (name is None or type(name) is str)
-        and value.keys() <= _ASSOCIATION_FIELDS
+        and value.keys() <= _PLAIN_FIELDS
         and len(entity) <= _MAX_FIELD_LENGTH
         and len(related) <= _MAX_FIELD_LENGTH
         and (name is None or len(name) <= _MAX_FIELD_LENGTH)
     ):
-        return entity, related, name
+        if len(value) == 2 or (len(value) == 3 and "associationType" in value):
+            return entity, related, name, None
+        provenance = plain_provenance(value)
+        if provenance is not NOT_PLAIN:
+            assert provenance is None or isinstance(provenance, Provenance)
+            return entity, related, name, provenance
     return None
 
 
@@ -142,7 +163,9 @@ def check_association(
     value: Any, rules: AssociationRules, *, delete: bool = False
 ) -> AssociationRequest | ItemProblem:
     """Check one association body. For a create, the pair must fit exactly one type (or the
-    named one); for a delete, the IDs must be valid and a named type must exist."""
+    named one), or have a context entity at either end (then the name is a free relationship
+    name, ``associated`` by default); for a delete, the IDs must be valid and a named type
+    must exist, or be a relationship name of a context pair."""
     if not isinstance(value, dict):
         return ItemProblem("invalid_body", "An association must be a JSON object.")
     fields = _plain_association(value)
@@ -151,29 +174,40 @@ def check_association(
             body = AssociationBody.model_validate(value)
         except ValidationError as exc:
             return _shape_problem(exc)
-        fields = body.entityID, body.relatedEntityID, body.associationType
-    entity_id, related_id, type_name = fields
+        fields = body.entityID, body.relatedEntityID, body.associationType, provenance_of(body)
+    entity_id, related_id, type_name, provenance = fields
     for field, eid in (("entityID", entity_id), ("relatedEntityID", related_id)):
         try:
             parse_entity_id(eid)
         except InvalidEntityId as exc:
             return ItemProblem("invalid_entity_id", f"{field}: {exc}.")
     if delete:
-        if entity_id == related_id:
-            return ItemProblem("self_association", "An entity cannot be associated with itself.")
-        if type_name is None:
-            return AssociationRequest(entity_id, related_id, None)
-        named = rules.get(type_name)
-        if named is None:
-            name = type_name.strip()[:128]
-            return ItemProblem(
-                "unknown_association_type", f"There is no association type named {name!r}."
-            )
-        return AssociationRequest(entity_id, related_id, named.name)
+        return _check_delete(entity_id, related_id, type_name, rules)
     matched = rules.match(entity_id, related_id, type_name)
     if isinstance(matched, Rejection):
         return ItemProblem.from_rejection(matched)
-    return AssociationRequest(entity_id, related_id, matched.name)
+    return AssociationRequest(entity_id, related_id, matched.name, provenance)
+
+
+def _check_delete(
+    entity_id: str, related_id: str, type_name: str | None, rules: AssociationRules
+) -> AssociationRequest | ItemProblem:
+    if entity_id == related_id:
+        return ItemProblem("self_association", "An entity cannot be associated with itself.")
+    if type_name is None:
+        return AssociationRequest(entity_id, related_id, None)
+    named = rules.get(type_name)
+    if named is not None:
+        return AssociationRequest(entity_id, related_id, named.name)
+    if not rules.is_context_pair(entity_id, related_id):
+        name = type_name.strip()[:128]
+        return ItemProblem(
+            "unknown_association_type", f"There is no association type named {name!r}."
+        )
+    relationship = rules.relationship(type_name)
+    if isinstance(relationship, Rejection):
+        return ItemProblem.from_rejection(relationship)
+    return AssociationRequest(entity_id, related_id, relationship.name)
 
 
 def _nests_deeper_than(value: Any, limit: int) -> bool:
@@ -194,13 +228,17 @@ def _nests_deeper_than(value: Any, limit: int) -> bool:
 
 
 def _record(
-    node: EntityBody | NestedEntity, path: str, visible_by: tuple[str, ...]
+    node: EntityBody | NestedEntity,
+    path: str,
+    visible_by: tuple[str, ...],
+    provenance: Provenance | None,
 ) -> EntityRecord | ItemProblem:
     if _nests_deeper_than(node.attributes, MAX_ATTRIBUTE_DEPTH):
         return ItemProblem(
             "invalid_body", f"{path}attributes nest deeper than {MAX_ATTRIBUTE_DEPTH} levels."
         )
     try:
+        entity_type(node.type)  # an unknown type is named as such, before its attributes
         normalised = normalise(node.type, entity_main_value(node))
     except NormalisationError as exc:
         return ItemProblem(type(exc).code, f"{path}{exc}.")
@@ -212,21 +250,37 @@ def _record(
             type=node.type,
             attributes=attributes,
             reputation=node.reputation,
-            tags=tuple(dict.fromkeys(node.tags)),
+            tags=fold_tags(node.tags),
             visible_by=visible_by,
+            provenance=provenance,
         )
     return EntityRecord(
         id=entity_id_of_normalised(node.type, normalised),
         type=node.type,
         attributes=attributes,
         visible_by=visible_by,
+        provenance=provenance,
     )
+
+
+def _inherit(own: Provenance | None, parent: Provenance | None) -> Provenance | None:
+    """A child's provenance: what it gives, the rest from its parent (the two times as a pair,
+    so that they stay in order)."""
+    if own is None or parent is None:
+        return parent if own is None else own
+    given = own.model_dump(exclude_none=True)
+    if "first_seen" in given or "last_seen" in given:
+        given.setdefault("first_seen", None)
+        given.setdefault("last_seen", None)
+    return parent.model_copy(update=given)
 
 
 def check_entity(value: Any, rules: AssociationRules) -> EntityRequest | ItemProblem:
     """Check an entity body: normalise the main attribute of the entity and of every nested
-    child (any depth), and match each parent -> child link in either orientation. Children
-    inherit the parent's ``visibleBy``; a child met twice is queued once."""
+    child (any depth), and match each parent -> child link in either orientation (a context
+    child or parent: parent -> child, under the child's ``associationType``). Children inherit
+    the parent's ``visibleBy``, and its provenance unless they give their own, which their
+    link to the parent carries too; a child met twice is queued once."""
     if not isinstance(value, dict):
         return ItemProblem("invalid_body", "An entity must be a JSON object.")
     try:
@@ -236,30 +290,35 @@ def check_entity(value: Any, rules: AssociationRules) -> EntityRequest | ItemPro
     except RecursionError:
         return ItemProblem("invalid_body", "The entity is nested too deeply.")
     visible_by = tuple(dict.fromkeys(body.visibleBy))
-    root = _record(body, "", visible_by)
+    root = _record(body, "", visible_by, provenance_of(body))
     if isinstance(root, ItemProblem):
         return root
     children: dict[str, EntityRecord] = {}
     links: dict[tuple[str, str], EntityLink] = {}
     # Depth-first without recursion, so depth is bounded by the parser, not the call stack.
-    stack: list[tuple[str, str, NestedEntity]] = [
-        (root.id, f"associations[{i}]", child) for i, child in enumerate(body.associations)
+    stack: list[tuple[str, Provenance | None, str, NestedEntity]] = [
+        (root.id, root.provenance, f"associations[{i}]", child)
+        for i, child in enumerate(body.associations)
     ]
     stack.reverse()
     while stack:
-        parent_id, path, node = stack.pop()
+        parent_id, inherited, path, node = stack.pop()
         if len(children) >= MAX_NESTED_ENTITIES:
             return ItemProblem(
                 "invalid_body", f"An entity may carry at most {MAX_NESTED_ENTITIES} children."
             )
-        child = _record(node, f"{path}: ", visible_by)
+        child = _record(node, f"{path}: ", visible_by, _inherit(provenance_of(node), inherited))
         if isinstance(child, ItemProblem):
             return child
         matched = rules.match_nested(parent_id, child.id, node.associationType)
         if isinstance(matched, Rejection):
             problem = ItemProblem.from_rejection(matched)
             return ItemProblem(
-                problem.code, f"{path}: {problem.message}", problem.err_code, problem.candidates
+                problem.code,
+                f"{path}: {problem.message}",
+                problem.err_code,
+                problem.candidates,
+                problem.detail,
             )
         association_type, primary, related = matched
         if child.id != root.id:
@@ -267,11 +326,14 @@ def check_entity(value: Any, rules: AssociationRules) -> EntityRequest | ItemPro
         links.setdefault(
             (primary, related),
             EntityLink(
-                entity_id=primary, related_id=related, association_type=association_type.name
+                entity_id=primary,
+                related_id=related,
+                association_type=association_type.name,
+                provenance=child.provenance,
             ),
         )
         nested = [
-            (child.id, f"{path}.associations[{i}]", grandchild)
+            (child.id, child.provenance, f"{path}.associations[{i}]", grandchild)
             for i, grandchild in enumerate(node.associations)
         ]
         stack.extend(reversed(nested))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from ingest_api.keys import ROLES
 from schemas.http import BulkItemError, ErrorDetail
@@ -33,7 +33,7 @@ class ApiKeyBody(BaseModel):
         min_length=1, description=f"roles granted: {', '.join(ROLES)}"
     )
     groups: list[str] = Field(default_factory=list, description="groups of the user")
-    days: int | None = Field(
+    days: StrictInt | None = Field(
         default=None,
         ge=1,
         le=MAX_KEY_DAYS,
@@ -62,10 +62,13 @@ class ApiKeyCreatedResponse(ApiKeyResponse):
 
 
 class BulkErrorBody(BaseModel):
-    """A bulk in which no item is valid (400): the error and every item's reason."""
+    """A refused bulk (400): the error, and when no item is valid (``no_valid_items``) every
+    item's reason; a body or credentials refused as a whole carry the error alone."""
 
     model_config = ConfigDict(extra="forbid")
 
     error: ErrorDetail
     accepted: int = Field(default=0, description="always 0: nothing was queued")
-    rejected: list[BulkItemError] = Field(description="every item, by position, with its error")
+    rejected: list[BulkItemError] = Field(
+        default_factory=list, description="no_valid_items: every item, by index, with its error"
+    )

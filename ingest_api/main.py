@@ -32,7 +32,7 @@ from workers.ground.logs import get_logger
 from workers.ground.loop import run
 from workers.ground.settings import Settings
 
-__all__ = ["run_api"]
+__all__ = ["listening_socket", "run_api"]
 
 log = get_logger(__name__)
 
@@ -40,51 +40,50 @@ _KILL_GRACE = 10.0
 """Seconds past the shutdown timeout after which a front process that did not stop is killed."""
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port``, taken before any backend starts, so that a port in
+    use is an ``OSError`` (``EADDRINUSE``) at once rather than after the start-up."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=1024)
+
+
 def run_api(settings: Settings, processes: int = 1) -> int:
     """Serve the front on ``settings.host:settings.port`` until SIGTERM/SIGINT (blocking); the
     exit status (0 after a clean stop).
 
     Raises ``ConfigurationError`` without ``AMQP_URL`` (use ``assoc-ingest dev`` for the
-    in-process queue), for ``processes`` below one, or when the port cannot be listened on.
+    in-process queue) or for ``processes`` below one, and ``OSError`` when the address cannot
+    be listened on.
     """
     if settings.amqp_url is None:
         raise ConfigurationError("the API process needs AMQP_URL (RabbitMQ); see 'dev' mode")
     if processes < 1:
         raise ConfigurationError(f"--processes must be at least 1, not {processes}")
-    _check_can_listen(settings.host, settings.port, reuse_port=processes > 1)
     if processes == 1:
-        _serve(settings, reuse_port=False)
+        sock = listening_socket(settings.host, settings.port)
+        run(_serve_until_signal(settings, sock=sock))
         return 0
+    _check_can_listen(settings.host, settings.port)
     return _supervise(settings, processes)
 
 
-def _check_can_listen(host: str, port: int, *, reuse_port: bool) -> None:
-    """``ConfigurationError`` in one line when ``host:port`` cannot be listened on."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    family, kind, proto, _, address = infos[0]
+def _check_can_listen(host: str, port: int) -> None:
+    """``OSError`` when ``host:port`` cannot be listened on with ``SO_REUSEPORT`` (the
+    front processes bind it each on their own)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            raise ConfigurationError(
-                f"cannot listen on {host}:{port}: {exc.strerror or exc}"
-            ) from exc
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        probe.bind(address)
 
 
-def _serve(settings: Settings, *, reuse_port: bool) -> None:
-    run(_serve_until_signal(settings, reuse_port=reuse_port))
-
-
-async def _serve_until_signal(settings: Settings, *, reuse_port: bool) -> None:
+async def _serve_until_signal(settings: Settings, *, sock: socket.socket | None = None) -> None:
     """Serve until the first SIGTERM or SIGINT, then shut down gracefully; further signals are
     ignored, so that a terminal's Ctrl-C reaching every process of a group (and the signal
-    the supervisor forwards) cannot cut the shutdown short."""
+    the supervisor forwards) cannot cut the shutdown short. Listens on ``sock`` when given,
+    else binds the port with ``SO_REUSEPORT`` (one of several front processes)."""
     backends = assemble_backends(settings, memory_queue_ok=False)
     app = create_app(settings, queue=backends.queue, store=backends.store)
     runner = web.AppRunner(
@@ -100,13 +99,17 @@ async def _serve_until_signal(settings: Settings, *, reuse_port: bool) -> None:
         loop.add_signal_handler(sig, stop.set)
     await runner.setup()
     try:
-        site = web.TCPSite(
-            runner,
-            settings.host,
-            settings.port,
-            reuse_port=reuse_port or None,
-            shutdown_timeout=settings.shutdown_timeout,
-        )
+        site: web.BaseSite
+        if sock is not None:
+            site = web.SockSite(runner, sock, shutdown_timeout=settings.shutdown_timeout)
+        else:
+            site = web.TCPSite(
+                runner,
+                settings.host,
+                settings.port,
+                reuse_port=True,
+                shutdown_timeout=settings.shutdown_timeout,
+            )
         await site.start()
         log.info("api.starting", host=settings.host, port=settings.port, pid=os.getpid())
         await stop.wait()
@@ -135,7 +138,7 @@ def _supervise(settings: Settings, processes: int) -> int:
                 signal.signal(sig, handler)
             status = 0
             try:
-                _serve(settings, reuse_port=True)
+                run(_serve_until_signal(settings))
             except BaseException as exc:  # reported, then this process ends
                 log.error("api.process_failed", error=repr(exc))
                 status = 1

@@ -12,6 +12,7 @@ from pydantic.json_schema import models_json_schema
 
 from ingest_api.bodies import JSON_TYPE
 from ingest_api.routes import ROUTES, Failure, Parameter, RequestBody, Route, Success
+from schemas.examples import BY_MODEL
 
 __all__ = ["openapi_document"]
 
@@ -33,9 +34,21 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {JSON_TYPE: {"schema": schema}}
 
 
+def _examples(model: type[BaseModel]) -> dict[str, Any]:
+    """The named examples of ``model`` (``schemas.examples``) as a media type lists them."""
+    named = BY_MODEL.get(model.__name__, {})
+    return {
+        f"example{number}": {"summary": title, "value": value}
+        for number, (title, value) in enumerate(named.items(), 1)
+    }
+
+
 def _request_body(body: RequestBody) -> dict[str, Any]:
     if not body.bulk:
-        return {"required": True, "content": _json(_ref(body.model))}
+        content = _json(_ref(body.model))
+        if examples := _examples(body.model):
+            content[JSON_TYPE]["examples"] = examples
+        return {"required": True, "content": content}
     lines = {"type": "string", "description": f"one {body.model.__name__} JSON per line"}
     content = {
         JSON_TYPE: {"schema": {"type": "array", "items": _ref(body.model)}},
@@ -52,9 +65,13 @@ def _success(success: Success) -> dict[str, Any]:
         }
     if success.model is not None:
         schema: dict[str, Any] = _ref(success.model)
+        if success.alternatives:
+            schema = {"anyOf": [schema, *(_ref(model) for model in success.alternatives)]}
         if success.many:
             schema = {"type": "array", "items": schema}
         answer["content"] = {success.media_type: {"schema": schema}}
+        if not success.many and (examples := _examples(success.model)):
+            answer["content"][success.media_type]["examples"] = examples
     elif success.schema is not None:
         answer["content"] = {success.media_type: {"schema": dict(success.schema)}}
     return answer
@@ -113,6 +130,8 @@ def _models() -> list[type[BaseModel]]:
             models[route.body.model] = None
         if route.success.model is not None:
             models[route.success.model] = None
+        for alternative in route.success.alternatives:
+            models[alternative] = None
         for failure in route.failures:
             models[failure.model] = None
     return list(models)

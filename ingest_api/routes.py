@@ -3,8 +3,10 @@ OpenAPI document says of it. ``app.py`` registers the table, ``openapi.py`` rend
 other list of paths exists.
 
 A route states its request body, its success answer, the parameters of its path and query,
-whether it needs credentials, and every error status it documents (``_guarded`` adds those
-of the credentials guard, 401 and 403, and of the router, 404 and 405, to a route's own).
+whether it needs credentials, and every error status it can answer (``_guarded`` adds those
+of the credentials guard, 400 ``ambiguous_credentials``, 401, 403 and 503 when the store
+cannot check a key, and of the router, 404 and 405, to a route's own; a status both give is
+documented once, its descriptions joined).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from ingest_api.http_models import (
     ApiKeyResponse,
     BulkErrorBody,
 )
+from ingest_api.idempotency import HEADER, KEY_PATTERN, REPLAYED_HEADER
 from ingest_api.paths import BASE
-from ingest_api.views import admin, operations, reads, writes
+from ingest_api.views import admin, docs, operations, reads, stix, writes
 from schemas.http import (
     AckResponse,
     AssociationBody,
@@ -31,13 +34,16 @@ from schemas.http import (
     AssociationTypeBody,
     AssociationTypeResponse,
     BulkAckResponse,
+    ContextRelationshipResponse,
     DefinitionResponse,
     EntityAckResponse,
     EntityBody,
     EntityResponse,
     ErrorBody,
+    JobListResponse,
     JobStatusResponse,
 )
+from schemas.stix.http import StixAckResponse, StixBundle, StixExport, StixRejectBody
 
 __all__ = [
     "ROUTES",
@@ -51,10 +57,10 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Parameter:
-    """A parameter of the path (required) or of the query (optional)."""
+    """A parameter of the path (required), of the query or a header (optional)."""
 
     name: str
-    location: Literal["path", "query"]
+    location: Literal["path", "query", "header"]
     description: str
     schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "string"})
 
@@ -78,6 +84,8 @@ class Success:
     """The JSON body (None: ``schema``, or no body)."""
     many: bool = False
     """The body is a JSON array of ``model``."""
+    alternatives: tuple[type[BaseModel], ...] = ()
+    """Other models an item of the body may be instead of ``model`` (``anyOf``)."""
     schema: Mapping[str, Any] | None = None
     """The JSON schema of a body no model describes, sent as ``media_type``."""
     media_type: str = "application/json"
@@ -116,27 +124,49 @@ class Route:
 # ---- shared facts -----------------------------------------------------------------------------
 
 _GUARD_AND_ROUTER = (
+    Failure(400, "ambiguous_credentials: both api-key/api-secret and Authorization were sent"),
     Failure(401, "no or wrong credentials (with WWW-Authenticate)"),
     Failure(403, "the caller lacks the role"),
     Failure(404, "unknown route"),
-    Failure(405, "method not allowed"),
+    Failure(405, "method not allowed (with Allow)"),
+    Failure(503, "store_unavailable: the store cannot be reached", retry_after=True),
 )
 
 
 def _guarded(*failures: Failure) -> tuple[Failure, ...]:
-    """``failures`` then the guard's and the router's answers; the first of a status wins."""
+    """``failures`` then the guard's and the router's answers, one per status: the model of
+    the first of a status, the descriptions of all joined, ``Retry-After`` if any has it."""
     chosen: dict[int, Failure] = {}
     for failure in (*failures, *_GUARD_AND_ROUTER):
-        chosen.setdefault(failure.status, failure)
-    return tuple(chosen.values())
+        found = chosen.get(failure.status)
+        if found is None:
+            chosen[failure.status] = failure
+        else:
+            chosen[failure.status] = Failure(
+                failure.status,
+                f"{found.description}; or {failure.description}",
+                found.model,
+                found.retry_after or failure.retry_after,
+            )
+    return tuple(sorted(chosen.values(), key=lambda f: f.status))
 
 
+def _open(*failures: Failure) -> tuple[Failure, ...]:
+    """The answers of a route without credentials: its own, and the router's 405."""
+    return (*failures, Failure(405, "method not allowed (with Allow)"))
+
+
+_BODY_FAILURES = (
+    Failure(413, "body larger than the limit (16 MiB)"),
+    Failure(415, "wrong Content-Type"),
+)
 _WRITE_FAILURES = (
     Failure(
         400,
         "malformed JSON, wrong shape, invalid entity ID or entity, self-association, unknown "
-        "or ambiguous association type, association_not_allowed (errCode 0x1001), "
-        "ambiguous_credentials",
+        "or ambiguous association type, association_not_allowed (errCode 0x1001, with a "
+        "detail of what the matrix allows), invalid_idempotency_key (the Idempotency-Key "
+        "header is not 1-255 visible ASCII characters)",
     ),
     Failure(
         413,
@@ -145,19 +175,42 @@ _WRITE_FAILURES = (
     ),
     Failure(415, "wrong Content-Type"),
     Failure(
+        422,
+        "idempotency_key_reused: the Idempotency-Key was used for another request (another "
+        "body, method or path) within the window",
+    ),
+    Failure(
         503,
-        "the broker could not confirm in time (broker_unavailable, queue_full)",
+        "the broker could not confirm in time (broker_unavailable, queue_full), or the store "
+        "that keeps Idempotency-Keys cannot be reached (store_unavailable); retry with the "
+        "same key",
         retry_after=True,
     ),
 )
+_IDEMPOTENCY_KEY = Parameter(
+    HEADER,
+    "header",
+    "1-255 visible ASCII characters chosen by the client, one per logical request and reused "
+    "on every retry of it. The same key from the same user within INGEST_IDEMPOTENCY_WINDOW "
+    "(default 24 h) answers with the first request's jobID (with the header "
+    f"`{REPLAYED_HEADER}: true`) and the items are processed once, however the first attempt "
+    "ended (202, 503 or no answer); the same key with another body is a 422.",
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": KEY_PATTERN},
+)
 _BULK_FAILURES = _guarded(
-    Failure(400, "no valid item (or a malformed body)", BulkErrorBody), *_WRITE_FAILURES
+    Failure(
+        400,
+        "no_valid_items (every item's error under `rejected`), or a malformed body",
+        BulkErrorBody,
+    ),
+    *_WRITE_FAILURES,
 )
 _BULK_NOTE = (
     "NDJSON (one item per line, streamed) or a JSON array; at most 10,000 items and 16 MiB. "
-    "Valid items are queued as one job, invalid ones are listed by 0-based index in "
-    "`rejected`. When no item is valid the answer is 400 `no_valid_items` with every "
-    "item's error, and nothing is queued."
+    "Valid items are queued as one job, invalid ones are listed in `rejected` by index: the "
+    "0-based line number in the body, blank lines included (in a JSON array, the position). "
+    "When no item is valid the answer is 400 `no_valid_items` with every item's error, and "
+    "nothing is queued."
 )
 _JOB = f"{BASE}/jobs/{{jobID}}"
 
@@ -175,6 +228,13 @@ def _query(name: str, schema: Mapping[str, Any], description: str) -> Parameter:
 
 
 _ENTITY_ID = Parameter("id", "path", "entity ID: <type>-<64 lowercase hex digits>")
+_LIMIT = _query(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": reads.MAX_PAGE_SIZE},
+    f"page size, default {reads.DEFAULT_PAGE_SIZE}",
+)
+_CURSOR = _query("cursor", {"type": "string"}, "nextCursor of the previous page")
+_ENTITY_ABSENT = Failure(404, "entity_not_found")
 
 
 # ---- the table --------------------------------------------------------------------------------
@@ -189,6 +249,7 @@ ROUTES: tuple[Route, ...] = (
         success=_queued(AckResponse),
         failures=_guarded(*_WRITE_FAILURES),
         body=RequestBody(AssociationBody),
+        parameters=(_IDEMPOTENCY_KEY,),
     ),
     Route(
         "DELETE",
@@ -198,6 +259,7 @@ ROUTES: tuple[Route, ...] = (
         success=_queued(AckResponse),
         failures=_guarded(*_WRITE_FAILURES),
         body=RequestBody(AssociationBody),
+        parameters=(_IDEMPOTENCY_KEY,),
     ),
     Route(
         "POST",
@@ -208,6 +270,7 @@ ROUTES: tuple[Route, ...] = (
         failures=_BULK_FAILURES,
         body=RequestBody(AssociationBody, bulk=True),
         description=_BULK_NOTE,
+        parameters=(_IDEMPOTENCY_KEY,),
     ),
     Route(
         "POST",
@@ -217,6 +280,7 @@ ROUTES: tuple[Route, ...] = (
         success=_queued(EntityAckResponse),
         failures=_guarded(*_WRITE_FAILURES),
         body=RequestBody(EntityBody),
+        parameters=(_IDEMPOTENCY_KEY,),
     ),
     Route(
         "POST",
@@ -227,6 +291,34 @@ ROUTES: tuple[Route, ...] = (
         failures=_BULK_FAILURES,
         body=RequestBody(EntityBody, bulk=True),
         description=_BULK_NOTE,
+        parameters=(_IDEMPOTENCY_KEY,),
+    ),
+    Route(
+        "POST",
+        f"{BASE}/stix",
+        stix.post_stix,
+        "Queue a STIX 2.1 bundle's entities and associations as one job",
+        success=_queued(StixAckResponse),
+        failures=_guarded(
+            Failure(
+                400,
+                "malformed JSON, not a bundle, no object represented, ambiguous_credentials, "
+                "invalid_idempotency_key",
+                StixRejectBody,
+            ),
+            *_WRITE_FAILURES,
+        ),
+        body=RequestBody(StixBundle),
+        parameters=(_IDEMPOTENCY_KEY,),
+        description="A bundle, or a bare JSON array of STIX objects (application/json or "
+        "application/stix+json), of at most 10,000 objects and 16 MiB. Observables, malware, "
+        "threat actors, intrusion sets, campaigns, vulnerabilities and tools become entities; "
+        "indicator patterns of equality comparisons become their entities, linked to what the "
+        "indicator indicates; relationships, observed-data wrappers and embedded references "
+        "become associations (matrix types where both ends have a kind, in either "
+        "orientation; context associations named by the relationship otherwise). Provenance "
+        "from created_by_ref, confidence, object_marking_refs and first/last seen. Every "
+        "object not represented is listed in `rejected` with its reason.",
     ),
     # reads
     Route(
@@ -235,8 +327,34 @@ ROUTES: tuple[Route, ...] = (
         reads.get_entity,
         "Read an entity (role user)",
         success=_found(EntityResponse),
-        failures=_guarded(),
+        failures=_guarded(Failure(400, "invalid_entity_id"), _ENTITY_ABSENT),
         parameters=(_ENTITY_ID,),
+    ),
+    Route(
+        "GET",
+        f"{BASE}/entity",
+        reads.lookup_entity,
+        "Look an entity up by its type and main value (role user)",
+        success=_found(EntityResponse),
+        failures=_guarded(
+            Failure(
+                400,
+                "invalid_query (type or value missing), unknown_entity_type, invalid_entity "
+                "(the value is not valid for the type)",
+            ),
+            _ENTITY_ABSENT,
+        ),
+        parameters=(
+            _query("type", {"type": "string"}, "entity type, e.g. ip, domain, url, sha256"),
+            _query(
+                "value",
+                {"type": "string"},
+                "main value as written anywhere (defanged, any case): it is normalised first",
+            ),
+        ),
+        description="Saves computing `<type>-<sha3-256 of the normalised value>` by hand: the "
+        "value is normalised as on submission (refanged, lowercased where the type folds case) "
+        "and the entity of that ID returned.",
     ),
     Route(
         "GET",
@@ -244,18 +362,46 @@ ROUTES: tuple[Route, ...] = (
         reads.get_entity_associations,
         "Associations at either end of an entity (role user)",
         success=_found(AssociationListResponse),
-        failures=_guarded(),
+        failures=_guarded(
+            Failure(
+                400,
+                "invalid_entity_id, invalid_direction, invalid_limit, unknown_association_type, "
+                "invalid_cursor",
+            )
+        ),
         parameters=(
             _ENTITY_ID,
             _query("direction", {"enum": ["out", "in", "both"]}, "default both"),
             _query("associationType", {"type": "string"}, "only this type"),
+            _LIMIT,
+            _CURSOR,
+        ),
+    ),
+    Route(
+        "GET",
+        f"{BASE}/entity/{{id}}/stix",
+        stix.get_entity_stix,
+        "The entity, its associations and their other ends as a STIX 2.1 bundle (role user)",
+        success=_found(StixExport),
+        failures=_guarded(Failure(400, "invalid_entity_id, invalid_limit"), _ENTITY_ABSENT),
+        parameters=(
+            _ENTITY_ID,
             _query(
                 "limit",
-                {"type": "integer", "minimum": 1, "maximum": reads.MAX_PAGE_SIZE},
-                f"page size, default {reads.DEFAULT_PAGE_SIZE}",
+                {"type": "integer", "minimum": 1, "maximum": stix.MAX_EXPORT_LIMIT},
+                f"associations exported at most, default {stix.DEFAULT_EXPORT_LIMIT} "
+                "(X-Truncated: true when there are more)",
             ),
-            _query("cursor", {"type": "string"}, "nextCursor of the previous page"),
         ),
+    ),
+    Route(
+        "GET",
+        f"{BASE}/jobs",
+        reads.list_jobs,
+        "The caller's recent jobs, newest first (an admin's: everyone's)",
+        success=_found(JobListResponse),
+        failures=_guarded(Failure(400, "invalid_limit, invalid_cursor")),
+        parameters=(_LIMIT, _CURSOR),
     ),
     Route(
         "GET",
@@ -263,7 +409,10 @@ ROUTES: tuple[Route, ...] = (
         reads.get_job,
         "Progress of a job (its owner or an admin)",
         success=_found(JobStatusResponse),
-        failures=_guarded(),
+        failures=_guarded(
+            Failure(400, "invalid_job_id"),
+            Failure(404, "job_not_found (unknown, or another user's)"),
+        ),
         parameters=(Parameter("jobID", "path", "job ID (UUIDv7)"),),
     ),
     Route(
@@ -271,8 +420,18 @@ ROUTES: tuple[Route, ...] = (
         f"{BASE}/association-types",
         reads.get_association_types,
         "Default and custom association types (role user)",
-        success=_found(AssociationTypeResponse, many=True),
+        success=Success(
+            200,
+            "found: the types, then the entry of context associations (context: true)",
+            AssociationTypeResponse,
+            many=True,
+            alternatives=(ContextRelationshipResponse,),
+        ),
         failures=_guarded(),
+        description="The matrix: each type's primary kind and allowed non-primary kinds. The "
+        "last entry is not a type: it says that an association with a context entity (a type "
+        "with no kind, listed in its contextTypes) at either end takes any relationship name "
+        "except a matrix type's, 'associated' by default.",
     ),
     # administration
     Route(
@@ -280,9 +439,19 @@ ROUTES: tuple[Route, ...] = (
         f"{BASE}/association-types/{{name}}",
         admin.put_association_type,
         "Add a custom association type or File Action (role admin)",
-        success=Success(201, "added", AssociationTypeResponse),
+        success=Success(
+            201,
+            "added",
+            AssociationTypeResponse,
+            location=f"{BASE}/association-types/{{name}}",
+        ),
+        description="A custom type's name is a matrix name from then on: it is refused as the "
+        "relationship name of a context association (all other names stay free). The name "
+        "'associated' (the default context relationship) cannot be taken.",
         failures=_guarded(
-            Failure(409, "a type with that name exists"), Failure(400, "invalid definition")
+            Failure(409, "a type with that name exists"),
+            Failure(400, "invalid definition or malformed JSON"),
+            *_BODY_FAILURES,
         ),
         body=RequestBody(AssociationTypeBody),
         parameters=(Parameter("name", "path", "the new type's name"),),
@@ -313,7 +482,10 @@ ROUTES: tuple[Route, ...] = (
         admin.create_key,
         "Create an API key; its secret is shown only in this answer (admin)",
         success=Success(201, "created", ApiKeyCreatedResponse),
-        failures=_guarded(Failure(400, "invalid body (unknown role, days below 1, ...)")),
+        failures=_guarded(
+            Failure(400, "invalid body (unknown role, days below 1, ...) or malformed JSON"),
+            *_BODY_FAILURES,
+        ),
         body=RequestBody(ApiKeyBody),
     ),
     Route(
@@ -330,7 +502,7 @@ ROUTES: tuple[Route, ...] = (
         admin.revoke_key,
         "Revoke an API key (admin)",
         success=Success(204, "revoked"),
-        failures=_guarded(),
+        failures=_guarded(Failure(404, "api_key_not_found")),
         parameters=(Parameter("keyID", "path", "the api-key to revoke"),),
     ),
     # operations
@@ -342,6 +514,7 @@ ROUTES: tuple[Route, ...] = (
         success=Success(
             200, "alive", schema={"type": "object", "properties": {"status": {"const": "ok"}}}
         ),
+        failures=_open(),
         authenticated=False,
     ),
     Route(
@@ -350,7 +523,7 @@ ROUTES: tuple[Route, ...] = (
         operations.readyz,
         "Broker and store are reachable",
         success=Success(200, "ready", schema={"type": "object"}),
-        failures=(Failure(503, "the broker or the store is unreachable"),),
+        failures=_open(Failure(503, "the broker or the store is unreachable")),
         authenticated=False,
     ),
     Route(
@@ -361,6 +534,7 @@ ROUTES: tuple[Route, ...] = (
         success=Success(
             200, "Prometheus text format", schema={"type": "string"}, media_type="text/plain"
         ),
+        failures=_open(),
         authenticated=False,
     ),
     Route(
@@ -369,6 +543,36 @@ ROUTES: tuple[Route, ...] = (
         operations.openapi,
         "This document",
         success=Success(200, "OpenAPI 3.1", schema={"type": "object"}),
+        failures=_open(),
+        authenticated=False,
+    ),
+    # the page a person reads
+    Route(
+        "GET",
+        docs.DOCS_PATH,
+        docs.docs_page,
+        "The API page: this document rendered by Swagger UI, served from the front itself",
+        success=Success(200, "an HTML page", schema={"type": "string"}, media_type="text/html"),
+        failures=_open(),
+        authenticated=False,
+    ),
+    Route(
+        "GET",
+        f"{docs.DOCS_PATH}/assets/{{name}}",
+        docs.docs_asset,
+        "A file of the API page (script, style sheet, icon)",
+        success=Success(200, "the file", schema={"type": "string"}, media_type="*/*"),
+        failures=_open(Failure(404, "asset_not_found")),
+        parameters=(Parameter("name", "path", f"one of {', '.join(docs.ASSETS)}"),),
+        authenticated=False,
+    ),
+    Route(
+        "GET",
+        "/",
+        docs.root,
+        "Redirects to the API page",
+        success=Success(302, "to /docs", location=docs.DOCS_PATH),
+        failures=_open(),
         authenticated=False,
     ),
 )

@@ -11,6 +11,7 @@ indicator kinds with no ThreatWinds type).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -70,8 +71,9 @@ class UnknownEntityType(NormalisationError):
     code = "unknown_entity_type"
 
     def __init__(self, type_name: str) -> None:
-        super().__init__(type_name, "unknown entity type")
-        self.args = (f"unknown entity type {type_name!r}",)
+        hint = unknown_type_hint(type_name)
+        super().__init__(type_name, f"unknown entity type{hint}")
+        self.args = (f"unknown entity type {type_name!r}{hint}",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +149,7 @@ _TABLE: tuple[tuple[str, DataType, Kind | None, str], ...] = (
     ("breach-date", _D.DATE, None, "When a breach happened"),
     ("breach-description", _D.STR, None, "What a breach was"),
     ("btc", _D.STR, None, "A Bitcoin address"),
+    ("campaign", _D.ISTR, None, "A campaign: a set of attacks over time (STIX campaign)"),
     ("category", _D.ISTR, None, "A classification label"),
     ("cc-number", _D.INT, None, "A payment card number"),
     ("cdhash", _D.HEX, None, "An Apple code directory hash"),
@@ -229,6 +232,7 @@ _TABLE: tuple[tuple[str, DataType, Kind | None, str], ...] = (
     ("text", _D.ISTR, None, "A case-insensitive text"),
     ("threat", _D.ISTR, None, "A threat name"),
     ("tiktok-profile", _D.URL, None, "A TikTok profile URL"),
+    ("tool", _D.ISTR, None, "Legitimate software that attackers use (STIX tool)"),
     ("twitter-profile", _D.URL, None, "A Twitter/X profile URL"),
     ("username", _D.ISTR, None, "A user name"),
     ("value", _D.STR, None, "A case-sensitive text"),
@@ -249,6 +253,22 @@ CATALOGUE: Mapping[str, EntityType] = MappingProxyType(
     }
 )
 """Every known entity type by name (read-only)."""
+
+
+def unknown_type_hint(type_name: str) -> str:
+    """What to say after "unknown entity type": for a kind's name (``Address``, ``Host``) the
+    entity types of that kind, else the nearest known type names, else where they are listed.
+    """
+    text = str(type_name).strip()
+    for kind in Kind:
+        if kind.value.casefold() == text.casefold():
+            types = ", ".join(row.name for row in CATALOGUE.values() if row.kind is kind)
+            return f": {kind.value} is a kind; its entity types are {types}"
+    near = difflib.get_close_matches(text.lower()[:64], CATALOGUE, n=3, cutoff=0.6)
+    if near:
+        return f"; did you mean {' or '.join(near)}?"
+    near = difflib.get_close_matches(text.lower()[:64], CATALOGUE, n=3, cutoff=0.0)
+    return f"; the nearest known types are {', '.join(near)} (GET /definitions lists them all)"
 
 
 def entity_type(type_name: str) -> EntityType:

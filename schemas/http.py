@@ -9,16 +9,28 @@ import math
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
-from schemas.catalogue import EntityType, Kind, NormalisationError
-from schemas.rules import AssociationType, Rejection
+from schemas import examples
+from schemas.catalogue import CATALOGUE, EntityType, Kind, NormalisationError
+from schemas.provenance import (
+    Confidence,
+    SeenTime,
+    SourceName,
+    SourceResponse,
+    TlpMarking,
+    check_seen_order,
+)
+from schemas.rules import DEFAULT_CONTEXT_RELATIONSHIP, AssociationType, Rejection
 
 DEFAULT_NESTED_MODE = "aggregation"
 """ThreatWinds' association mode of a nested entity when the client gives none."""
 
 
 class _Request(BaseModel):
+    """A request body: unknown fields are refused, and so are numbers and booleans written as
+    something else (``"fileAction": 0``), which the JSON schema refuses too."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -26,11 +38,23 @@ class _Response(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _seen_in_order(body: Any) -> Any:
+    check_seen_order(body)
+    return body
+
+
 # ---- requests ---------------------------------------------------------------------------------
 
 
 class AssociationBody(_Request):
-    """One association, ``entityID`` (primary end) -> ``relatedEntityID`` (non-primary end)."""
+    """One association, ``entityID`` (primary end) -> ``relatedEntityID`` (non-primary end),
+    with optional provenance. When either end is a context entity (a type with no kind, e.g.
+    ``malware-family``), ``associationType`` is a free relationship name (``associated`` when
+    none is given)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": list(examples.ASSOCIATION_BODIES.values())}
+    )
 
     entityID: str = Field(
         max_length=256, description="ID of the primary entity: <type>-<64 lowercase hex digits>"
@@ -42,8 +66,17 @@ class AssociationBody(_Request):
         default=None,
         max_length=256,
         description="name of the association type (case-insensitive); required only when "
-        "several types fit the two entities",
+        "several types fit the two entities. With a context entity at either end: any "
+        "relationship name (e.g. 'indicates', 'uses', 'c2-of'; stored in lower case) except "
+        "the name of a matrix type, default 'associated'",
     )
+    source: SourceName = None
+    confidence: Confidence = None
+    tlp: TlpMarking = None
+    firstSeen: SeenTime = None
+    lastSeen: SeenTime = None
+
+    _seen_order = model_validator(mode="after")(_seen_in_order)
 
 
 class NestedEntity(_Request):
@@ -55,13 +88,6 @@ class NestedEntity(_Request):
         description="ThreatWinds' association mode (e.g. 'aggregation'); kept for "
         "compatibility, the association type is matched from the two entity types",
     )
-    associationType: str | None = Field(
-        default=None,
-        max_length=256,
-        description="name of the association type between parent and child (case-insensitive; "
-        "either orientation); without it a type fitting parent -> child wins over one fitting "
-        "child -> parent, and several fitting the same orientation are ambiguous",
-    )
     type: str = Field(max_length=64, description="entity type, e.g. 'ip', 'domain', 'sha256'")
     attributes: dict[str, Any] = Field(
         description="attributes; must include the main attribute, named like the type"
@@ -69,10 +95,28 @@ class NestedEntity(_Request):
     associations: list[NestedEntity] = Field(
         default_factory=list, description="children of this entity, to any depth"
     )
+    associationType: str | None = Field(
+        default=None,
+        max_length=256,
+        description="name of the association type between parent and child (case-insensitive; "
+        "either orientation); without it a type fitting parent -> child wins over one fitting "
+        "child -> parent, and several fitting the same orientation are ambiguous. For a context "
+        "child (or parent) the relationship (e.g. 'c2-of'), default 'associated'",
+    )
+    source: SourceName = None
+    confidence: Confidence = None
+    tlp: TlpMarking = None
+    firstSeen: SeenTime = None
+    lastSeen: SeenTime = None
+
+    _seen_order = model_validator(mode="after")(_seen_in_order)
 
 
 class EntityBody(_Request):
-    """An entity as ThreatWinds' ``POST /entity`` takes it, with nested children."""
+    """An entity as ThreatWinds' ``POST /entity`` takes it, with nested children and optional
+    provenance (a child without its own inherits its parent's)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": list(examples.ENTITY_BODIES.values())})
 
     type: str = Field(max_length=64, description="entity type, e.g. 'ip', 'domain', 'url'")
     attributes: dict[str, Any] = Field(
@@ -81,7 +125,7 @@ class EntityBody(_Request):
     associations: list[NestedEntity] = Field(
         default_factory=list, description="child entities to create and associate"
     )
-    reputation: int | None = Field(
+    reputation: StrictInt | None = Field(
         default=None, ge=-3, le=3, description="-3 (malicious) to 3 (benign); 0 is neutral"
     )
     tags: list[str] = Field(default_factory=list, description="free labels")
@@ -90,6 +134,13 @@ class EntityBody(_Request):
         default_factory=list,
         description="accepted for ThreatWinds compatibility; not used",
     )
+    source: SourceName = None
+    confidence: Confidence = None
+    tlp: TlpMarking = None
+    firstSeen: SeenTime = None
+    lastSeen: SeenTime = None
+
+    _seen_order = model_validator(mode="after")(_seen_in_order)
 
 
 class AssociationTypeBody(_Request):
@@ -97,7 +148,9 @@ class AssociationTypeBody(_Request):
 
     primary: Kind = Field(description="kind of the primary end")
     nonPrimary: list[Kind] = Field(min_length=1, description="kinds allowed at the other end")
-    fileAction: bool = Field(default=False, description="a File Action (primary must then be File)")
+    fileAction: StrictBool = Field(
+        default=False, description="a File Action (primary must then be File)"
+    )
 
 
 def entity_main_value(body: EntityBody | NestedEntity) -> str:
@@ -139,12 +192,19 @@ class EntityAckResponse(AckResponse):
 class BulkErrorDetail(_Response):
     code: str = Field(description="snake_case reason code, e.g. association_not_allowed")
     message: str = Field(description="what is wrong, in a sentence")
+    detail: str | None = Field(
+        default=None, description="association_not_allowed: what the matrix allows instead"
+    )
 
 
 class BulkItemError(_Response):
     """A bulk item refused at the front, by its position in the request."""
 
-    index: int = Field(ge=0, description="0-based position of the item in the request")
+    index: int = Field(
+        ge=0,
+        description="0-based line number of the item in an NDJSON body, blank lines included; "
+        "its position in a JSON array",
+    )
     error: BulkErrorDetail
 
 
@@ -165,6 +225,11 @@ class ErrorDetail(_Response):
     candidates: list[str] | None = Field(
         default=None, description="fitting association types of an ambiguous request"
     )
+    detail: str | None = Field(
+        default=None,
+        description="association_not_allowed: the two kinds in the order given and what the "
+        "matrix allows between them",
+    )
 
     @classmethod
     def from_rejection(cls, rejection: Rejection, error_id: str) -> ErrorDetail:
@@ -175,6 +240,7 @@ class ErrorDetail(_Response):
             errorID=error_id,
             errCode=rejection.err_code,
             candidates=list(rejection.candidates) or None,
+            detail=rejection.detail,
         )
 
 
@@ -203,17 +269,14 @@ class JobItemError(_Response):
     message: str = Field(description="why the item was rejected or failed")
 
 
-class JobStatusResponse(_Response):
-    """Progress of a job (``GET /jobs/{jobID}``)."""
+class JobSummaryResponse(_Response):
+    """Progress of a job without its item errors (an entry of ``GET /jobs``)."""
 
     jobID: str
     status: Literal["queued", "processing", "done", "failed"]
     kind: str = Field(description="association, association_delete or entity")
     total: int = Field(ge=0, description="number of items in the job")
     counts: JobCounts
-    errors: list[JobItemError] = Field(
-        default_factory=list, description="up to 100 rejected or failed items"
-    )
     waiting: int = Field(
         default=0, ge=0, description="items without an outcome yet, waiting for an entity"
     )
@@ -222,6 +285,21 @@ class JobStatusResponse(_Response):
     )
     createdAt: datetime
     updatedAt: datetime
+
+
+class JobStatusResponse(JobSummaryResponse):
+    """Progress of a job (``GET /jobs/{jobID}``)."""
+
+    errors: list[JobItemError] = Field(
+        default_factory=list, description="up to 100 rejected or failed items"
+    )
+
+
+class JobListResponse(_Response):
+    """A page of the caller's jobs, newest first (``GET /jobs``)."""
+
+    items: list[JobSummaryResponse]
+    nextCursor: str | None = Field(default=None, description="pass as ?cursor= for more")
 
 
 class EntityResponse(_Response):
@@ -235,6 +313,9 @@ class EntityResponse(_Response):
     visibleBy: list[str] = Field(default_factory=list)
     createdAt: datetime
     lastSeen: datetime
+    sources: list[SourceResponse] = Field(
+        default_factory=list, description="who reported it: one entry per source and per user"
+    )
 
 
 class OtherEntity(_Response):
@@ -255,15 +336,27 @@ class AssociationItemResponse(_Response):
         description="'out' when the asked entity is the primary end"
     )
     otherEntity: OtherEntity
-    associationName: str = Field(description="the (first) association type name")
+    associationName: str = Field(
+        description="the (first) association type name, or relationship name of a context "
+        "association"
+    )
     associationNames: list[str] = Field(description="every type name on this pair")
     fileAction: bool
     createdAt: datetime
     lastSeen: datetime
     submissions: int = Field(ge=0, description="how many times it was submitted")
+    sources: list[SourceResponse] = Field(
+        default_factory=list,
+        description="who reported it: one entry per source (the highest confidence, the "
+        "widest first/last seen, the latest TLP) and per submitting user",
+    )
 
 
 class AssociationListResponse(_Response):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": list(examples.ASSOCIATION_LISTS.values())}
+    )
+
     items: list[AssociationItemResponse]
     nextCursor: str | None = Field(default=None, description="pass as ?cursor= for more")
 
@@ -286,6 +379,38 @@ class AssociationTypeResponse(_Response):
             fileAction=association_type.file_action,
             custom=association_type.custom,
         )
+
+
+CONTEXT_NOTE = (
+    "Context associations: a pair with a context entity (a type with no kind, listed in "
+    "contextTypes) at either end is always allowed, in the direction given, under any "
+    "relationship name (folded to lower case, e.g. 'indicates', 'uses', 'c2-of') except the "
+    f"name of a matrix type or File Action; '{DEFAULT_CONTEXT_RELATIONSHIP}' when none is "
+    "given. The matrix governs only pairs whose two ends have a kind."
+)
+
+
+class ContextRelationshipResponse(_Response):
+    """The last entry of ``GET /association-types``: not a type but the rule for context
+    associations, whose relationship names are free (``context`` is true)."""
+
+    name: Literal["associated"] = Field(
+        default="associated", description="the relationship name used when none is given"
+    )
+    primary: None = Field(default=None, description="any entity type: no kind applies")
+    nonPrimary: list[Kind] = Field(default_factory=list, description="empty: no kind applies")
+    fileAction: Literal[False] = False
+    custom: Literal[False] = False
+    context: Literal[True] = Field(default=True, description="this entry is the context rule")
+    freeName: Literal[True] = Field(
+        default=True, description="any relationship name is accepted (see description)"
+    )
+    contextTypes: list[str] = Field(description="the entity types with no kind")
+    description: str = CONTEXT_NOTE
+
+    @classmethod
+    def default(cls) -> ContextRelationshipResponse:
+        return cls(contextTypes=sorted(name for name, row in CATALOGUE.items() if row.kind is None))
 
 
 class DefinitionResponse(_Response):

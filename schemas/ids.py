@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from hashlib import sha3_256
 
-from schemas.catalogue import CATALOGUE, EntityType
+from schemas.catalogue import CATALOGUE, EntityType, unknown_type_hint
 from schemas.normalise import normalise
 
 ENTITY_ID_RE = re.compile(
@@ -60,7 +60,20 @@ def parse_entity_id(eid: str) -> EntityType:
         if found is not None and _HEX64.fullmatch(eid, len(eid) - 64):
             return found
     raise InvalidEntityId(
-        f"{eid[:100]!r} is not an entity ID (<type>-<64 lowercase hex digits>)"
+        f"{eid[:100]!r} is not an entity ID (<type>-<64 lowercase hex digits>){id_hint(eid)}"
         if isinstance(eid, str)
         else "an entity ID must be a string"
     )
+
+
+def id_hint(eid: str) -> str:
+    """What is wrong with a string that is not an entity ID, as a clause to append: an unknown
+    type prefix with the nearest known types, or a hex part of the wrong shape."""
+    prefix, dash, digest = eid.rpartition("-")
+    if not dash or not prefix:
+        return ""
+    if prefix not in CATALOGUE:
+        return f"; {prefix[:64]!r} is an unknown entity type{unknown_type_hint(prefix)}"
+    if not _HEX64.fullmatch(digest):
+        return f"; after {prefix + '-'!r} come 64 lowercase hex digits, not {len(digest)}"
+    return ""

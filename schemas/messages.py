@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
 SCHEMA_VERSION: Final = 1
 
@@ -32,6 +32,27 @@ class MessageKind(StrEnum):
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+TLP_MARKINGS: Final = ("clear", "green", "amber", "amber+strict", "red")
+"""The Traffic Light Protocol 2.0 markings a write may carry."""
+
+Tlp = Literal["clear", "green", "amber", "amber+strict", "red"]
+
+
+class Provenance(_Frozen):
+    """Where a submitted association or entity comes from, as the front checked it.
+
+    ``source`` names the reporting feed or organisation (the submitting user is always known
+    from the item); ``confidence`` is 0-100; ``first_seen``/``last_seen`` are the times that
+    source observed it (seconds since the epoch; they may predate ingestion).
+    """
+
+    source: str | None = None
+    confidence: int | None = Field(default=None, ge=0, le=100)
+    tlp: Tlp | None = None
+    first_seen: float | None = None
+    last_seen: float | None = None
 
 
 class ItemMeta(_Frozen):
@@ -51,10 +72,13 @@ class AssociationItem(ItemMeta):
     entity_id: str
     related_id: str
     association_type: str | None = None
+    provenance: Provenance | None = None
 
 
 class EntityRecord(_Frozen):
-    """An entity as stored: the ID is computed by the front from the normalised main attribute."""
+    """An entity as stored: the ID is computed by the front from the normalised main attribute.
+
+    ``provenance`` is the entity's own, or the one its parent passed down to it."""
 
     id: str
     type: str
@@ -62,14 +86,17 @@ class EntityRecord(_Frozen):
     reputation: int | None = None
     tags: tuple[str, ...] = ()
     visible_by: tuple[str, ...] = ()
+    provenance: Provenance | None = None
 
 
 class EntityLink(_Frozen):
-    """An association implied by nesting, already oriented primary -> non-primary."""
+    """An association implied by nesting, already oriented primary -> non-primary, with the
+    provenance of the child that implies it."""
 
     entity_id: str
     related_id: str
     association_type: str
+    provenance: Provenance | None = None
 
 
 class EntityItem(ItemMeta):
@@ -97,10 +124,27 @@ class AssociationMessage(_Frozen):
     items: tuple[AssociationItem, ...]
 
 
+def _item_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "entity" if "entity" in value else "association"
+    return "entity" if isinstance(value, EntityItem) else "association"
+
+
+EntityMessageItem = Annotated[
+    Annotated[EntityItem, Tag("entity")] | Annotated[AssociationItem, Tag("association")],
+    Discriminator(_item_kind),
+]
+
+
 class EntityMessage(_Frozen):
+    """Entity items, and possibly association items between them and others: a job that
+    carries both (a STIX bundle) travels in one message, so it is queued or refused whole.
+    The association items are decided as in an association message, the entities written by
+    the same message counting as existing."""
+
     v: Literal[1] = SCHEMA_VERSION
     kind: Literal[MessageKind.ENTITY]
-    items: tuple[EntityItem, ...]
+    items: tuple[EntityMessageItem, ...]
 
 
 JobMessage = Annotated[AssociationMessage | EntityMessage, Field(discriminator="kind")]
@@ -118,6 +162,7 @@ class AssociationItemEncoder:
 
     The entity IDs must already be checked (``schemas.parse_entity_id``: lowercase letters,
     digits and hyphens only), so they need no escaping; every other text is JSON-escaped.
+    A provenance is encoded by its model, once per distinct value in the job.
     """
 
     def __init__(
@@ -131,22 +176,44 @@ class AssociationItemEncoder:
             ).encode(),
         )
         self._types: dict[str | None, bytes] = {}
+        self._provenances: dict[tuple[object, ...], bytes] = {}
 
     def encode(
-        self, index: int, entity_id: str, related_id: str, association_type: str | None
+        self,
+        index: int,
+        entity_id: str,
+        related_id: str,
+        association_type: str | None,
+        provenance: Provenance | None = None,
     ) -> bytes:
         tail = self._types.get(association_type)
         if tail is None:
-            tail = f'","association_type":{json.dumps(association_type)}}}'.encode()
+            tail = f'","association_type":{json.dumps(association_type)},"provenance":'.encode()
             self._types[association_type] = tail
+        if provenance is None:
+            encoded = b"null"
+        else:
+            # Keyed by the values: hashing a tuple is cheaper than hashing the model.
+            key = (
+                provenance.source,
+                provenance.confidence,
+                provenance.tlp,
+                provenance.first_seen,
+                provenance.last_seen,
+            )
+            found = self._provenances.get(key)
+            if found is None:
+                found = self._provenances[key] = provenance.model_dump_json().encode()
+            encoded = found
         first, second = self._head
-        return b'%s%d%s%s","related_id":"%s%s' % (
+        return b'%s%d%s%s","related_id":"%s%s%s}' % (
             first,
             index,
             second,
             entity_id.encode(),
             related_id.encode(),
             tail,
+            encoded,
         )
 
 

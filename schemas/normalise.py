@@ -3,6 +3,10 @@
 ``normalise(type_name, value)`` returns the canonical text an entity ID is computed from, or
 raises ``NormalisationError`` with a readable reason. Every normaliser is idempotent:
 normalising its own output returns it unchanged.
+
+Values of the ip, fqdn, url and email data types are refanged first (``refang``): feeds and
+reports write ``hxxp://evil[.]example[dot]com`` so that nobody clicks it. ``fold_tags`` keeps
+each tag once, compared case-insensitively.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date
 from email.utils import getaddresses
 from urllib.parse import urlsplit
@@ -75,6 +79,57 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 _ASN = re.compile(r"(?:ASN?)?\s*([0-9]{1,10})", re.IGNORECASE)
 _DIGITS = re.compile(r"[0-9]+")
 _MAC = re.compile(r"[0-9a-f]{12}")
+
+
+# Defanging marks as feeds and reports write them (SPEC §1), matched in any case. A URL is
+# refanged in its scheme and authority only: its path, query and fragment are kept as given.
+_DEFANGED = re.compile(r"\[\.\]|\(\.\)|\{\.\}|\[dot\]|\[:\]|\[@\]|\[at\]", re.IGNORECASE)
+_REFANGED = {"[.]": ".", "(.)": ".", "{.}": ".", "[dot]": ".", "[:]": ":", "[@]": "@", "[at]": "@"}
+_DEFANGED_SCHEME = re.compile(r"^(\s*)hxxp(s?)(?=:|\[:\])", re.IGNORECASE)
+_MAYBE_DEFANGED = re.compile(r"[\[({]|hxxp", re.IGNORECASE)
+_AUTHORITY = re.compile(r"^([^/?#]*?(?::|\[:\])//)([^/?#]*)(.*)$", re.DOTALL)
+
+
+def _refang_marks(text: str) -> str:
+    return _DEFANGED.sub(lambda m: _REFANGED[m.group(0).lower()], text)
+
+
+def refang(value: str, *, url: bool = False) -> str:
+    """``value`` with the defanging marks undone: ``hxxp``/``hxxps`` schemes, ``[.]``, ``(.)``,
+    ``{.}``, ``[dot]`` -> ``.``, ``[:]`` -> ``:``, ``[@]``, ``[at]`` -> ``@`` (any case).
+
+    With ``url``, only the scheme and the authority (user, host, port) are refanged. A result
+    that is still defanged (a mark inside a mark, such as ``[[.].]``) is refused, so that a
+    refanged value always refangs to itself and normalisation stays idempotent.
+    """
+    if not _MAYBE_DEFANGED.search(value):
+        return value  # the common case: nothing to undo
+    text = _DEFANGED_SCHEME.sub(lambda m: f"{m.group(1)}http{m.group(2)}", value)
+    if url:
+        parts = _AUTHORITY.match(text)
+        if parts is None:
+            return text
+        head, authority, rest = parts.groups()
+        refanged = _refang_marks(head) + _refang_marks(authority)
+        if _DEFANGED.search(refanged):
+            raise _Reject("is defanged twice (a mark inside a mark)")
+        return refanged + rest
+    refanged = _refang_marks(text)
+    if _DEFANGED.search(refanged):
+        raise _Reject("is defanged twice (a mark inside a mark)")
+    return refanged
+
+
+def fold_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    """Each tag once, compared case-insensitively (``BianLian`` and ``Bianlian`` are one tag):
+    the first spelling met is kept, in first-seen order. Surrounding spaces are trimmed and
+    empty tags dropped."""
+    kept: dict[str, str] = {}
+    for tag in tags:
+        clean = tag.strip()
+        if clean:
+            kept.setdefault(clean.lower(), clean)
+    return tuple(kept.values())
 
 
 def _reject_range(version: int, first: int, last: int) -> None:
@@ -270,10 +325,10 @@ def _date(value: str) -> str:
 
 
 _NORMALISERS: dict[DataType, Callable[[str, EntityType], str]] = {
-    DataType.IP: lambda v, _: _ip(v),
-    DataType.FQDN: lambda v, _: _fqdn(v),
-    DataType.URL: lambda v, _: _url(v),
-    DataType.EMAIL: lambda v, _: _email(v),
+    DataType.IP: lambda v, _: _ip(refang(v)),
+    DataType.FQDN: lambda v, _: _fqdn(refang(v)),
+    DataType.URL: lambda v, _: _url(refang(v, url=True)),
+    DataType.EMAIL: lambda v, _: _email(refang(v)),
     DataType.HASH: lambda v, t: _hex(v, t.hex_length),
     DataType.FILE: lambda v, _: _file(v),
     DataType.ASN: lambda v, _: _asn(v),

@@ -17,6 +17,7 @@ from workers.queue.memory import MemoryJobQueue
 from workers.queue.rabbit import RabbitJobQueue
 from workers.store.base import Store
 from workers.store.mongo import MongoStore
+from workers.store.records import AfterEffects
 from workers.store.sqlite import SqliteStore
 
 FAST_RETRY_TIERS = (0.2, 0.5, 1.0, 2.0)
@@ -51,9 +52,10 @@ class JobQueueFactory(Protocol):
 
 
 class StoreFactory(Protocol):
-    """What a store factory of any backend offers."""
+    """What a store factory of any backend offers: a started store, with the test seam
+    ``after_effects`` (``records.AfterEffects``) when given."""
 
-    async def __call__(self) -> Store: ...
+    async def __call__(self, *, after_effects: AfterEffects | None = None) -> Store: ...
 
 
 class SqliteStoreFactory:
@@ -65,12 +67,23 @@ class SqliteStoreFactory:
 
     @overload
     async def __call__(
-        self, name: str = ..., *, start: bool = ..., busy_timeout: float = ...
+        self,
+        name: str = ...,
+        *,
+        start: bool = ...,
+        busy_timeout: float = ...,
+        after_effects: AfterEffects | None = ...,
     ) -> SqliteStore: ...
 
     @overload
     async def __call__(
-        self, name: str = ..., *, kind: type[S], start: bool = ..., busy_timeout: float = ...
+        self,
+        name: str = ...,
+        *,
+        kind: type[S],
+        start: bool = ...,
+        busy_timeout: float = ...,
+        after_effects: AfterEffects | None = ...,
     ) -> S: ...
 
     async def __call__(
@@ -80,10 +93,11 @@ class SqliteStoreFactory:
         kind: type[SqliteStore] = SqliteStore,
         start: bool = True,
         busy_timeout: float = 10.0,
+        after_effects: AfterEffects | None = None,
     ) -> SqliteStore:
         """A store on the file ``name`` (the same name is the same file), started unless
         ``start`` is false; ``kind`` is a subclass of ``SqliteStore`` the test defines."""
-        store = kind(self.directory / name, busy_timeout=busy_timeout)
+        store = kind(self.directory / name, busy_timeout=busy_timeout, after_effects=after_effects)
         self._made.append(store)
         if start:
             await store.start()
@@ -101,11 +115,26 @@ class MongoStoreFactory:
         self.base = base.replace("-", "_")
         self._made: list[MongoStore] = []
 
-    async def __call__(self) -> MongoStore:
+    async def __call__(
+        self,
+        *,
+        database: str | None = None,
+        allow_standalone: bool = False,
+        after_effects: AfterEffects | None = None,
+        start: bool = True,
+    ) -> MongoStore:
+        """A store on a database of its own, or on ``database`` (another store's), started
+        unless ``start`` is false."""
         name = self.base if not self._made else f"{self.base}_{len(self._made) + 1}"
-        store = MongoStore(self.url, name)
+        store = MongoStore(
+            self.url,
+            database or name,
+            allow_standalone=allow_standalone,
+            after_effects=after_effects,
+        )
         self._made.append(store)
-        await store.start()
+        if start:
+            await store.start()
         return store
 
     async def close_all(self) -> None:

@@ -1,12 +1,16 @@
 """Fixtures shared by every test package: one factory per backend, unique names, CI rules.
 
 Backends: ``sqlite_store`` and ``memory_queue`` (in-process, always there), ``rabbit_queue``
-(the real broker) and ``mongo_store`` (a real MongoDB); ``job_queue`` is the queue factory of
-each backend in turn, for tests every queue implementation must pass. The factories are in
+(the real broker) and ``mongo_store`` (a MongoDB server); ``job_queue`` and ``store_factory``
+are the factories of each queue and each store in turn, for tests every implementation must
+pass. The factories are in
 ``tests/backends.py``.
 
 Under ``CI=true`` a test that needs RabbitMQ fails when the broker is unreachable; elsewhere it
-is skipped with the reason. MongoDB tests run only when ``MONGODB_URL`` is set.
+is skipped with the reason. MongoDB tests run on the server ``MONGODB_URL`` names (a real mongod
+or Atlas), else on one SecantusDB server started for the whole session
+(``bench.compatible_mongo``), each test on a database of its own; under ``CI=true`` they fail,
+never skip, when that server cannot start.
 """
 
 from __future__ import annotations
@@ -14,19 +18,21 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import cast
+from typing import NoReturn, cast
 from urllib.parse import urlparse
 
 import pytest
 
+from bench.compatible_mongo import CompatibleMongo
 from tests.backends import (
     JobQueueFactory,
     MemoryQueueFactory,
     MongoStoreFactory,
     RabbitQueueFactory,
     SqliteStoreFactory,
+    StoreFactory,
 )
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -46,20 +52,35 @@ def amqp_url() -> str:
     """URL of the real RabbitMQ broker (``AMQP_URL`` or the local default)."""
     url = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
     if not _reachable(url):
-        message = f"RabbitMQ is not reachable at {urlparse(url).hostname}:{urlparse(url).port}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + " (CI=true: broker tests must not skip)")
-        pytest.skip(message)
+        _unavailable(f"RabbitMQ is not reachable at {urlparse(url).hostname}:{urlparse(url).port}")
     return url
+
+
+def _unavailable(message: str) -> NoReturn:
+    """Fail under ``CI=true`` (a backend test never skips there), else skip with ``message``."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + " (CI=true: backend tests must not skip)")
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
-def mongodb_url() -> str:
-    """URL of a real MongoDB server; the test is skipped when ``MONGODB_URL`` is not set."""
+def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a MongoDB server: ``MONGODB_URL`` when set, else a SecantusDB server started once
+    for the session (a one-member replica set, so transactions work)."""
     url = os.environ.get("MONGODB_URL")
-    if not url:
-        pytest.skip("MONGODB_URL is not set: no MongoDB server to test against")
-    return url
+    if url:
+        yield url
+        return
+    server = CompatibleMongo(tmp_path_factory.mktemp("secantus"))
+    try:
+        server.start()
+    except RuntimeError as exc:
+        server.stop()
+        _unavailable(f"no MongoDB server to test against: {exc}")
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 @pytest.fixture
@@ -104,6 +125,13 @@ async def rabbit_queue(amqp_url: str, unique_name: str) -> AsyncIterator[RabbitQ
     factory = RabbitQueueFactory(amqp_url, unique_name)
     yield factory
     await factory.close_all()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mongodb", marks=pytest.mark.mongodb)])
+def store_factory(request: pytest.FixtureRequest) -> StoreFactory:
+    """The store factory of each implementation in turn: the embedded store and MongoDB."""
+    fixture = "sqlite_store" if request.param == "sqlite" else "mongo_store"
+    return cast(StoreFactory, request.getfixturevalue(fixture))
 
 
 @pytest.fixture(params=["memory", pytest.param("rabbit", marks=pytest.mark.rabbitmq)])

@@ -72,6 +72,7 @@ def open_store(settings: Settings) -> Store:
             settings.mongodb_url.get_secret_value(),
             settings.mongodb_database,
             job_ttl=settings.job_ttl,
+            allow_standalone=settings.mongodb_allow_standalone,
         )
     from workers.store.sqlite import SqliteStore
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import signal
 from collections.abc import Awaitable, Callable
 
 from prometheus_client import start_http_server
 
 from workers.backends import assemble_backends
-from workers.ground.errors import TransientError
+from workers.ground.errors import ConfigurationError, TransientError
 from workers.ground.logs import get_logger
 from workers.ground.loop import run
 from workers.ground.settings import Settings
@@ -25,6 +26,32 @@ from workers.worker import Worker
 log = get_logger(__name__)
 
 MAX_CONNECT_BACKOFF = 10.0
+METRICS_PORTS_TRIED = 16
+"""Ports from ``metrics_port`` on that a worker tries, so that several workers on one machine
+each find one (9100, 9101, ...)."""
+
+
+def start_metrics_server(port: int) -> int:
+    """Serve the Prometheus metrics on the first free port of ``port`` and the next
+    ``METRICS_PORTS_TRIED - 1``; the port chosen (logged as ``worker.metrics_serving``).
+
+    Raises ``ConfigurationError`` saying what to do when all of them are taken.
+    """
+    for candidate in range(port, min(port + METRICS_PORTS_TRIED, 65536)):
+        try:
+            start_http_server(candidate)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise ConfigurationError(
+                    f"cannot serve metrics on port {candidate}: {exc}"
+                ) from exc
+            continue
+        log.info("worker.metrics_serving", port=candidate, asked=port)
+        return candidate
+    raise ConfigurationError(
+        f"metrics ports {port} to {candidate} are all in use; set --metrics-port or "
+        "INGEST_METRICS_PORT to a free port (0 disables the metrics server)"
+    )
 
 
 def run_worker(settings: Settings) -> None:
@@ -45,7 +72,7 @@ async def serve_worker(settings: Settings, stop: asyncio.Event | None = None) ->
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     if settings.metrics_port > 0:
-        start_http_server(settings.metrics_port)
+        start_metrics_server(settings.metrics_port)
     try:
         if not await _retry_until(backends.start, stop):
             return

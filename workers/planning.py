@@ -16,7 +16,12 @@ Outcomes (SPEC §4):
   an outage or a slow worker must not turn into rejections;
 - delete items: an ``EdgeDelete`` (``deleted`` or ``not_found``); no entity check is needed;
 - entity items: an ``EntityWrite`` of the entity, its children and the links they imply, each
-  child and link with an outcome of its own when the item says where their indexes start.
+  child and link with an outcome of its own when the item says where their indexes start;
+  association items that travel in an entity message (a STIX bundle's links) are decided as
+  above, the entities the same message writes counting as existing.
+
+Every write carries the source entries of its item (``sources.source_entries``: the submitting
+user, and the source its provenance names).
 
 Planning runs on the worker's event loop for every item, so it does no per-item work it can
 share: an ID's type and a (types, type name) match are computed once per message (a 1,000-item
@@ -30,8 +35,9 @@ from dataclasses import dataclass, field
 
 from schemas import (
     AssociationRules,
-    AssociationType,
     InvalidEntityId,
+    Match,
+    Provenance,
     Rejection,
     RejectionCode,
     association_id,
@@ -53,9 +59,11 @@ from workers.store.records import (
     JobHeader,
     Outcome,
     PresetOutcome,
+    SourceEntry,
     WaitingItem,
     WriteBatch,
 )
+from workers.store.sources import source_entries
 
 Message = AssociationMessage | EntityMessage
 
@@ -85,15 +93,20 @@ class Plan:
 
 
 def needed_entity_ids(message: Message) -> set[str]:
-    """The entity IDs whose existence decides the message (both ends of every association)."""
-    if message.kind != MessageKind.ASSOCIATION:
+    """The entity IDs whose existence decides the message: both ends of every association,
+    but those the message's own entity items write."""
+    if message.kind == MessageKind.ASSOCIATION_DELETE:
         return set()
     ids: set[str] = set()
+    written: set[str] = set()
     for item in message.items:
-        assert isinstance(item, AssociationItem)
-        ids.add(item.entity_id)
-        ids.add(item.related_id)
-    return ids
+        if isinstance(item, AssociationItem):
+            ids.add(item.entity_id)
+            ids.add(item.related_id)
+        else:
+            written.add(item.entity.id)
+            written.update(child.id for child in item.children)
+    return ids - written
 
 
 def plan_message(
@@ -113,7 +126,9 @@ def plan_message(
     ``last_call``: the message is the last look of items whose wait was over.
     """
     if isinstance(message, EntityMessage):
-        return _plan_entities(message.items, rules, now)
+        return _plan_entity_message(
+            message, rules, existing, now, entity_wait, waiting_since, last_call
+        )
     kind = MessageKind(message.kind)
     if kind == MessageKind.ASSOCIATION_DELETE:
         return _plan_deletes(message.items, rules, now)
@@ -158,6 +173,20 @@ def failed_items_batch(
 
 def _key(item: ItemMeta) -> ItemKey:
     return (item.job, item.index)
+
+
+class _Sources:
+    """The source entries of the items of one message, built once per distinct submission."""
+
+    def __init__(self) -> None:
+        self._built: dict[tuple[str, Provenance | None, float], tuple[SourceEntry, ...]] = {}
+
+    def of(self, meta: ItemMeta, provenance: Provenance | None) -> tuple[SourceEntry, ...]:
+        key = (meta.user, provenance, meta.submitted_at)
+        found = self._built.get(key)
+        if found is None:
+            found = self._built[key] = source_entries(meta.user, provenance, meta.submitted_at)
+        return found
 
 
 def _headers(kind: MessageKind, items: Iterable[ItemMeta]) -> list[JobHeader]:
@@ -207,7 +236,8 @@ def _plan_associations(
     decided: list[AssociationItem] = []
     edges = plan.batch.edges
     types: dict[str, str | InvalidEntityId] = {}
-    matches: dict[tuple[str, str, str | None], AssociationType | Rejection] = {}
+    matches: dict[tuple[str, str, str | None], Match | Rejection] = {}
+    sources = _Sources()
     for item in items:
         entity_id, related_id = item.entity_id, item.related_id
         entity_type = types.get(entity_id) or _parsed_type(types, entity_id)
@@ -251,6 +281,7 @@ def _plan_associations(
                 association_type=matched.name,
                 file_action=matched.file_action,
                 created_by=item.user,
+                sources=sources.of(item, item.provenance),
             )
         )
         decided.append(item)
@@ -276,6 +307,7 @@ def _edge(
     types: tuple[str, str],
     type_name: str,
     file_action: bool,
+    sources: tuple[SourceEntry, ...],
 ) -> EdgeWrite:
     return EdgeWrite(
         key=key,
@@ -287,6 +319,7 @@ def _edge(
         association_type=type_name,
         file_action=file_action,
         created_by=meta.user,
+        sources=sources,
     )
 
 
@@ -313,6 +346,7 @@ def _plan_deletes(items: Sequence[AssociationItem], rules: AssociationRules, now
 def _plan_entities(items: Sequence[EntityItem], rules: AssociationRules, now: float) -> Plan:
     plan = Plan(MessageKind.ENTITY, WriteBatch(now=now))
     created: set[str] = set()
+    sources = _Sources()
     for item in items:
         records = (item.entity, *item.children)
         types = {record.id: record.type for record in records}
@@ -336,12 +370,59 @@ def _plan_entities(items: Sequence[EntityItem], rules: AssociationRules, now: fl
                     ),
                     known.name if known else link.association_type,
                     known.file_action if known else False,
+                    sources.of(item, link.provenance),
                 )
             )
-        plan.batch.entities.append(EntityWrite(_key(item), records, tuple(edges), part_keys))
+        plan.batch.entities.append(
+            EntityWrite(
+                _key(item),
+                records,
+                tuple(edges),
+                part_keys,
+                tuple(sources.of(item, record.provenance) for record in records),
+            )
+        )
         created.update(types)
     plan.batch.jobs = _headers(MessageKind.ENTITY, items)
     plan.created_entity_ids = frozenset(created)
+    return plan
+
+
+def _plan_entity_message(
+    message: EntityMessage,
+    rules: AssociationRules,
+    existing: Collection[str],
+    now: float,
+    entity_wait: float,
+    waiting_since: float | None,
+    last_call: bool,
+) -> Plan:
+    entity_items = [item for item in message.items if isinstance(item, EntityItem)]
+    links = [item for item in message.items if isinstance(item, AssociationItem)]
+    plan = _plan_entities(entity_items, rules, now)
+    if not links:
+        return plan
+    linked = _plan_associations(
+        links,
+        rules,
+        {*existing, *plan.created_entity_ids},
+        now,
+        entity_wait,
+        waiting_since,
+        last_call,
+    )
+    plan.batch.edges.extend(linked.batch.edges)
+    plan.batch.preset.extend(linked.batch.preset)
+    plan.batch.waiting.extend(linked.batch.waiting)
+    plan.batch.clears_waiting = linked.batch.clears_waiting
+    plan.waiting_since = linked.waiting_since
+    plan.wait_over = linked.wait_over
+    for code, count in linked.rejections.items():
+        plan.rejections[code] = plan.rejections.get(code, 0) + count
+    plan.pending = linked.pending
+    waiting = {id(item) for item in linked.pending}
+    decided = [item for item in message.items if id(item) not in waiting]
+    plan.batch.jobs = _headers(MessageKind.ENTITY, decided)
     return plan
 
 

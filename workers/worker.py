@@ -20,6 +20,9 @@ Transient failures retry the whole message in process with exponential backoff (
 times, then the message is requeued: a delivery whose channel died can never be settled, and
 the broker redelivers it on the new channel anyway. On shutdown the message is requeued. Any
 other exception while settling dead-letters the message rather than lose or spin it.
+
+While it runs, a worker also removes expired jobs and their outcomes from the store at start and
+every ``settings.job_purge_seconds`` (``workers.job_purge.JobPurger``).
 """
 
 from __future__ import annotations

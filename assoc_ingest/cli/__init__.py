@@ -6,7 +6,16 @@ here is what makes them part of the command.
 
 from __future__ import annotations
 
-from assoc_ingest.cli import dlq, importer, keys, serve, submit, types  # noqa: F401  (registers its commands)
+from assoc_ingest.cli import (  # noqa: F401  (each registers its commands)
+    dlq,
+    importer,
+    jobs,
+    keys,
+    serve,
+    submit,
+    taxii,
+    types,
+)
 from assoc_ingest.cli.app import app
 
 __all__ = ["app"]

@@ -42,10 +42,19 @@ def load_settings(data_dir: Path | None) -> Settings:
     try:
         settings = Settings()
     except ValidationError as exc:
-        fail(f"invalid settings in the environment: {exc}")
+        fail(f"invalid settings in the environment: {first_problem(exc)}")
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": data_dir})
     return settings
+
+
+def first_problem(exc: ValidationError) -> str:
+    """One line naming the first invalid setting and why."""
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error.get("loc", ()))
+    message = str(error.get("msg", exc)).removeprefix("Value error, ")
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where + ': ' if where else ''}{message}{more}"
 
 
 def fail(message: str) -> NoReturn:

@@ -21,7 +21,7 @@ from assoc_ingest.cli.admin import (
     run,
 )
 from assoc_ingest.cli.app import app
-from schemas import AssociationRules, AssociationType, Kind
+from schemas import DEFAULT_CONTEXT_RELATIONSHIP, AssociationRules, AssociationType, Kind
 from schemas.rules import InvalidAssociationType, validate_custom_type
 from workers.backends import store_session
 from workers.rules_cache import custom_association_types, custom_type_record
@@ -72,6 +72,12 @@ def list_types(data_dir: DataDirOption = None, as_json: JsonOption = False) -> N
         ]
         for t in rules.types
     ]
+    typer.echo(
+        "Context associations: a pair with a context entity (a type with no kind: malware, "
+        "malware-family, threat, adversary, cve, ...) at either end takes any relationship "
+        f"name except the names below ('{DEFAULT_CONTEXT_RELATIONSHIP}' when none is given)."
+    )
+    typer.echo("")
     print_table(headers, rows)
 
 
@@ -109,6 +115,10 @@ def add_type(
     kinds = ", ".join(sorted(kind.value for kind in added.non_primary))
     what = "File Action" if added.file_action else "association type"
     typer.echo(f"added {what} {added.name!r}: {added.primary.value} -> {kinds}")
+    typer.echo(
+        f"{added.name!r} is now a matrix name: context associations can no longer take it "
+        "as their relationship name"
+    )
     typer.echo(
         f"fronts and workers pick it up within {settings.types_refresh_seconds:g} s "
         "(INGEST_TYPES_REFRESH_SECONDS)"

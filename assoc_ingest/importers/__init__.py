@@ -11,30 +11,72 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from assoc_ingest.importers.cape import import_cape
-from assoc_ingest.importers.common import FeedBuilder, ImportResult
-from assoc_ingest.importers.feodo import import_feodo, import_ipblocklist
-from assoc_ingest.importers.ip2asn import AsnTable, enrich, import_ip2asn
-from assoc_ingest.importers.misp import import_misp
-from assoc_ingest.importers.threatfox import import_threatfox
+from assoc_ingest.importers import cape, feodo, ip2asn, misp, threatfox
+from assoc_ingest.importers.common import FeedBuilder, ImportResult, WrongFile
+from assoc_ingest.importers.ip2asn import SOURCE as IP2ASN_SOURCE
+from assoc_ingest.importers.ip2asn import AsnTable, enrich
+from schemas import AssociationRules
 
-FEEDS: dict[str, Callable[[Path], ImportResult]] = {
-    "threatfox": import_threatfox,
-    "feodo": import_feodo,
-    "ipblocklist": import_ipblocklist,
-    "misp": import_misp,
-    "cape": import_cape,
-    "ip2asn": import_ip2asn,
+Importer = Callable[[Path, AssociationRules | None], ImportResult]
+
+FEEDS: dict[str, Importer] = {
+    "threatfox": threatfox.import_threatfox,
+    "feodo": feodo.import_feodo,
+    "ipblocklist": feodo.import_ipblocklist,
+    "misp": misp.import_misp,
+    "cape": cape.import_cape,
+    "ip2asn": ip2asn.import_ip2asn,
 }
-"""Importer of every feed name ``import_feed`` knows."""
+"""Importer of every feed name ``import_feed`` knows; every body an importer makes names its feed
+as ``source`` (``ipblocklist`` is Feodo Tracker's CSV: ``feodo``)."""
+
+EXPECTED: dict[str, str] = {
+    "threatfox": threatfox.EXPECTED,
+    "feodo": feodo.EXPECTED,
+    "ipblocklist": feodo.EXPECTED_CSV,
+    "misp": misp.EXPECTED,
+    "cape": cape.EXPECTED,
+    "ip2asn": ip2asn.EXPECTED,
+}
+"""What a file of each feed looks like, as a wrong file's error says."""
 
 
-def import_feed(name: str, path: Path, *, asn_table: Path | None = None) -> ImportResult:
-    """Import the file ``path`` of the feed ``name`` (a key of ``FEEDS``).
+def _looks_like(path: Path) -> str:
+    """What the start of a file looks like, in a few words."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return "unreadable"
+    if head[:2] == b"\x1f\x8b":
+        return "gzip data"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text[:1] == b"{":
+        return "a JSON object"
+    if text[:1] == b"[":
+        return "a JSON array"
+    first = next((line for line in text.splitlines() if not line.startswith(b"#")), b"")
+    if b"\t" in first:
+        return "tab-separated text"
+    if b"," in first:
+        return "comma-separated text"
+    return "text"
+
+
+def import_feed(
+    name: str,
+    path: Path,
+    *,
+    asn_table: Path | None = None,
+    rules: AssociationRules | None = None,
+) -> ImportResult:
+    """Import the file ``path`` of the feed ``name`` (a key of ``FEEDS``), checking its links
+    against ``rules`` (the default association types when None).
 
     With ``asn_table`` (an ip2asn TSV file), every address found in it is also linked to its
     CIDR ("CIDR to Address") and ASN ("ASN to Address", "ASN to CIDR"). Raises ``ValueError``
-    for an unknown feed name and ``OSError``/``ValueError`` for an unreadable file.
+    for an unknown feed name, ``WrongFile`` for a file that is not of the feed (saying what was
+    expected and what the file looks like) and ``OSError`` for an unreadable file.
     """
     try:
         importer = FEEDS[name]
@@ -42,19 +84,33 @@ def import_feed(name: str, path: Path, *, asn_table: Path | None = None) -> Impo
         known = ", ".join(sorted(FEEDS))
         raise ValueError(f"unknown feed {name!r}; known feeds: {known}") from None
     try:
-        result = importer(path)
-    except (KeyError, TypeError, AttributeError, IndexError) as err:
-        raise ValueError(f"{path} does not look like a {name} file ({err!r})") from err
+        result = importer(path, rules)
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
+        why = str(err) if isinstance(err, WrongFile) else f"{type(err).__name__}: {err}"
+        raise WrongFile(
+            f"{path.name} is not a {name} file: expected {EXPECTED[name]}; it looks like "
+            f"{_looks_like(path)} ({why[:200]})"
+        ) from err
     if asn_table is not None:
-        result = enrich_with_asn_table(result, AsnTable(asn_table))
+        result = enrich_with_asn_table(result, AsnTable(asn_table), rules)
     return result
 
 
-def enrich_with_asn_table(result: ImportResult, table: AsnTable) -> ImportResult:
+def enrich_with_asn_table(
+    result: ImportResult, table: AsnTable, rules: AssociationRules | None = None
+) -> ImportResult:
     """``result`` plus the CIDR and ASN of each of its addresses found in ``table``."""
-    builder = FeedBuilder.from_result(result)
+    builder = FeedBuilder.from_result(result, rules, source=IP2ASN_SOURCE)
     enrich(builder, table)
     return builder.result()
 
 
-__all__ = ["FEEDS", "AsnTable", "ImportResult", "enrich_with_asn_table", "import_feed"]
+__all__ = [
+    "EXPECTED",
+    "FEEDS",
+    "AsnTable",
+    "ImportResult",
+    "WrongFile",
+    "enrich_with_asn_table",
+    "import_feed",
+]

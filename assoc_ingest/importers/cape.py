@@ -13,7 +13,12 @@ From it:
 - "File User Agent" to every ``InternetOpenA`` ``Agent`` and ``ObtainUserAgentString`` value.
 
 The sandbox's own private addresses fail normalisation and are counted as dropped, as are the
-``network.domains`` name -> address resolutions (Host -> Address is not a default type).
+``network.domains`` name -> address resolutions unless the matrix in force has a type for
+Host -> Address (the defaults have none).
+
+The family the sandbox detected (``detections``) is a ``malware-family`` entity, the target
+file ``sample-of`` it. Every body carries the analysis as provenance: source ``cape``, the
+report's TLP when it has one, and the analysis start and end as first and last seen.
 """
 
 from __future__ import annotations
@@ -25,7 +30,11 @@ from typing import Any
 
 import orjson
 
-from assoc_ingest.importers.common import FeedBuilder, ImportResult, host_type
+from assoc_ingest.importers.common import FeedBuilder, ImportResult, WrongFile, host_type
+from assoc_ingest.importers.provenance import Seen, feed_time
+from schemas import AssociationRules
+
+SOURCE = "cape"
 
 _USER_AGENT_ARGUMENTS = {("InternetOpenA", "Agent"), ("InternetOpenW", "Agent")}
 _USER_AGENT_ARGUMENTS |= {("ObtainUserAgentString", "UserAgent")}
@@ -37,8 +46,8 @@ def _load(path: Path) -> dict[str, Any]:
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
     report = orjson.loads(data)
-    if not isinstance(report, dict):
-        raise ValueError("a CAPE report is a JSON object")
+    if not isinstance(report, dict) or not ({"target", "behavior"} & report.keys()):
+        raise WrongFile("it has no target nor behavior")
     return report
 
 
@@ -82,9 +91,10 @@ def _add_network(builder: FeedBuilder, target_id: str | None, report: dict[str, 
     for name in names:
         builder.associate(target_id, builder.entity("domain", name), "File DNS Query")
     for domain in network.get("domains", []):
-        if domain.get("ip"):  # Host -> Address (A record): no default type carries it
+        if domain.get("ip"):  # Host -> Address (A record): only a custom type carries it
+            builder.record = {"section": "network.domains", "item": domain}
             host = builder.id_of("domain", domain.get("domain"))
-            builder.drop_link(host, builder.id_of("ip", domain["ip"]))
+            builder.link(host, builder.entity("ip", domain["ip"]))
     addresses = [str(host.get("ip", "")) for host in network.get("hosts", [])]
     addresses += [str(pair[0]) for pair in network.get("dead_hosts", []) if pair]
     for address in addresses:
@@ -101,25 +111,56 @@ def _add_network(builder: FeedBuilder, target_id: str | None, report: dict[str, 
             builder.associate(target_id, builder.url(url), "File Traffic")
 
 
-def import_cape(path: Path) -> ImportResult:
-    """The target file of a CAPE report and its File Actions."""
-    report = _load(path)
-    builder = FeedBuilder()
-    target = (report.get("target") or {}).get("file") or {}
+def _analysis(report: dict[str, Any]) -> Seen:
+    info = report.get("info") or {}
+    tlp = info.get("tlp")
+    marking = str(tlp).strip().lower().removeprefix("tlp:") if tlp else None
+    marking = "clear" if marking == "white" else marking
+    return Seen(
+        None,
+        marking if marking in ("clear", "green", "amber", "amber+strict", "red") else None,
+        feed_time(info.get("started")),
+        feed_time(info.get("ended")),
+    )
+
+
+def _families(report: dict[str, Any]) -> list[str]:
     detections = report.get("detections")
-    tags = [str(detections)] if isinstance(detections, str) and detections else []
+    if isinstance(detections, str):
+        return [name.strip() for name in detections.split(",") if name.strip()]
+    if isinstance(detections, list):  # newer CAPE: [{"family": ..., "details": [...]}]
+        return [str(d.get("family")) for d in detections if isinstance(d, dict) and d.get("family")]
+    return []
+
+
+EXPECTED = "a CAPE sandbox report: a JSON object (gzip or not) with target.file and behavior"
+
+
+def import_cape(path: Path, rules: AssociationRules | None = None) -> ImportResult:
+    """The target file of a CAPE report, its File Actions and its detected family."""
+    report = _load(path)
+    builder = FeedBuilder(rules, source=SOURCE, seen=_analysis(report))
+    builder.record = {"section": "target.file"}
+    target = (report.get("target") or {}).get("file") or {}
+    families = _families(report)
     attributes = _file_attributes(target)
-    attributes["detection"] = detections if isinstance(detections, str) else None
-    target_id = builder.entity("sha256", target.get("sha256"), attributes, tags)
+    attributes["detection"] = ", ".join(families) or None
+    target_id = builder.entity("sha256", target.get("sha256"), attributes, families)
     if target_id is None:
         return builder.result()
+    for family in families:
+        builder.associate(target_id, builder.entity("malware-family", family), "sample-of")
     summary = (report.get("behavior") or {}).get("summary") or {}
+    builder.record = {"section": "behavior.summary"}
     for mutex in summary.get("mutexes", []):
         builder.associate(target_id, builder.entity("mutex", mutex), "File Mutex")
     for key in summary.get("write_keys", []):
         builder.associate(target_id, builder.entity("regkey", key), "File Registry Key")
+    builder.record = {"section": "behavior.processes (calls)"}
     for agent in _call_arguments(report, _USER_AGENT_ARGUMENTS):
         builder.associate(target_id, builder.entity("user-agent", agent), "File User Agent")
+    builder.record = {"section": "dropped, CAPE.payloads"}
     _add_files(builder, target_id, report)
+    builder.record = {"section": "network, signatures"}
     _add_network(builder, target_id, report)
     return builder.result()

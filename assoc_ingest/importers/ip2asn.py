@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, ip_address, summarize_address_range
 from pathlib import Path
 
-from assoc_ingest.importers.common import FeedBuilder, ImportResult
+from assoc_ingest.importers.common import FeedBuilder, ImportResult, WrongFile
+from schemas import AssociationRules
+
+SOURCE = "ip2asn"
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ def read_ranges(path: Path, builder: FeedBuilder | None = None) -> Iterator[AsnR
                     raise ValueError("range ends before it starts")
             except (IndexError, ValueError):
                 if builder is not None:
+                    builder.record = line.rstrip("\n")[:500]
                     builder.drop("malformed ip2asn row")
                 continue
             country = fields[3] if len(fields) > 3 else ""
@@ -73,11 +77,19 @@ def add_range(builder: FeedBuilder, row: AsnRange) -> tuple[str | None, list[str
     return asn_id, cidr_ids
 
 
-def import_ip2asn(path: Path) -> ImportResult:
+EXPECTED = "an ip2asn TSV: range_start, range_end, AS number, country, description per line"
+
+
+def import_ip2asn(path: Path, rules: AssociationRules | None = None) -> ImportResult:
     """ASN and CIDR entities of every routed range, linked "ASN to CIDR"."""
-    builder = FeedBuilder()
+    builder = FeedBuilder(rules, source=SOURCE)
+    rows = 0
     for row in read_ranges(path, builder):
+        rows += 1
+        builder.record = f"{row.start}\t{row.end}\t{row.asn}\t{row.country}\t{row.description}"
         add_range(builder, row)
+    if rows == 0 and builder.dropped:
+        raise WrongFile("no line is a well-formed ip2asn row")
     return builder.result()
 
 

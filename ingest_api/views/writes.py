@@ -7,6 +7,10 @@ its 0-based position in the request as its index in the job. The job's ``total``
 item queued and every child and link of its entities, which take the indexes after the last
 position. A bulk with no valid item is a 400 whose body lists every item's error under
 ``rejected``.
+
+A write with an ``Idempotency-Key`` goes into the job its key stands for
+(``ingest_api.idempotency``): the answer to a retry names the first job, and its items are
+processed once.
 """
 
 from __future__ import annotations
@@ -29,10 +33,18 @@ from ingest_api.checks import (
     check_entity,
 )
 from ingest_api.errors import ApiError, json_response
+from ingest_api.idempotency import (
+    REPLAYED_HEADER,
+    JobChoice,
+    choose_job,
+    idempotency_key,
+    request_digest,
+    whole_body_digest,
+)
 from ingest_api.paths import BASE
 from ingest_api.publisher import TooLargeForOneMessage
 from ingest_api.state import JOB_REGISTRY, PRINCIPAL, PUBLISHER, RULES, SETTINGS
-from schemas import EntityItem, MessageKind, encode_item, new_job_id
+from schemas import EntityItem, MessageKind, encode_item
 from schemas.messages import AssociationItemEncoder
 from schemas.rules import AssociationRules
 from workers.ground import metrics
@@ -46,6 +58,7 @@ __all__ = [
     "post_associations",
     "post_entities",
     "post_entity",
+    "queue_job",
 ]
 
 log = get_logger(__name__)
@@ -98,7 +111,11 @@ def _encode(
         else:
             encoded.append(
                 encoder.encode(
-                    index, checked.entity_id, checked.related_id, checked.association_type
+                    index,
+                    checked.entity_id,
+                    checked.related_id,
+                    checked.association_type,
+                    checked.provenance,
                 )
             )
     return encoded
@@ -186,6 +203,35 @@ def _accepted(
     return {"Location": f"{BASE}/jobs/{job_id}"}
 
 
+def _answered(
+    request: web.Request, kind: MessageKind, job: JobChoice, total: int, now: float
+) -> dict[str, str]:
+    """The headers of the 202 for ``job``; a job sent now is registered as accepted (one not
+    sent again, because its Idempotency-Key's first request got through, is known already)."""
+    if job.publish:
+        headers = _accepted(request, kind, job.job_id, total, now)
+    else:
+        headers = {"Location": f"{BASE}/jobs/{job.job_id}"}
+    if job.replayed:
+        headers[REPLAYED_HEADER] = "true"
+    return headers
+
+
+async def queue_job(
+    request: web.Request,
+    kind: MessageKind,
+    job: JobChoice,
+    encode: Callable[[], Sequence[bytes]],
+    total: int,
+    now: float,
+) -> dict[str, str]:
+    """Publish the ``total`` items of ``job`` (``choose_job``) when it must be sent, encoded by
+    ``encode`` only then (503 unless all are confirmed); the headers of its 202."""
+    if job.publish:
+        await _publish(request, kind, encode())
+    return _answered(request, kind, job, total, now)
+
+
 def _refuse(problem: ItemProblem) -> ApiError:
     metrics.ITEMS_INVALID.labels(code=problem.code).inc()
     return problem.to_api_error()
@@ -195,16 +241,18 @@ def _refuse(problem: ItemProblem) -> ApiError:
 
 
 async def _single(request: web.Request, kind: MessageKind) -> tuple[str, Checked, dict[str, str]]:
+    key = idempotency_key(request)
     value = await read_json(request, request.app[SETTINGS].max_body_bytes)
     checked = _checker(kind, request.app[RULES].rules)(value)
     if isinstance(checked, ItemProblem):
         raise _refuse(checked)
-    job_id = new_job_id()
-    structlog.contextvars.bind_contextvars(job_id=job_id)
     now = time.time()
+    job = await choose_job(request, key, await whole_body_digest(request) if key else "", now)
+    structlog.contextvars.bind_contextvars(job_id=job.job_id)
     items = [(0, checked)]
-    await _publish(request, kind, _encode(job_id, items, request[PRINCIPAL], now))
-    return job_id, checked, _accepted(request, kind, job_id, job_total(items), now)
+    if job.publish:
+        await _publish(request, kind, _encode(job.job_id, items, request[PRINCIPAL], now))
+    return job.job_id, checked, _answered(request, kind, job, job_total(items), now)
 
 
 async def _single_association(request: web.Request, kind: MessageKind) -> web.Response:
@@ -251,12 +299,14 @@ def _least_encoded_size(checked: Checked) -> int:
 
 async def _bulk(request: web.Request, kind: MessageKind) -> web.Response:
     settings = request.app[SETTINGS]
+    key = idempotency_key(request)
+    digest = request_digest(request) if key else None
     check = _checker(kind, request.app[RULES].rules)
     valid: list[tuple[int, Checked]] = []
     rejected: list[dict[str, Any]] = []
     least_size = 0
     async for line in iter_bulk(
-        request, max_items=settings.bulk_max_items, max_bytes=settings.max_body_bytes
+        request, max_items=settings.bulk_max_items, max_bytes=settings.max_body_bytes, digest=digest
     ):
         if line.parse_error is not None:
             outcome: Checked | ItemProblem = ItemProblem("invalid_json", line.parse_error)
@@ -282,14 +332,19 @@ async def _bulk(request: web.Request, kind: MessageKind) -> web.Response:
             f"None of the {len(rejected)} items is valid; nothing was queued.",
             body_extra={"accepted": 0, "rejected": rejected},
         )
-    job_id = new_job_id()
-    structlog.contextvars.bind_contextvars(job_id=job_id)
     now = time.time()
-    principal = request[PRINCIPAL]
-    await _publish(request, kind, _encode(job_id, valid, principal, now))
-    headers = _accepted(request, kind, job_id, job_total(valid), now)
+    job = await choose_job(request, key, digest.hexdigest() if digest else "", now)
+    structlog.contextvars.bind_contextvars(job_id=job.job_id)
+    if job.publish:
+        await _publish(request, kind, _encode(job.job_id, valid, request[PRINCIPAL], now))
+    headers = _answered(request, kind, job, job_total(valid), now)
     return json_response(
-        {"message": "acknowledged", "jobID": job_id, "accepted": len(valid), "rejected": rejected},
+        {
+            "message": "acknowledged",
+            "jobID": job.job_id,
+            "accepted": len(valid),
+            "rejected": rejected,
+        },
         status=202,
         headers=headers,
     )

@@ -17,7 +17,7 @@ from bench.chaos_workload import ASSOCIATION_TYPE, build_workload
 WORKLOAD = build_workload(300, batch=100)
 ENTITIES, PAIRS_1, PAIRS_2, PAIRS_3 = range(4)
 PROCESSED_ANYWAY = "refused requests processed anyway (confirm lost; a client retry is harmless)"
-RECOVERED = Recovery(True, True, 200, True, {"w": (0, 0, 2), "d": (0, 0, 0)}, "w", "d", 2)
+RECOVERED = Recovery(0, True, 200, True, {"w": (0, 0, 2), "d": (0, 0, 0)}, "w", "d", 2)
 
 
 @dataclass
@@ -150,3 +150,46 @@ def test_pairs_of_a_refused_entity_request_never_enqueued_end_rejected() -> None
     assert failed(checks) == set()
     assert checks["  ... that ended stored"].actual == 0
     assert checks["acknowledged pairs with a wrong outcome"].actual == 0
+
+
+# retries with idempotency keys ---------------------------------------------------------------
+def retried(s: Scenario, step: int, job: str, job_ids: tuple[str, ...]) -> Answer:
+    """A request acknowledged after a retry; ``job_ids`` are the jobIDs its 202s named."""
+    answer = s.request(step, ACKNOWLEDGED, job)
+    answer.attempts = 1 + len(job_ids)
+    answer.job_ids = job_ids
+    s.process(answer, job)
+    return answer
+
+
+def test_a_retried_request_that_ended_in_one_job_passes() -> None:
+    s = Scenario()
+    acknowledged(s, ENTITIES, "j-entities")
+    retried(s, PAIRS_1, "j-1", ("j-1", "j-1"))
+    checks = s.checks()
+    assert failed(checks) == set()
+    assert checks["logical requests sent more than once (retried)"].actual == 1
+    assert checks["acknowledged requests sent again with their key"].actual == 1
+
+
+def test_a_retry_answered_with_another_job_fails() -> None:
+    s = Scenario()
+    acknowledged(s, ENTITIES, "j-entities")
+    retried(s, PAIRS_1, "j-1", ("j-1", "j-other"))
+    assert "logical requests answered with two jobIDs" in failed(s.checks())
+
+
+def test_a_retry_whose_first_attempt_was_processed_as_another_job_fails() -> None:
+    """What happens without idempotency keys: the 503'd attempt is a second job."""
+    s = Scenario()
+    acknowledged(s, ENTITIES, "j-entities")
+    answer = retried(s, PAIRS_1, "j-1", ("j-1",))
+    s.process(answer, "j-first-attempt")
+    for pair in answer.keys:
+        entity, related, submissions, types = s.associations[pair]
+        s.associations[pair] = (entity, related, submissions + 1, types)
+    assert {
+        "logical requests with a pair submitted twice",
+        "records with submissions != 1",
+        "jobs in the store that no 202 acknowledged",
+    } <= failed(s.checks())

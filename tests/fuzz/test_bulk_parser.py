@@ -25,8 +25,9 @@ MAX_ITEMS = 50
 NDJSON = ("application/x-ndjson", "application/ndjson", "application/jsonl")
 JSON = "application/json"
 
-Expected = int | list[str | None]
-"""An HTTP status the parser must answer, or per item the JSON type name (None: not JSON)."""
+Expected = int | list[tuple[int, str | None]]
+"""An HTTP status the parser must answer, or per item its index (0-based line number, blank
+lines included, or position in a JSON array) and JSON type name (None: not JSON)."""
 
 
 async def parse(request: web.Request) -> web.StreamResponse:
@@ -76,14 +77,15 @@ def expected(body: bytes, content_type: str) -> Expected:
         return 415
     if len(body) > MAX_BYTES:
         return 413
-    items: list[str | None]
+    items: list[tuple[int, str | None]]
     if content_type == JSON and body.lstrip()[:1] == b"[":
         try:
-            items = [type(value).__name__ for value in orjson.loads(body)]
+            items = [(i, type(value).__name__) for i, value in enumerate(orjson.loads(body))]
         except orjson.JSONDecodeError:
             return 400
     else:
-        items = [_json_type(line) for line in body.split(b"\n") if line.strip()]
+        lines = enumerate(body.split(b"\n"))
+        items = [(number, _json_type(line)) for number, line in lines if line.strip()]
     return 413 if len(items) > MAX_ITEMS else items
 
 
@@ -188,7 +190,7 @@ def test_hostile_bulk_bodies_give_numbered_items_or_a_clean_client_error(
         assert_standard_error(status, headers, answer)
     else:
         assert status == 200, answer[:500]
-        assert orjson.loads(answer) == [[index, kind] for index, kind in enumerate(promised)]
+        assert orjson.loads(answer) == [[index, kind] for index, kind in promised]
 
 
 @pytest.mark.parametrize("hostile", HOSTILE_LINES, ids=lambda raw: repr(raw[:24]))
@@ -205,7 +207,7 @@ def test_each_hostile_line_alone_is_one_item_or_a_clean_client_error(
         assert_standard_error(status, headers, answer)
     else:
         assert status == 200, answer[:500]
-        assert orjson.loads(answer) == [[index, kind] for index, kind in enumerate(promised)]
+        assert orjson.loads(answer) == [[index, kind] for index, kind in promised]
 
 
 def test_a_streamed_body_beyond_the_limit_is_refused_with_413(

@@ -107,13 +107,55 @@ async def test_the_reverse_direction_is_refused_with_threatconnect_code(
     assert error["code"] == "association_not_allowed"
     assert error["errCode"] == "0x1001"
     assert error["message"] == "Association cannot be applied to the indicator types."
+    assert error["detail"] == "Address -> ASN: no type allows it; ASN -> Address is ASN to Address"
 
 
 async def test_a_kind_no_type_allows_is_refused(client: Client, queue: MemoryJobQueue) -> None:
     error = await refused(
-        client, queue, "/association", json={"entityID": MALWARE, "relatedEntityID": URL}
+        client, queue, "/association", json={"entityID": DOMAIN, "relatedEntityID": ASN}
     )
     assert (error["code"], error["errCode"]) == ("association_not_allowed", "0x1001")
+
+
+async def test_a_matrix_type_name_on_a_context_pair_is_refused(
+    client: Client, queue: MemoryJobQueue
+) -> None:
+    body = {"entityID": URL, "relatedEntityID": MALWARE, "associationType": "URL Host"}
+    error = await refused(client, queue, "/association", json=body)
+    assert (error["code"], error["errCode"]) == ("association_not_allowed", "0x1001")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("confidence", 101),
+        ("confidence", "high"),
+        ("tlp", "purple"),
+        ("source", ""),
+        ("source", "bad\nname"),
+        ("firstSeen", "2024-01-01T00:00:00"),  # no offset
+        ("lastSeen", "yesterday"),
+    ],
+)
+async def test_bad_provenance_is_refused_with_the_field_named(
+    client: Client, queue: MemoryJobQueue, field: str, value: Any
+) -> None:
+    body = {"entityID": IP, "relatedEntityID": MALWARE, field: value}
+    error = await refused(client, queue, "/association", json=body)
+    assert error["code"] == "invalid_body"
+    assert field in error["message"]
+
+
+async def test_first_seen_after_last_seen_is_refused(client: Client, queue: MemoryJobQueue) -> None:
+    body = {
+        "type": "ip",
+        "attributes": {"ip": "203.0.113.5"},
+        "firstSeen": "2024-02-01T00:00:00Z",
+        "lastSeen": "2024-01-01T00:00:00Z",
+    }
+    error = await refused(client, queue, "/entity", json=body)
+    assert error["code"] == "invalid_body"
+    assert "firstSeen is after lastSeen" in error["message"]
 
 
 async def test_an_ambiguous_pair_is_refused_with_the_candidates(
@@ -136,6 +178,9 @@ async def test_a_named_type_whose_kinds_do_not_fit_is_refused(
         json={"entityID": ASN, "relatedEntityID": IP, "associationType": "File Download"},
     )
     assert error["code"] == "association_not_allowed"
+    assert error["detail"] == (
+        "ASN -> Address: 'File Download' is URL -> File; ASN -> Address is ASN to Address"
+    )
 
 
 async def test_an_entity_without_its_main_attribute_is_refused(
@@ -165,6 +210,29 @@ async def test_an_entity_of_an_unknown_type_is_refused(
     assert error["code"] == "unknown_entity_type"
 
 
+async def test_an_entity_type_named_like_a_kind_names_the_entity_types_of_that_kind(
+    client: Client, queue: MemoryJobQueue
+) -> None:
+    error = await refused(
+        client, queue, "/entity", json={"type": "Address", "attributes": {"ip": "203.0.113.5"}}
+    )
+    assert error["code"] == "unknown_entity_type"
+    assert "Address is a kind; its entity types are ip" in error["message"]
+
+
+async def test_an_unknown_id_prefix_names_the_nearest_known_types(
+    client: Client, queue: MemoryJobQueue
+) -> None:
+    error = await refused(
+        client,
+        queue,
+        "/association",
+        json={"entityID": "damain-" + "0" * 64, "relatedEntityID": IP},
+    )
+    assert error["code"] == "invalid_entity_id"
+    assert "'damain' is an unknown entity type; did you mean domain" in error["message"]
+
+
 async def test_a_nested_child_that_cannot_be_associated_is_refused_with_its_path(
     client: Client, queue: MemoryJobQueue
 ) -> None:
@@ -173,7 +241,7 @@ async def test_a_nested_child_that_cannot_be_associated_is_refused_with_its_path
         "attributes": {"ip": "203.0.113.5"},
         "associations": [
             {"type": "url", "attributes": {"url": "http://example.com/"}},
-            {"type": "malware", "attributes": {"malware": "emotet"}},
+            {"type": "email-address", "attributes": {"email-address": "a@example.com"}},
         ],
     }
     error = await refused(client, queue, "/entity", json=body)

@@ -46,3 +46,21 @@ async def test_an_operation_needing_credentials_documents_401_and_403(client: Cl
         for method, operation in operations.items():
             if "security" in operation:
                 assert {"401", "403"} <= set(operation["responses"]), (method, path)
+
+
+async def test_every_write_documents_the_idempotency_key_header_and_its_422(
+    client: Client,
+) -> None:
+    document = await _document(client)
+    writes = [
+        (method, path, operation)
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if "202" in operation["responses"]
+    ]
+    assert len(writes) == 6
+    for method, path, operation in writes:
+        headers = [p for p in operation["parameters"] if p["in"] == "header"]
+        assert [(p["name"], p["required"]) for p in headers] == [("Idempotency-Key", False)]
+        assert headers[0]["schema"]["maxLength"] == 255, (method, path)
+        assert "idempotency_key_reused" in operation["responses"]["422"]["description"]

@@ -140,6 +140,7 @@ def test_a_not_allowed_rejection_becomes_the_threatconnect_error_body() -> None:
             "message": "Association cannot be applied to the indicator types.",
             "errorID": "e-1",
             "errCode": "0x1001",
+            "detail": "ASN -> CIDR: 'URL Host' is URL -> Address, Host; ASN -> CIDR is ASN to CIDR",
         }
     }
 

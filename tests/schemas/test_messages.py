@@ -21,7 +21,7 @@ from schemas import (
     entity_id,
     new_job_id,
 )
-from schemas.messages import AssociationItemEncoder
+from schemas.messages import TLP_MARKINGS, AssociationItemEncoder, Provenance
 
 META = {"index": 0, "total": 2, "user": "alice", "groups": ("red",), "submitted_at": 1.5}
 
@@ -88,21 +88,37 @@ def test_bodies_that_are_not_envelopes_are_refused(body: bytes) -> None:
         decode_message(body)
 
 
+provenances = st.none() | st.builds(
+    Provenance,
+    source=st.none() | st.text(max_size=20),
+    confidence=st.none() | st.integers(min_value=0, max_value=100),
+    tlp=st.none() | st.sampled_from(TLP_MARKINGS),
+    first_seen=st.none() | st.floats(min_value=0, max_value=4e9, allow_nan=False),
+    last_seen=st.none() | st.floats(min_value=0, max_value=4e9, allow_nan=False),
+)
+
+
 @given(
     user=st.text(max_size=20),
     groups=st.lists(st.text(max_size=10), max_size=3),
     type_name=st.none() | st.text(max_size=30),
     index=st.integers(min_value=0, max_value=10_000),
     submitted_at=st.floats(min_value=0, max_value=4e9, allow_nan=False),
+    provenance=provenances,
 )
 def test_the_template_encoder_gives_what_the_model_gives(
-    user: str, groups: list[str], type_name: str | None, index: int, submitted_at: float
+    user: str,
+    groups: list[str],
+    type_name: str | None,
+    index: int,
+    submitted_at: float,
+    provenance: Provenance | None,
 ) -> None:
     entity, related = "asn-" + "a" * 64, "ip-" + "b" * 64
     encoder = AssociationItemEncoder(
         job="job-1", total=10_001, user=user, groups=groups, submitted_at=submitted_at
     )
-    fast = encoder.encode(index, entity, related, type_name)
+    fast = encoder.encode(index, entity, related, type_name, provenance)
     model = AssociationItem(
         job="job-1",
         index=index,
@@ -113,7 +129,10 @@ def test_the_template_encoder_gives_what_the_model_gives(
         entity_id=entity,
         related_id=related,
         association_type=type_name,
+        provenance=provenance,
     )
 
     assert AssociationItem.model_validate_json(fast) == model
     assert decode_message(encode_envelope(MessageKind.ASSOCIATION, [fast])).items == (model,)
+    again = encoder.encode(index, entity, related, type_name, provenance)  # from the caches
+    assert again == fast

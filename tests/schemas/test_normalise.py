@@ -30,7 +30,21 @@ ACCEPTED = [
         "https://User:PW@example.com:8443/Path/A?Q=X#Frag",
     ),
     ("url", "http://[2001:DB8::1]/x", "http://[2001:db8::1]/x"),
-    ("link", "  hxxp://EVIL.example/a%20b  ", "hxxp://evil.example/a%20b"),
+    ("link", "  hxxp://EVIL.example/a%20b  ", "http://evil.example/a%20b"),
+    # defanged values, as feeds and reports write them
+    ("url", "hxxp://evil[.]example[.]com/a", "http://evil.example.com/a"),
+    (
+        "url",
+        "HXXPS[:]//Evil(.)Example{.}com/A[.]b?q=[dot]",
+        "https://evil.example.com/A[.]b?q=[dot]",
+    ),
+    ("url", "hxxp://user[@]evil[dot]example:8080/", "http://user@evil.example:8080/"),
+    ("ip", "203.0.113[.]7", "203.0.113.7"),
+    ("ip", "2001:db8[:][:]1", "2001:db8::1"),
+    ("domain", "evil[.]Example[DOT]com", "evil.example.com"),
+    ("hostname", "c2(.)evil{.}example", "c2.evil.example"),
+    ("email-address", "bob[at]evil[.]example", "bob@evil.example"),
+    ("email-address", "Bob[@]Evil(.)Example", "bob@evil.example"),
     ("malware-sample", "ftp://Files.Example.org/x.EXE", "ftp://files.example.org/x.EXE"),
     # email
     ("email-address", '"Bob" <B@X.org>', "b@x.org"),

@@ -8,10 +8,12 @@ from schemas import (
     DEFAULT_ASSOCIATION_TYPES,
     AssociationRules,
     AssociationType,
+    ContextRelationship,
     InvalidAssociationType,
     Kind,
     Rejection,
     RejectionCode,
+    is_context_type,
     validate_custom_type,
 )
 
@@ -80,11 +82,37 @@ def test_each_default_type_refuses_the_reverse_direction(
     if primary is related:  # File Archive, File Drop: the reverse is the same type
         assert isinstance(matched, AssociationType)
         return
-    assert matched == Rejection(
+    assert isinstance(matched, Rejection)
+    assert (matched.code, matched.message, matched.err_code) == (
         RejectionCode.ASSOCIATION_NOT_ALLOWED,
         "Association cannot be applied to the indicator types.",
         "0x1001",
     )
+    assert matched.detail is not None
+    assert matched.detail.startswith(f"{related} -> {primary}: ")
+    assert f"{primary} -> {related} is " in matched.detail
+
+
+def test_a_reversed_pair_says_which_direction_the_matrix_allows() -> None:
+    refused = RULES.match(an_id(Kind.ADDRESS), an_id(Kind.ASN))
+    assert isinstance(refused, Rejection)
+    assert refused.detail == "Address -> ASN: no type allows it; ASN -> Address is ASN to Address"
+
+
+def test_a_named_type_that_does_not_fit_says_what_it_joins_and_what_would_fit() -> None:
+    refused = RULES.match(an_id(Kind.ASN), an_id(Kind.ADDRESS), "File Traffic")
+    assert isinstance(refused, Rejection)
+    assert refused.detail == (
+        "ASN -> Address: 'File Traffic' is File -> Address, Host, URL; "
+        "ASN -> Address is ASN to Address"
+    )
+
+
+def test_an_unknown_id_prefix_names_the_nearest_known_types() -> None:
+    refused = RULES.match("damain-" + "0" * 64, an_id(Kind.ADDRESS))
+    assert isinstance(refused, Rejection)
+    assert refused.code is RejectionCode.INVALID_ENTITY
+    assert "'damain' is an unknown entity type; did you mean domain" in refused.message
 
 
 @pytest.mark.parametrize(("name", "primary", "related"), EDGES)
@@ -152,11 +180,113 @@ def test_a_known_type_that_does_not_fit_is_not_allowed() -> None:
     assert matched.code is RejectionCode.ASSOCIATION_NOT_ALLOWED
 
 
-def test_types_without_a_kind_can_never_be_associated() -> None:
-    matched = RULES.match(an_id("malware"), an_id(Kind.FILE))
-    assert isinstance(matched, Rejection)
-    assert matched.code is RejectionCode.ASSOCIATION_NOT_ALLOWED
-    assert isinstance(RULES.match_nested(an_id("malware"), an_id(Kind.FILE)), Rejection)
+# ---- context associations (SPEC §2): a type with no kind at either end -----------------------
+
+CONTEXT_TYPES = ["malware", "malware-family", "threat", "adversary", "cve", "aso", "filename"]
+
+
+@pytest.mark.parametrize("context", CONTEXT_TYPES)
+@pytest.mark.parametrize("kind", list(Kind))
+def test_a_context_entity_may_be_associated_with_any_kind_in_either_direction(
+    context: str, kind: Kind
+) -> None:
+    for primary, related in ((an_id(context), an_id(kind)), (an_id(kind), an_id(context))):
+        matched = RULES.match(primary, related)
+        assert matched == ContextRelationship("associated")
+        assert matched.context and not matched.file_action
+
+
+def test_two_context_entities_may_be_associated() -> None:
+    matched = RULES.match(an_id("adversary", "a"), an_id("malware", "b"), "uses")
+    assert matched == ContextRelationship("uses")
+
+
+def test_a_context_relationship_name_is_free_and_folded_to_lower_case() -> None:
+    for given, stored in (("Indicates", "indicates"), ("  C2-of ", "c2-of"), ("", "associated")):
+        assert RULES.match(an_id(Kind.ADDRESS), an_id("malware"), given) == ContextRelationship(
+            stored
+        )
+
+
+def test_a_matrix_type_name_is_not_allowed_on_a_context_pair() -> None:
+    for name in ("File Traffic", "url host", "File Mutex"):
+        refused = RULES.match(an_id(Kind.FILE), an_id("malware"), name)
+        assert isinstance(refused, Rejection)
+        assert (refused.code, refused.err_code) == (RejectionCode.ASSOCIATION_NOT_ALLOWED, "0x1001")
+        assert refused.detail is not None
+        assert refused.detail.startswith("File -> malware (a type of no kind): '")
+        assert "a matrix type, cannot name an association with a context entity" in refused.detail
+
+
+def test_a_matrix_type_name_on_a_context_pair_is_explained_in_every_way_of_matching() -> None:
+    nested = RULES.match_nested(an_id("malware"), an_id(Kind.HOST), "DNS PTR Record")
+    typed = RULES.match_types("domain", "threat", "DNS PTR Record")
+    assert isinstance(nested, Rejection) and isinstance(typed, Rejection)
+    assert nested.detail == (
+        "malware (a type of no kind) -> Host: 'DNS PTR Record' is Address -> Host, a matrix "
+        "type, cannot name an association with a context entity; give another relationship "
+        "name, or none for 'associated'"
+    )
+    assert typed.detail is not None and typed.detail.startswith("Host -> threat (a type of no ")
+
+
+def test_a_custom_type_name_is_not_allowed_on_a_context_pair_either() -> None:
+    rules = AssociationRules([_custom("Seen On")])
+    refused = rules.match(an_id("malware"), an_id(Kind.HOST), "seen on")
+    assert isinstance(refused, Rejection)
+    assert refused.code is RejectionCode.ASSOCIATION_NOT_ALLOWED
+    assert RULES.match(an_id("malware"), an_id(Kind.HOST), "seen on") == ContextRelationship(
+        "seen on"
+    )
+
+
+def test_an_unusable_relationship_name_is_refused() -> None:
+    for name in ("x" * 129, "tab\there"):
+        refused = RULES.match(an_id("malware"), an_id(Kind.HOST), name)
+        assert isinstance(refused, Rejection)
+        assert refused.code is RejectionCode.UNKNOWN_ASSOCIATION_TYPE
+
+
+def test_a_context_entity_cannot_be_associated_with_itself() -> None:
+    same = an_id("malware")
+    assert RULES.match(same, same) == Rejection(
+        RejectionCode.SELF_ASSOCIATION, "An entity cannot be associated with itself."
+    )
+    assert isinstance(RULES.match_nested(same, same), Rejection)
+
+
+def test_kinded_pairs_still_follow_the_matrix_next_to_context_pairs() -> None:
+    refused = RULES.match(an_id(Kind.ADDRESS), an_id(Kind.ASN), "indicates")
+    assert isinstance(refused, Rejection)
+    assert refused.code is RejectionCode.UNKNOWN_ASSOCIATION_TYPE
+    refused = RULES.match(an_id(Kind.ADDRESS), an_id(Kind.ASN))
+    assert isinstance(refused, Rejection)
+    assert refused.code is RejectionCode.ASSOCIATION_NOT_ALLOWED
+
+
+def test_a_nested_context_child_keeps_the_direction_given() -> None:
+    ip, malware = an_id(Kind.ADDRESS, "a"), an_id("malware", "b")
+    assert RULES.match_nested(ip, malware, "C2-of") == (ContextRelationship("c2-of"), ip, malware)
+    assert RULES.match_nested(malware, ip) == (ContextRelationship("associated"), malware, ip)
+    refused = RULES.match_nested(malware, ip, "DNS PTR Record")
+    assert isinstance(refused, Rejection)
+    assert refused.err_code == "0x1001"
+
+
+def test_match_types_decides_a_pair_of_type_names_as_match_decides_ids() -> None:
+    assert RULES.match_types("ip", "malware", "c2-of") == ContextRelationship("c2-of")
+    assert RULES.match_types("asn", "ip") == RULES.get("ASN to Address")
+    refused = RULES.match_types("ip", "asn")
+    assert isinstance(refused, Rejection)
+    assert refused.code is RejectionCode.ASSOCIATION_NOT_ALLOWED
+    unknown = RULES.match_types("spaceship", "ip")
+    assert isinstance(unknown, Rejection)
+    assert unknown.code is RejectionCode.INVALID_ENTITY
+
+
+def test_only_kind_less_types_are_context_types() -> None:
+    assert is_context_type("malware") and is_context_type("cve")
+    assert not is_context_type("ip") and not is_context_type("spaceship")
 
 
 def test_a_malformed_id_is_an_invalid_entity() -> None:
@@ -247,6 +377,7 @@ def test_a_custom_file_action_can_make_a_pair_ambiguous() -> None:
         ("New", "File", ["Host", "Moon"], False, "not a kind"),
         ("New", "File", [], False, "at least one"),
         ("New", "Host", ["File"], True, "primary kind File"),
+        (" Associated ", "File", ["Host"], False, "default relationship of context"),
     ],
 )
 def test_invalid_custom_types_are_refused(

@@ -14,11 +14,13 @@ from schemas.messages import (
     EntityRecord,
     ItemMeta,
     MessageKind,
+    Provenance,
     encode_envelope,
     encode_item,
 )
 
 ASN = ("asn", "15169")
+FAMILY = ("malware-family", "qakbot")
 ADDRESS = ("ip", "203.0.113.5")
 ADDRESS_2 = ("ip", "198.51.100.7")
 HOST = ("domain", "www.example.com")
@@ -41,6 +43,7 @@ def association(
     user: str = "alice",
     groups: tuple[str, ...] = ("analysts",),
     submitted_at: float | None = None,
+    provenance: Provenance | None = None,
 ) -> AssociationItem:
     return AssociationItem(
         job=job or new_job_id(),
@@ -52,6 +55,7 @@ def association(
         entity_id=entity if isinstance(entity, str) else eid(entity),
         related_id=related if isinstance(related, str) else eid(related),
         association_type=association_type,
+        provenance=provenance,
     )
 
 
@@ -101,7 +105,8 @@ def deletes(*items: AssociationItem) -> bytes:
     return envelope(MessageKind.ASSOCIATION_DELETE, items)
 
 
-def entities(*items: EntityItem) -> bytes:
+def entities(*items: EntityItem | AssociationItem) -> bytes:
+    """An entity message; association items may travel in it too (a STIX bundle's job)."""
     return envelope(MessageKind.ENTITY, items)
 
 

@@ -40,7 +40,9 @@ async def test_a_running_worker_removes_expired_jobs_and_their_items_from_the_fi
     now = time.time()
     await _jobs(store, 3, now - 7200)
     [recent] = await _jobs(store, 1, now)
-    settings = fast_settings(tmp_path, job_ttl=3600.0, job_purge_seconds=0.1)
+    settings = fast_settings(
+        tmp_path, job_ttl=3600.0, idempotency_window=3600.0, job_purge_seconds=0.1
+    )
     worker = Worker(await memory_queue(), store, settings)
     await worker.start()
     try:

@@ -6,11 +6,12 @@ import time
 
 import pytest
 
-from schemas import AssociationRules, AssociationType, Kind, association_id
+from schemas import AssociationRules, AssociationType, Kind, Provenance, association_id
 from schemas.messages import AssociationMessage, EntityMessage, MessageKind, decode_message
 from tests.workers.factories import (
     ADDRESS,
     ASN,
+    FAMILY,
     FILE,
     HOST,
     URL,
@@ -22,7 +23,7 @@ from tests.workers.factories import (
     entity,
 )
 from workers.planning import failed_items_batch, needed_entity_ids, plan_message, retry_delay
-from workers.store.records import Outcome
+from workers.store.records import Outcome, SourceEntry
 
 RULES = AssociationRules()
 NOW = 1_750_000_000.0
@@ -283,3 +284,95 @@ def test_the_retry_delay_backs_off_with_the_time_waited_within_bounds_and_before
     assert delay(1000, wait=10_000) == 30.0
     assert delay(110) == pytest.approx(10.0)
     assert delay(119.9) == 0.5
+
+
+def test_associations_in_an_entity_message_count_its_entities_as_existing() -> None:
+    written = entity(ASN, [ADDRESS], job="j", index=0, total=3, submitted_at=NOW)
+    link = association(ASN, ADDRESS, job="j", index=1, total=3, submitted_at=NOW)
+    waiting = association(ASN, HOST, "ASN to Address", job="j", index=2, total=3)
+    message = decoded(entities(written, link, waiting))
+
+    assert needed_entity_ids(message) == {eid(HOST)}
+    plan = plan_message(message, RULES, set(), NOW, 120)
+
+    assert [w.key for w in plan.batch.entities] == [("j", 0)]
+    [edge] = plan.batch.edges
+    assert (edge.key, edge.association_type) == (("j", 1), "ASN to Address")
+    assert plan.pending == ()
+    assert [(p.key, p.code) for p in plan.batch.preset] == [(("j", 2), "association_not_allowed")]
+    [header] = plan.batch.jobs
+    assert (header.kind, header.total) == ("entity", 3)
+
+
+def test_an_association_in_an_entity_message_waits_for_an_entity_written_elsewhere() -> None:
+    written = entity(HOST, job="j", index=0, total=2, submitted_at=NOW)
+    link = association(ADDRESS, HOST, job="j", index=1, total=2, submitted_at=NOW)
+    plan = plan_message(decoded(entities(written, link)), RULES, set(), NOW, 120)
+
+    assert plan.pending == (link,)
+    assert plan.batch.edges == [] and len(plan.batch.entities) == 1
+
+
+# context associations and provenance ----------------------------------------------------------
+
+
+def test_a_context_association_becomes_an_edge_under_its_relationship_name() -> None:
+    item = association(ADDRESS, FAMILY, "C2-Of", submitted_at=NOW - 1)
+    existing = EVERYTHING | {eid(FAMILY)}
+    plan = plan_message(decoded(associations(item)), RULES, existing, NOW, 120)
+
+    [edge] = plan.batch.edges
+    assert (edge.entity_id, edge.related_id) == (eid(ADDRESS), eid(FAMILY))
+    assert (edge.association_type, edge.file_action) == ("c2-of", False)
+    assert (edge.entity_type, edge.related_type) == ("ip", "malware-family")
+
+
+def test_a_matrix_name_on_a_context_pair_is_rejected_by_the_worker_too() -> None:
+    item = association(FAMILY, HOST, "File DNS Query", submitted_at=NOW - 1)
+    plan = plan_message(decoded(associations(item)), RULES, EVERYTHING, NOW, 120)
+
+    [preset] = plan.batch.preset
+    assert preset.code == "association_not_allowed"
+    assert plan.batch.edges == []
+
+
+def test_an_edge_carries_the_user_and_the_named_source() -> None:
+    given = Provenance(source="feodo", confidence=75, tlp="clear", first_seen=1.0, last_seen=2.0)
+    item = association(ASN, ADDRESS, user="bob", submitted_at=NOW - 1, provenance=given)
+    plan = plan_message(decoded(associations(item)), RULES, EVERYTHING, NOW, 120)
+
+    [edge] = plan.batch.edges
+    assert edge.sources == (
+        SourceEntry("bob", "user", 75, "clear", 1.0, 2.0),
+        SourceEntry("feodo", "source", 75, "clear", 1.0, 2.0),
+    )
+
+
+def test_an_edge_without_provenance_is_the_users_report_at_submission() -> None:
+    item = association(ASN, ADDRESS, user="bob", submitted_at=NOW - 1)
+    plan = plan_message(decoded(associations(item)), RULES, EVERYTHING, NOW, 120)
+
+    [edge] = plan.batch.edges
+    assert edge.sources == (SourceEntry("bob", "user", None, None, NOW - 1, NOW - 1),)
+
+
+def test_an_entity_write_carries_each_records_and_each_links_sources() -> None:
+    given = Provenance(source="feodo", confidence=75)
+    item = entity(ADDRESS, [FAMILY], [(ADDRESS, FAMILY, "c2-of")], submitted_at=NOW - 1)
+    item = item.model_copy(
+        update={
+            "entity": item.entity.model_copy(update={"provenance": given}),
+            "links": tuple(link.model_copy(update={"provenance": given}) for link in item.links),
+        }
+    )
+    plan = plan_message(decoded(entities(item)), RULES, set(), NOW, 120)
+
+    [write] = plan.batch.entities
+    fed = (
+        SourceEntry("alice", "user", 75, None, NOW - 1, NOW - 1),
+        SourceEntry("feodo", "source", 75, None, NOW - 1, NOW - 1),
+    )
+    alone = (SourceEntry("alice", "user", None, None, NOW - 1, NOW - 1),)
+    assert write.sources == (fed, alone)
+    [edge] = write.edges
+    assert (edge.association_type, edge.sources) == ("c2-of", fed)

@@ -1,5 +1,5 @@
-"""``workers.worker.Worker`` on the real RabbitMQ and the embedded store: messages in, outcomes
-out (SPEC §2, §4).
+"""``workers.worker.Worker`` on the real RabbitMQ, on the embedded store and on MongoDB:
+messages in, outcomes out (SPEC §2, §4).
 
 Messages are built with ``encode_item``/``encode_envelope`` as the front builds them and
 published straight to a topology of the test's own, deleted afterwards.
@@ -16,7 +16,7 @@ import pytest
 
 from schemas import association_id
 from schemas.jobids import new_job_id
-from tests.backends import RabbitQueueFactory, SqliteStoreFactory
+from tests.backends import RabbitQueueFactory, StoreFactory
 from tests.workers.factories import (
     ADDRESS,
     ASN,
@@ -31,8 +31,8 @@ from tests.workers.factories import (
 from tests.workers.helpers import edges_of, eventually, fast_settings, wait_for_job
 from workers.ground.settings import Settings
 from workers.queue.rabbit import RabbitJobQueue
+from workers.store.base import Store
 from workers.store.records import Direction, JobStatus
-from workers.store.sqlite import SqliteStore
 from workers.worker import Worker
 
 pytestmark = pytest.mark.rabbitmq
@@ -43,7 +43,7 @@ ENTITY_WAIT = 2.5
 @dataclass
 class Pipeline:
     queue: RabbitJobQueue
-    store: SqliteStore
+    store: Store
     settings: Settings
 
     async def send(self, body: bytes) -> None:
@@ -64,10 +64,10 @@ class Pipeline:
 
 @pytest.fixture
 async def pipeline(
-    rabbit_queue: RabbitQueueFactory, sqlite_store: SqliteStoreFactory, tmp_path: Path
+    rabbit_queue: RabbitQueueFactory, store_factory: StoreFactory, tmp_path: Path
 ) -> AsyncIterator[Pipeline]:
     settings = fast_settings(tmp_path, entity_wait=ENTITY_WAIT)
-    store = await sqlite_store()
+    store = await store_factory()
     queue = await rabbit_queue()
     worker = Worker(queue, store, settings)
     await worker.start()

@@ -28,6 +28,12 @@ ITEMS_ACKNOWLEDGED = Counter(
 ITEMS_INVALID = Counter(
     "ingest_items_invalid_total", "Items refused by the front's synchronous checks", ["code"]
 )
+IDEMPOTENCY_KEYS = Counter(
+    "ingest_idempotency_keys_total",
+    "Writes whose Idempotency-Key was used before: replayed (not sent again), republished "
+    "(sent again under the first job ID) or reused (another body, 422)",
+    ["result"],
+)
 BACKPRESSURE_RESPONSES = Counter(
     "ingest_backpressure_responses_total",
     "503 answers because the broker could not confirm, or too many bodies were in flight",

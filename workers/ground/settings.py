@@ -6,9 +6,9 @@ Variables carry the ``INGEST_`` prefix, except the conventional ``AMQP_URL`` and
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +27,11 @@ class Settings(BaseSettings):
         description="MongoDB URL; unset means the embedded SQLite store under data_dir",
     )
     mongodb_database: str = Field(default="assoc_ingest", description="MongoDB database name")
+    mongodb_allow_standalone: bool = Field(
+        default=False,
+        description="run on a standalone MongoDB server, without transactions (batches are"
+        " then not all or nothing); refused at start otherwise",
+    )
     data_dir: Path = Field(default=Path("var"), description="directory of the embedded store")
 
     # queue topology ---------------------------------------------------------------------
@@ -59,6 +64,11 @@ class Settings(BaseSettings):
         default=1,
         ge=1,
         description="coalesced messages awaiting their confirm at once",
+    )
+    idempotency_window: float = Field(
+        default=24 * 3600.0,
+        gt=0,
+        description="seconds an Idempotency-Key stands for its first job (at most job_ttl)",
     )
     max_body_bytes: int = Field(default=16 * 1024 * 1024, description="largest request body")
     max_body_bytes_in_flight: int = Field(
@@ -129,3 +139,13 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="json, console, or auto (console on a terminal)"
     )
+
+    @model_validator(mode="after")
+    def _keys_outlive_no_job(self) -> Self:
+        # A key that outlived its job's item outcomes would let a retry process them again.
+        if self.idempotency_window > self.job_ttl:
+            raise ValueError(
+                f"INGEST_IDEMPOTENCY_WINDOW ({self.idempotency_window:g} s) must not exceed "
+                f"INGEST_JOB_TTL ({self.job_ttl:g} s)"
+            )
+        return self

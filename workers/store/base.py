@@ -6,9 +6,10 @@ Contract (``tests/workers/store`` checks it against each implementation):
   the same association from any number of batches, tasks or processes leaves one record per
   ordered pair (keyed by the association ID) whose ``submissions`` counts the items that
   reached it.
-- ``write_batch`` is one round trip where the backend allows it (SQLite: one transaction, so a
-  batch is all or nothing; MongoDB: one bulk write per collection, ordered so that a crash
-  between them is repaired by redelivery).
+- ``write_batch`` is all or nothing: a batch's effects and its items' outcomes are committed
+  together (SQLite: one transaction; MongoDB: one multi-document transaction, on a replica set
+  or a sharded cluster), so a batch retried after a failure, or redelivered after a crash, is
+  applied exactly once. Only a MongoDB standalone server the operator allowed lacks this.
 - Associations are readable from either end.
 - Every driver failure surfaces as ``StoreUnavailable`` (transient) or a ``PermanentError``.
 """
@@ -26,6 +27,8 @@ from workers.store.records import (
     Direction,
     JobHeader,
     JobStatus,
+    KeyReservation,
+    ReservedKey,
     StoredEntity,
     WriteBatch,
 )
@@ -80,6 +83,15 @@ class Store(Protocol):
         """Status with counts per outcome and the first 100 item errors by index."""
         ...
 
+    async def list_jobs(
+        self, owner: str | None, *, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[JobStatus], str | None]:
+        """The jobs of ``owner`` (every owner's when None) still shown, newest first (job IDs
+        are time-ordered), each with its counts but without item errors; the second value is
+        the cursor of the next page, None on the last page. A cursor this method did not
+        return raises ``PermanentError`` (``invalid_cursor``)."""
+        ...
+
     async def purge_expired_jobs(self, older_than: float) -> int:
         """Remove jobs (and their item outcomes) created before ``older_than``."""
         ...
@@ -101,4 +113,15 @@ class Store(Protocol):
 
     async def delete_custom_type(self, name: str) -> bool:
         """Remove a custom type by name (any case); False when there is none."""
+        ...
+
+    # idempotency keys ---------------------------------------------------------------------
+    async def reserve_idempotency_key(
+        self, reservation: KeyReservation, window: float
+    ) -> ReservedKey:
+        """Store ``reservation`` unless the same user reserved the same key less than
+        ``window`` seconds before ``reservation.created_at`` (``logic.reservation_holds``);
+        return the reservation that holds and whether its job is known. Concurrent calls for
+        one (user, key), from any number of processes, all get the same reservation. Expired
+        reservations are replaced and eventually removed."""
         ...

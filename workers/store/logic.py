@@ -32,12 +32,13 @@ from workers.store.records import (
 )
 
 __all__ = [
-    "ASSOCIATION_ID_CURSOR",
     "DEFAULT_JOB_TTL",
     "ERROR_OUTCOMES",
     "INVALID_CURSOR",
+    "JOB_ID_CURSOR",
     "MAX_ITEM_ERRORS",
     "MAX_WAITING_FOR",
+    "ORDER_CURSOR",
     "PURGE_CHUNK_JOBS",
     "SEQUENCE_CURSOR",
     "FreshItems",
@@ -47,8 +48,14 @@ __all__ = [
     "job_expires_at",
     "job_status",
     "jobs_visible_since",
+    "key_expires_at",
+    "order_after",
+    "order_cursor",
     "page_limit",
+    "reservation_holds",
+    "sequence_after",
     "split_page",
+    "type_name_key",
     "waiting_summary",
 ]
 
@@ -201,19 +208,56 @@ def fresh_items(batch: WriteBatch, recorded: Collection[ItemKey]) -> FreshItems:
 INVALID_CURSOR = "invalid_cursor"
 """The ``PermanentError`` code of a cursor the store did not issue."""
 
-SEQUENCE_CURSOR = re.compile(r"^[0-9]{1,19}$")
+MAX_SEQUENCE = 2**63 - 1
+"""The largest position a cursor names: both stores keep positions in signed 64-bit integers."""
+
+SEQUENCE_CURSOR = re.compile(r"[0-9]{1,19}")
 """The shape of the embedded store's cursors: the sequence number of a page's last record."""
 
-ASSOCIATION_ID_CURSOR = re.compile(r"^[0-9a-f]{64}$")
-"""The shape of the MongoDB store's cursors: the ID of a page's last association."""
+ORDER_CURSOR = re.compile(r"([0-9]{1,19})-([!-~]{1,256})")
+"""The shape of the MongoDB store's cursors: ``<creation order>-<association ID>`` of a page's
+last record (any ID of visible ASCII characters, not only the SHA3 hex this pipeline writes)."""
+
+JOB_ID_CURSOR = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+"""The shape of both stores' cursors of job listings: the ID of a page's last (oldest) job."""
+
+
+def _invalid_cursor() -> PermanentError:
+    return PermanentError(INVALID_CURSOR, "The cursor is not one this API returned.")
 
 
 def checked_cursor(cursor: str | None, shape: re.Pattern[str]) -> str | None:
-    """``cursor`` unchanged when it is None (the first page) or has the ``shape`` of the
-    cursors the adapter issues; otherwise ``PermanentError`` with code ``invalid_cursor``."""
-    if cursor is not None and not shape.match(cursor):
-        raise PermanentError(INVALID_CURSOR, "The cursor is not one this API returned.")
+    """``cursor`` unchanged when it is None (the first page) or, as a whole, has the ``shape``
+    of the cursors the adapter issues; otherwise ``PermanentError`` with code
+    ``invalid_cursor``."""
+    if cursor is not None and not shape.fullmatch(cursor):
+        raise _invalid_cursor()
     return cursor
+
+
+def sequence_after(cursor: str | None) -> int:
+    """The sequence number an embedded-store cursor names (0 for the first page); a cursor of
+    another shape, or naming a number past ``MAX_SEQUENCE``, is ``invalid_cursor``."""
+    after = int(checked_cursor(cursor, SEQUENCE_CURSOR) or 0)
+    if after > MAX_SEQUENCE:
+        raise _invalid_cursor()
+    return after
+
+
+def order_cursor(order: int, association_id: str) -> str:
+    """The MongoDB store's cursor of the page ending at the record (``order``, ID)."""
+    return f"{order}-{association_id}"
+
+
+def order_after(cursor: str | None) -> tuple[int, str] | None:
+    """The (creation order, association ID) a MongoDB-store cursor names, None for the first
+    page; a cursor of another shape, or past ``MAX_SEQUENCE``, is ``invalid_cursor``."""
+    if cursor is None:
+        return None
+    match = ORDER_CURSOR.fullmatch(cursor)
+    if match is None or int(match[1]) > MAX_SEQUENCE:
+        raise _invalid_cursor()
+    return int(match[1]), match[2]
 
 
 def page_limit(limit: int) -> int:
@@ -230,3 +274,22 @@ def split_page(
     if len(rows) > limit:
         return rows[:limit], cursor_of(rows[limit - 1])
     return rows, None
+
+
+# idempotency keys ---------------------------------------------------------------------------
+def reservation_holds(reserved_at: float, now: float, window: float) -> bool:
+    """Whether a key reserved at ``reserved_at`` still stands for its job at ``now``: for
+    ``window`` seconds (``INGEST_IDEMPOTENCY_WINDOW``), after which the key may be used anew."""
+    return reserved_at > now - window
+
+
+def key_expires_at(reserved_at: float, window: float) -> float:
+    """When a key reserved at ``reserved_at`` stops holding: it may be removed from then on."""
+    return reserved_at + window
+
+
+# custom association types -------------------------------------------------------------------
+def type_name_key(name: str) -> str:
+    """What makes two custom type names the same name: equal after Unicode case folding (as
+    ``schemas.rules`` compares them), in every store."""
+    return name.strip().casefold()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from schemas.messages import EntityRecord
 
 __all__ = [
+    "AfterEffects",
     "ApiKeyRecord",
     "AssociationRecord",
     "BatchResult",
@@ -22,8 +24,11 @@ __all__ = [
     "ItemKey",
     "JobHeader",
     "JobStatus",
+    "KeyReservation",
     "Outcome",
     "PresetOutcome",
+    "ReservedKey",
+    "SourceEntry",
     "StoredEntity",
     "WaitingItem",
     "WriteBatch",
@@ -53,6 +58,28 @@ ItemKey = tuple[str, int]
 """(job ID, index of the item in its job): the identity of one submitted item."""
 
 
+class SourceEntry(NamedTuple):
+    """What one source said of an association or entity (SPEC §5).
+
+    ``kind`` is ``source`` for a name the input gave (a feed, a STIX identity) and ``user``
+    for the submitting user; (kind, name) identifies the entry. ``confidence`` is the highest
+    given (0-100), ``tlp`` the latest given, ``first_seen``/``last_seen`` the widest times
+    given (seconds since the epoch); None where the source never gave one. (A named tuple:
+    the worker builds and merges one per item.)
+    """
+
+    name: str
+    kind: str
+    confidence: int | None = None
+    tlp: str | None = None
+    first_seen: float | None = None
+    last_seen: float | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.kind, self.name)
+
+
 @dataclass(frozen=True, slots=True)
 class JobHeader:
     """What is known of a job when its first item is written (inserted once, never changed)."""
@@ -79,6 +106,8 @@ class EdgeWrite:
     association_type: str
     file_action: bool
     created_by: str
+    sources: tuple[SourceEntry, ...] = ()
+    """Merged into the record's sources (``sources.merge_sources``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +134,8 @@ class EntityWrite:
     entities: tuple[EntityRecord, ...]
     edges: tuple[EdgeWrite, ...] = ()
     part_keys: tuple[ItemKey, ...] = ()
+    sources: tuple[tuple[SourceEntry, ...], ...] = ()
+    """The sources of each of ``entities`` (same order; missing ones have none)."""
 
     def __post_init__(self) -> None:
         expected = len(self.entities) - 1 + len(self.edges)
@@ -153,6 +184,13 @@ class WriteBatch:
     preset: list[PresetOutcome] = field(default_factory=list)
     waiting: list[WaitingItem] = field(default_factory=list)
     clears_waiting: bool = False
+
+
+AfterEffects = Callable[[WriteBatch], None]
+"""A test seam of the stores (``after_effects=`` of each adapter): called with a batch once its
+effects are written and before its items' outcomes are, on every attempt to write it. What it
+raises fails that write as a store failure there would, so a test can show that a batch is all
+or nothing (the effects are rolled back with it) without a mock of any driver."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +254,7 @@ class StoredEntity:
     visible_by: tuple[str, ...]
     created_at: float
     last_seen: float
+    sources: tuple[SourceEntry, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +270,7 @@ class AssociationRecord:
     last_seen: float
     submissions: int
     created_by: str
+    sources: tuple[SourceEntry, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,3 +302,29 @@ class CustomTypeRecord:
     non_primary: tuple[str, ...]
     file_action: bool
     created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class KeyReservation:
+    """An ``Idempotency-Key`` of one user (SPEC §3): the job it stands for and the digest of the
+    request that first used it."""
+
+    user: str
+    key: str
+    digest: str
+    job_id: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReservedKey:
+    """What ``Store.reserve_idempotency_key`` found: the reservation that holds for the key."""
+
+    reservation: KeyReservation
+    """The one given when it was stored, else the earlier one still within the window."""
+    new: bool
+    """The given reservation was stored: the first use of the key within the window."""
+    job_known: bool
+    """The job's header is in the store, so the broker took its message (the front registers a
+    job only after the confirm, a worker only once it holds the message): it need not be sent
+    again."""

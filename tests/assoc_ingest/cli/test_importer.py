@@ -28,7 +28,7 @@ def test_import_out_writes_entities_and_associations_as_ndjson(feodo: Path, tmp_
     associations = [
         json.loads(line) for line in (out / "associations.ndjson").read_text().splitlines()
     ]
-    assert len(entities) == 11 and len(associations) == 8
+    assert len(entities) == 13 and len(associations) == 13
     for body in entities:
         EntityBody.model_validate(body)
     for body in associations:
@@ -37,8 +37,12 @@ def test_import_out_writes_entities_and_associations_as_ndjson(feodo: Path, tmp_
         "entityID": entity_id("asn", "14618"),
         "relatedEntityID": entity_id("ip", "50.16.16.211"),
         "associationType": "ASN to Address",
+        "source": "feodo",
+        "confidence": 75,
+        "firstSeen": "2025-12-30T13:56:31Z",
+        "lastSeen": "2026-03-12T00:00:00Z",
     } in associations
-    assert "feodo: 11 entities, 8 associations, 0 dropped" in result.output
+    assert "feodo: 13 entities, 13 associations, 0 dropped" in result.output
     assert f"wrote {out / 'entities.ndjson'}" in result.output
 
 
@@ -62,8 +66,8 @@ def test_import_json_prints_counts_by_type(feodo: Path) -> None:
     result = CliRunner().invoke(app, ["import", "feodo", str(feodo), "--json"])
     assert result.exit_code == 0, result.output
     counts = json.loads(result.output)
-    assert counts["entitiesByType"] == {"ip": 5, "hostname": 3, "asn": 3}
-    assert counts["associationsByType"] == {"ASN to Address": 5, "DNS PTR Record": 3}
+    assert counts["entitiesByType"] == {"ip": 5, "hostname": 3, "asn": 3, "malware-family": 2}
+    assert counts["associationsByType"] == {"ASN to Address": 5, "DNS PTR Record": 3, "c2-of": 5}
     assert counts["dropped"] == {}
 
 
@@ -85,7 +89,7 @@ def test_a_file_that_is_not_json_is_reported(tmp_path: Path) -> None:
     feed.write_text("{not json")
     result = CliRunner().invoke(app, ["import", "threatfox", str(feed)])
     assert result.exit_code == 1
-    assert "cannot import" in result.output
+    assert "broken.json is not a threatfox file: expected ThreatFox's JSON export" in result.output
 
 
 def test_a_file_of_another_feed_is_reported(tmp_path: Path) -> None:
@@ -93,4 +97,4 @@ def test_a_file_of_another_feed_is_reported(tmp_path: Path) -> None:
     feed.write_text(json.dumps({"1": [{"ioc_value": "203.0.113.5:80", "ioc_type": "ip:port"}]}))
     result = CliRunner().invoke(app, ["import", "feodo", str(feed)])
     assert result.exit_code == 1
-    assert "does not look like a feodo file" in result.output
+    assert "is not a feodo file: expected Feodo Tracker's JSON blocklist" in result.output

@@ -173,3 +173,81 @@ def test_a_custom_type_added_with_the_cli_is_used_by_submit(
     assert job["counts"]["stored"] == 1
     [item] = pipeline.get(f"/api/ingest/v1/entity/{ip}/associations")["items"]
     assert item["associationName"] == "Host Resolves To"
+
+
+def _misp_resolution(feeds_dir: Path) -> tuple[str, str]:
+    """A (domain, ip) pair the ESET event links with ``resolved-to``."""
+    event = json.loads((feeds_dir / "misp-moustachedbouncer.event.json").read_text())
+    objects = {obj["uuid"]: obj for obj in event["response"][0]["Event"]["Object"]}
+
+    def value(obj: dict[str, Any], relation: str) -> str | None:
+        found = [a["value"] for a in obj["Attribute"] if a["object_relation"] == relation]
+        return found[0] if found else None
+
+    for obj in objects.values():
+        for reference in obj.get("ObjectReference", []):
+            target = objects.get(reference["referenced_uuid"])
+            if reference["relationship_type"] == "resolved-to" and target is not None:
+                domain, ip = value(obj, "domain"), value(target, "ip")
+                if domain and ip:
+                    return domain, ip
+    raise AssertionError("no resolved-to reference")
+
+
+def test_an_import_uses_custom_types_waits_and_sums_its_jobs_up(
+    pipeline: Pipeline, feeds_dir: Path, tmp_path: Path
+) -> None:
+    auth = ["--api-key", pipeline.key, "--api-secret", pipeline.secret]  # --url: INGEST_PORT
+    added = pipeline.cli(
+        "types", "add", "A Record", "--primary", "Host", "--non-primary", "Address"
+    )
+    assert added.returncode == 0, added.stderr
+    time.sleep(2.5)  # fronts and workers reload custom types every INGEST_TYPES_REFRESH_SECONDS
+    rejects, errors = tmp_path / "rejects.ndjson", tmp_path / "errors.ndjson"
+    misp = feeds_dir / "misp-moustachedbouncer.event.json"
+
+    result = pipeline.cli(
+        "import", "misp", str(misp), "--submit", "--wait", "--rejects", str(rejects),
+        "--errors", str(errors), *auth,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "associations A Record: 5" in result.stdout
+    assert "Host->Address" not in result.stdout  # no longer dropped
+    summary = next(line for line in result.stdout.splitlines() if " jobs, " in line)
+    assert summary.endswith(" 0 rejected, 0 waiting"), summary
+    assert "item errors: none" in result.stdout
+    dropped = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert dropped and all(entry["reason"] and "record" in entry for entry in dropped)
+    domain, ip = _misp_resolution(feeds_dir)
+    shown = pipeline.cli("id", "domain", domain.upper().replace(".", "[.]"))
+    assert shown.stdout.strip() == entity_id("domain", domain)
+    found = pipeline.get(f"/api/ingest/v1/entity?type=domain&value={domain}")
+    links = pipeline.get(f"/api/ingest/v1/entity/{found['id']}/associations")["items"]
+    assert (entity_id("ip", ip), "A Record") in {
+        (item["otherEntity"]["id"], item["associationName"]) for item in links
+    }
+    listed = pipeline.cli("jobs", "list", *auth)
+    assert listed.returncode == 0 and listed.stdout.count(" done ") >= 2, listed.stdout
+
+
+def test_every_sample_feed_imports_into_a_running_pipeline(
+    pipeline: Pipeline, feeds_dir: Path, tmp_path: Path
+) -> None:
+    auth = ["--api-key", pipeline.key, "--api-secret", pipeline.secret]
+    feeds = {
+        "ip2asn": "ip2asn-v4.tsv",
+        "feodo": "feodo.json",
+        "ipblocklist": "ipblocklist.csv",
+        "threatfox": "threatfox.json",
+        "misp": "misp-moustachedbouncer.event.json",
+        "cape": "0000a65749f5902c4d82ffa701198038f0b4870b00a27cfca109f8f933476d82.json.gz",
+    }
+    for feed, name in feeds.items():
+        result = pipeline.cli(
+            "import", feed, str(feeds_dir / name), "--submit", "--wait", "--json",
+            "--errors", str(tmp_path / f"{feed}-errors.ndjson"), *auth,
+        )  # fmt: skip
+        assert result.returncode == 0, f"{feed}: {result.stdout[-2000:]} {result.stderr[-2000:]}"
+        outcome = json.loads(result.stdout)["outcome"]
+        assert outcome["waiting"] == 0 and outcome["counts"].get("rejected", 0) == 0, outcome

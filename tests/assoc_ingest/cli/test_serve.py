@@ -1,5 +1,6 @@
 """``assoc-ingest api``: an operator's mistake is one line and a non-zero exit; ``--processes``
-runs several front processes on one port, each answering with its own broker connection."""
+runs several front processes on one port, each answering with its own broker connection.
+``api``, ``worker`` and ``dev``: an invalid setting is one line and exit status 2."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+from typer.testing import CliRunner
 
+from assoc_ingest.cli import app
 from schemas import entity_id
 from tests.assoc_ingest.deployment import CLI, Deployment
 
@@ -103,3 +106,30 @@ class _listening:
 
     def __exit__(self, *exc: object) -> None:
         self._sock.close()
+
+
+@pytest.mark.parametrize("command", ["api", "worker", "dev"])
+def test_an_idempotency_window_longer_than_the_job_ttl_is_one_clear_line(
+    command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INGEST_JOB_TTL", "3600")
+    monkeypatch.setenv("INGEST_IDEMPOTENCY_WINDOW", "7200")
+
+    result = CliRunner().invoke(app, [command])
+
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert lines == [
+        "error: invalid settings: INGEST_IDEMPOTENCY_WINDOW (7200 s) must not exceed "
+        "INGEST_JOB_TTL (3600 s)"
+    ]
+    assert "Traceback" not in result.output
+
+
+def test_a_malformed_setting_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INGEST_PORT", "eighty")
+
+    result = CliRunner().invoke(app, ["api"])
+
+    assert result.exit_code == 2
+    assert result.output.startswith("error: invalid settings: port: ")

@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestServer
 from typer.testing import CliRunner
 
 from assoc_ingest.cli import app
-from assoc_ingest.client import IngestClient, SubmitError
+from assoc_ingest.client import IngestClient, SubmitError, Unreachable
 
 ERRORS = {
     401: ("unauthorised", "Bad credentials."),
@@ -71,7 +71,11 @@ class FakeFront:
     def app(self) -> web.Application:
         application = web.Application()
         application.router.add_post("/api/ingest/v1/{kind}", self.bulk)
+        application.router.add_get("/api/ingest/v1/association-types", self.association_types)
         return application
+
+    async def association_types(self, request: web.Request) -> web.Response:
+        return web.json_response([])
 
 
 StartServer = Callable[[web.Application], Awaitable[TestServer]]
@@ -151,16 +155,16 @@ async def test_a_chunk_still_unavailable_after_every_attempt_is_reported_by_line
     assert sleeps.delays == [2.0, 2.0]
 
 
-async def test_an_unreachable_front_is_retried_then_reported() -> None:
+async def test_an_unreachable_front_fails_fast_and_nothing_counts_as_rejected() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     sleeps = Sleeps()
     async with IngestClient(f"http://127.0.0.1:{port}", max_attempts=3, sleep=sleeps) as client:
-        summary = await client.submit_ndjson(['{"n": 1}'], "associations")
-    assert summary.rejected[0][0] == 1
-    assert "connection failed" in summary.rejected[0][1]["message"]
-    assert sleeps.delays == [0.5, 1.0]  # exponential backoff without a Retry-After
+        with pytest.raises(Unreachable) as refused:
+            await client.submit_ndjson(['{"n": 1}'], "associations")
+    assert str(refused.value) == f"cannot reach http://127.0.0.1:{port}: connection refused"
+    assert sleeps.delays == []  # no retry against a front that is not there
 
 
 async def test_bad_credentials_stop_the_submission(front: tuple[FakeFront, str]) -> None:
@@ -224,13 +228,15 @@ async def test_import_submit_sends_entities_before_associations(
     result = await asyncio.to_thread(CliRunner().invoke, app, args)
     assert result.exit_code == 0, result.output
     counts = json.loads(result.output)
-    assert counts["submitted"]["entities"]["accepted"] == 11
-    assert counts["submitted"]["associations"]["accepted"] == 8
+    assert counts["submitted"]["entities"]["accepted"] == 13
+    assert counts["submitted"]["associations"]["accepted"] == 13
     assert [kind for kind, _, _ in fake.requests] == ["entities", "associations"]
     assert {item["associationType"] for item in fake.requests[1][2]} == {
         "ASN to Address",
         "DNS PTR Record",
+        "c2-of",
     }
+    assert {item["source"] for item in fake.requests[1][2]} == {"feodo"}
 
 
 def test_submit_command_refuses_a_key_and_a_token_together(tmp_path: Path) -> None:
@@ -241,7 +247,65 @@ def test_submit_command_refuses_a_key_and_a_token_together(tmp_path: Path) -> No
     assert "not both" in result.output
 
 
-async def test_a_missing_file_is_an_os_error(tmp_path: Path) -> None:
-    async with IngestClient("http://127.0.0.1:1") as client:
+async def test_a_missing_file_is_an_os_error(front: tuple[FakeFront, str], tmp_path: Path) -> None:
+    async with IngestClient(front[1]) as client:
         with pytest.raises(FileNotFoundError):
             await client.submit_ndjson(tmp_path / "missing.ndjson", "associations")
+
+
+# idempotency keys ------------------------------------------------------------------------------
+def _keys(fake: FakeFront) -> list[str]:
+    return [headers["Idempotency-Key"] for _, headers, _ in fake.requests]
+
+
+async def test_every_chunk_has_its_own_key_and_a_retry_reuses_it(
+    front: tuple[FakeFront, str],
+) -> None:
+    fake, url = front
+    fake.unavailable = 1
+    async with IngestClient(url, sleep=Sleeps()) as client:
+        await client.submit_ndjson(
+            ['{"n": 1}', '{"n": 2}', '{"n": 3}'], "associations", chunk_items=2, concurrency=1
+        )
+
+    first, retry, second = _keys(fake)
+    assert first == retry != second
+    assert all(1 <= len(key) <= 255 and key.isascii() and " " not in key for key in _keys(fake))
+
+
+async def test_the_same_content_sends_the_same_keys_and_other_content_other_keys(
+    front: tuple[FakeFront, str], tmp_path: Path
+) -> None:
+    fake, url = front
+    lines = [f'{{"n": {n}}}' for n in range(5)]
+    source = ndjson(tmp_path / "a.ndjson", lines)
+
+    async def keys_of(source: Any, **options: Any) -> list[str]:
+        fake.requests.clear()
+        async with IngestClient(url) as client:
+            await client.submit_ndjson(source, "associations", concurrency=1, **options)
+        return _keys(fake)
+
+    from_file = await keys_of(source, chunk_items=2)
+    assert await keys_of(source, chunk_items=2) == from_file
+    assert await keys_of(list(lines), chunk_items=2) == from_file
+    assert await keys_of([*lines[:4], '{"n": 99}'], chunk_items=2) != from_file
+    assert set(await keys_of(source, chunk_items=3)).isdisjoint(from_file)
+    assert set(await keys_of(source, chunk_items=2, fresh_keys=True)).isdisjoint(from_file)
+
+
+async def test_an_import_run_again_sends_the_same_keys(
+    front: tuple[FakeFront, str], feeds_dir: Path
+) -> None:
+    fake, url = front
+    args = ["import", "feodo", str(feeds_dir / "feodo.json"), "--submit", "--url", url, "--json"]
+
+    runs = []
+    for _ in range(2):
+        fake.requests.clear()
+        result = await asyncio.to_thread(CliRunner().invoke, app, args)
+        assert result.exit_code == 0, result.output
+        runs.append(_keys(fake))
+
+    assert runs[0] == runs[1]
+    assert len(set(runs[0])) == 2  # one chunk of entities, one of associations

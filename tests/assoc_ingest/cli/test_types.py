@@ -151,3 +151,19 @@ def test_removing_an_unknown_type_fails(tmp_path: Path) -> None:
     result = cli("types", "remove", "No Such Type", "--data-dir", tmp_path)
     assert result.exit_code == 1
     assert "no custom association type" in result.stderr
+
+
+def test_the_list_says_that_context_names_are_free(tmp_path: Path) -> None:
+    result = cli("types", "list", "--data-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "Context associations" in result.output
+    assert "any relationship name" in result.output
+
+
+def test_the_default_context_relationship_cannot_become_a_custom_type(tmp_path: Path) -> None:
+    result = cli(
+        "types", "add", "associated", "--primary", "Host", "--non-primary", "ASN",
+        "--data-dir", tmp_path,
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert "default relationship of context" in result.output

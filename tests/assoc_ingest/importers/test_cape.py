@@ -86,7 +86,7 @@ def test_network_activity_is_file_traffic_and_dns_query(result: ImportResult) ->
     assert entity_id("domain", "www.ip-adress.com") in traffic
     # the sandbox gateway 172.20.1.3 appears four times in dead_hosts
     assert result.dropped["invalid ip: a private address (RFC 1918)"] == 4
-    assert result.dropped["pair not allowed by the default matrix: Host->Address"] == 1
+    assert result.dropped["pair not allowed by the matrix: Host->Address"] == 1
 
 
 def test_the_user_agent_is_a_file_user_agent(result: ImportResult) -> None:
@@ -105,3 +105,16 @@ def test_every_association_starts_at_the_target_except_url_hosts(result: ImportR
 
 def test_every_body_is_valid_and_allowed(result: ImportResult) -> None:
     assert_bodies_are_valid(result)
+
+
+def test_the_target_is_a_sample_of_the_detected_family_as_the_analysis_saw_it(
+    result: ImportResult, report: dict[str, Any]
+) -> None:
+    assert links(result, "sample-of") == {(TARGET, entity_id("malware-family", "QakBot"))}
+    assert report["info"]["started"] == "2021-08-02 02:49:03"
+    for body in [*result.entities, *result.associations]:
+        assert body["source"] == "cape"
+        assert (body["firstSeen"], body["lastSeen"]) == (
+            "2021-08-02T02:49:03Z",
+            "2021-08-02T02:52:54Z",
+        )

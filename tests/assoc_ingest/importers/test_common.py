@@ -49,7 +49,7 @@ def test_a_pair_the_default_matrix_does_not_allow_is_counted_by_its_kinds() -> N
     result = builder.result()
     assert result.associations == []
     assert result.dropped == {
-        "pair not allowed by the default matrix: Host->Address": 1,
+        "pair not allowed by the matrix: Host->Address": 1,
         "self association: DNS PTR Record": 1,
     }
 

@@ -104,6 +104,38 @@ async def test_a_stored_entity_is_returned_with_its_attributes(
     assert body["createdAt"] and body["lastSeen"]
 
 
+async def test_an_entity_is_found_by_its_value_as_written_anywhere(
+    client: Client, store: SqliteStore
+) -> None:
+    await write(store, [("domain", "example.com")])
+    for written in ("example.com", "EXAMPLE[.]com", "example(.)COM."):
+        response = await client.get(
+            f"{BASE}/entity", params={"type": "domain", "value": written}, headers=USER
+        )
+        assert response.status == 200, await response.text()
+        assert (await response.json())["id"] == DOMAIN
+
+
+async def test_a_lookup_by_value_says_what_is_missing_or_wrong(client: Client) -> None:
+    response = await client.get(f"{BASE}/entity", params={"type": "ip"}, headers=USER)
+    await assert_error(response, 400, "invalid_query")
+    response = await client.get(
+        f"{BASE}/entity", params={"type": "ip", "value": "10.0.0.1"}, headers=USER
+    )
+    body = await assert_error(response, 400, "invalid_entity")
+    assert "private" in body["error"]["message"]
+    response = await client.get(
+        f"{BASE}/entity", params={"type": "Address", "value": "8.8.8.8"}, headers=USER
+    )
+    body = await assert_error(response, 400, "unknown_entity_type")
+    assert "its entity types are ip" in body["error"]["message"]
+    response = await client.get(
+        f"{BASE}/entity", params={"type": "ip", "value": "8.8.8.8"}, headers=USER
+    )
+    body = await assert_error(response, 404, "entity_not_found")
+    assert entity_id("ip", "8.8.8.8") in body["error"]["message"]
+
+
 async def test_an_absent_entity_is_a_404_entity_not_found(client: Client) -> None:
     response = await client.get(f"{BASE}/entity/{DOMAIN}", headers=USER)
     await assert_error(response, 404, "entity_not_found")
@@ -176,10 +208,18 @@ async def test_the_type_filter_matches_a_known_type_in_any_case(
     assert [i["otherEntity"]["id"] for i in items] == [IP]
 
 
-async def test_an_unknown_association_type_filter_is_a_400(client: Client) -> None:
+async def test_a_name_no_type_has_filters_as_a_context_relationship_name(
+    client: Client, store: SqliteStore
+) -> None:
+    await write(store, edges=[(FILE, DOMAIN, "File DNS Query")])
+    items = (await associations(client, FILE, associationType="No Such Type"))["items"]
+    assert items == []  # context relationship names are free: nothing is named so here
+
+
+async def test_an_unusable_association_type_filter_is_a_400(client: Client) -> None:
     response = await client.get(
         f"{BASE}/entity/{FILE}/associations",
-        params={"associationType": "No Such Type"},
+        params={"associationType": "x" * 200},
         headers=USER,
     )
     await assert_error(response, 400, "unknown_association_type")
@@ -310,6 +350,27 @@ async def test_an_admin_sees_any_job(client: Client, store: SqliteStore) -> None
     response = await client.get(f"{BASE}/jobs/{job}", headers=ADMIN)
     assert response.status == 200
     assert (await response.json())["jobID"] == job
+
+
+async def test_a_caller_lists_their_own_jobs_newest_first_and_an_admin_everyones(
+    client: Client, store: SqliteStore
+) -> None:
+    older, newer = await _job_of_alice(store), await _job_of_alice(store)
+    bob = new_job_id()
+    await store.register_jobs([JobHeader(bob, "entity", "bob", (), 1, time.time())])
+    response = await client.get(f"{BASE}/jobs", headers=bearer("alice", ("reporter",)))
+    assert response.status == 200
+    body = await response.json()
+    assert [job["jobID"] for job in body["items"]] == [newer, older]
+    assert [job["counts"]["stored"] for job in body["items"]] == [0, 1]  # then a duplicate
+    assert body["nextCursor"] is None
+    page = await client.get(f"{BASE}/jobs", params={"limit": "1"}, headers=ADMIN)
+    first = await page.json()
+    assert [job["jobID"] for job in first["items"]] == [bob]
+    rest = await client.get(f"{BASE}/jobs", params={"cursor": first["nextCursor"]}, headers=ADMIN)
+    assert [job["jobID"] for job in (await rest.json())["items"]] == [newer, older]
+    response = await client.get(f"{BASE}/jobs", params={"cursor": "x"}, headers=ADMIN)
+    await assert_error(response, 400, "invalid_cursor")
 
 
 async def test_an_unknown_job_is_a_404_and_a_malformed_id_a_400(client: Client) -> None:

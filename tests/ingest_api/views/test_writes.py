@@ -188,8 +188,10 @@ async def test_a_bulk_in_ndjson_queues_only_the_valid_lines_and_reports_the_othe
         orjson.dumps({"entityID": ASN, "relatedEntityID": IP}),
         b"{not json",
         orjson.dumps({"entityID": IP, "relatedEntityID": ASN}),  # wrong direction
-        b"",  # blank lines are skipped
+        b"",  # a blank line is no item, but it is a line: indexes are line numbers
         orjson.dumps({"entityID": ASN, "relatedEntityID": IP_2}),
+        b"  ",
+        orjson.dumps({"entityID": IP, "relatedEntityID": ASN}),
     ]
     response = await client.post(
         f"{BASE}/associations",
@@ -203,9 +205,13 @@ async def test_a_bulk_in_ndjson_queues_only_the_valid_lines_and_reports_the_othe
     assert [(r["index"], r["error"]["code"]) for r in body["rejected"]] == [
         (1, "invalid_json"),
         (2, "association_not_allowed"),
+        (6, "association_not_allowed"),
     ]
+    assert body["rejected"][1]["error"]["detail"] == (
+        "Address -> ASN: no type allows it; ASN -> Address is ASN to Address"
+    )
     items = await inbox.items(2)
-    assert [(i.index, i.total, i.related_id) for i in items] == [(0, 2, IP), (3, 2, IP_2)]
+    assert [(i.index, i.total, i.related_id) for i in items] == [(0, 2, IP), (4, 2, IP_2)]
     assert {i.job for i in items} == {body["jobID"]}
 
 

@@ -1,24 +1,16 @@
 """The ``store`` fixture: every test of the contract suite runs on each implementation.
 
-The embedded store always (a fresh file per test); MongoDB when ``mongodb_url`` names a server
-(a fresh database per test, dropped afterwards). The factories are those of ``tests/conftest.py``.
+The embedded store (a fresh file per test) and MongoDB (the server of ``mongodb_url``: SecantusDB
+started for the session unless ``MONGODB_URL`` names one; a fresh database per test, dropped
+afterwards). The factories are those of ``tests/conftest.py``.
 """
 
 from __future__ import annotations
-
-from typing import cast
 
 import pytest
 
 from tests.backends import StoreFactory
 from workers.store.base import Store
-
-
-@pytest.fixture(params=["sqlite", pytest.param("mongodb", marks=pytest.mark.mongodb)])
-def store_factory(request: pytest.FixtureRequest) -> StoreFactory:
-    """The store factory of each implementation in turn."""
-    fixture = "sqlite_store" if request.param == "sqlite" else "mongo_store"
-    return cast(StoreFactory, request.getfixturevalue(fixture))
 
 
 @pytest.fixture

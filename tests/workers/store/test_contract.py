@@ -5,13 +5,23 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from dataclasses import replace
 
 import pytest
 
+from schemas import new_job_id
+from tests.backends import StoreFactory
 from tests.workers.store import store_factories as f
-from workers.ground.errors import PermanentError
+from workers.ground.errors import PermanentError, StoreUnavailable
 from workers.store.base import Store
-from workers.store.records import ApiKeyRecord, CustomTypeRecord, Direction, Outcome
+from workers.store.records import (
+    ApiKeyRecord,
+    CustomTypeRecord,
+    Direction,
+    EntityRecord,
+    Outcome,
+    WriteBatch,
+)
 
 URL = f.entity_id("url", "https://evil.example/payload")
 HOST = f.entity_id("domain", "evil.example")
@@ -47,6 +57,21 @@ async def test_an_entity_is_stored_then_duplicate_with_merged_attributes_and_tag
     assert entity.attributes == {"domain": "evil.example", "registrar": "B", "country": "NL"}
     assert set(entity.tags) == {"c2", "phishing"}
     assert entity.last_seen > entity.created_at
+
+
+async def test_tags_that_differ_only_in_case_are_kept_once_in_the_first_spelling(
+    store: Store,
+) -> None:
+    job = f.new_job(total=2)
+    first = f.entity_record("malware", "bianlian", tags=["BianLian", "ransomware"])
+    again = f.entity_record("malware", "bianlian", tags=["Bianlian", "RANSOMWARE", "c2"])
+
+    await store.write_batch(f.batch(jobs=[job], entities=[f.entity_write(job, 0, first)]))
+    await store.write_batch(f.batch(entities=[f.entity_write(job, 1, again)]))
+
+    entity = await store.get_entity(first.id)
+    assert entity is not None
+    assert list(entity.tags) == ["BianLian", "ransomware", "c2"]
 
 
 async def test_an_entity_item_stores_its_children_and_their_associations(store: Store) -> None:
@@ -565,6 +590,36 @@ async def test_an_entity_item_with_part_keys_has_an_outcome_for_every_entity_and
     assert (status.status, status.counts) == ("done", {"stored": 4, "duplicate": 1})
 
 
+async def test_jobs_are_listed_per_owner_newest_first_with_their_counts_in_pages(
+    store: Store,
+) -> None:
+    jobs = []
+    for number in range(5):
+        owner = "alice" if number != 2 else "bob"
+        job = replace(f.new_job(total=2, owner=owner), job_id=new_job_id())
+        jobs.append(job)
+        await store.register_jobs([job])
+    done = jobs[0]
+    await store.write_batch(f.batch(edges=[f.edge(done, 0, URL, HOST), f.edge(done, 1, URL, HOST)]))
+    alices = [job.job_id for job in reversed(jobs) if job.owner == "alice"]
+
+    first, cursor = await store.list_jobs("alice", limit=3)
+    assert [job.job_id for job in first] == alices[:3]
+    assert cursor is not None
+    rest, last = await store.list_jobs("alice", limit=3, cursor=cursor)
+    assert [job.job_id for job in rest] == alices[3:]
+    assert last is None
+    assert (rest[-1].status, rest[-1].counts, rest[-1].errors) == (
+        "done",
+        {"stored": 1, "duplicate": 1},
+        [],
+    )
+    everyone, _ = await store.list_jobs(None, limit=10)
+    assert [job.job_id for job in everyone] == [job.job_id for job in reversed(jobs)]
+    with pytest.raises(PermanentError):
+        await store.list_jobs("alice", cursor="not a cursor")
+
+
 async def test_an_unknown_job_is_none(store: Store) -> None:
     assert await store.get_job("0190d6a0-0000-7000-8000-000000000000") is None
 
@@ -667,3 +722,269 @@ async def test_entities_of_two_types_with_the_same_value_are_different_ends(
     assert [r.related_id for r in to_domain] == [domain]
     assert [r.related_id for r in to_hostname] == [hostname]
     assert len((await store.list_associations(URL))[0]) == 2
+
+
+# all or nothing ---------------------------------------------------------------------------
+class _FailOnce:
+    """The ``after_effects`` seam: fails the first write of a batch between its effects and
+    its outcomes, as a lost connection or a crash there would."""
+
+    def __init__(self, *, armed: bool = True) -> None:
+        self.armed = armed
+        self.calls = 0
+
+    def __call__(self, batch: WriteBatch) -> None:
+        if not self.armed:
+            return
+        self.calls += 1
+        if self.calls == 1:
+            raise StoreUnavailable("injected failure between the effects and the outcomes")
+
+
+async def test_a_batch_that_fails_between_its_effects_and_its_outcomes_is_applied_once(
+    store_factory: StoreFactory,
+) -> None:
+    seam = _FailOnce(armed=False)
+    store = await store_factory(after_effects=seam)
+    sample = await _two_types(store)
+    seed = f.new_job()
+    await store.write_batch(f.batch(jobs=[seed], edges=[f.edge(seed, 0, URL, IP)]))
+    seam.armed = True
+    job = f.new_job(total=5)
+    fresh_host = f.entity_record("domain", "fresh.example")
+    batch = f.batch(
+        jobs=[job],
+        edges=[f.edge(job, 0, URL, HOST), f.edge(job, 1, URL, IP)],
+        deletes=[f.delete(job, 2, sample, HOST, "File Traffic")],
+        entities=[f.entity_write(job, 3, fresh_host)],
+        preset=[f.rejection(job, 4)],
+    )
+
+    with pytest.raises(StoreUnavailable):
+        await store.write_batch(batch)
+    result = await store.write_batch(batch)
+
+    assert seam.calls == 2
+    assert result.skipped == frozenset()
+    assert result.outcomes == {
+        (job.job_id, 0): Outcome.STORED,
+        (job.job_id, 1): Outcome.DUPLICATE,
+        (job.job_id, 2): Outcome.DELETED,
+        (job.job_id, 3): Outcome.STORED,
+        (job.job_id, 4): Outcome.REJECTED,
+    }
+    new = await store.get_association(f.association_id(URL, HOST))
+    again = await store.get_association(f.association_id(URL, IP))
+    trimmed = await store.get_association(f.association_id(sample, HOST))
+    assert new is not None and new.submissions == 1
+    assert again is not None and again.submissions == 2
+    assert trimmed is not None and trimmed.association_types == ("File DNS Query",)
+    status = await store.get_job(job.job_id)
+    assert status is not None
+    assert status.counts == {"stored": 2, "duplicate": 1, "deleted": 1, "rejected": 1}
+
+
+async def test_a_failed_batch_leaves_nothing_behind(store_factory: StoreFactory) -> None:
+    store = await store_factory(after_effects=_FailOnce())
+    job = f.new_job(total=2)
+    host = f.entity_record("domain", "evil.example")
+    batch = f.batch(
+        jobs=[job], edges=[f.edge(job, 0, URL, HOST)], entities=[f.entity_write(job, 1, host)]
+    )
+
+    with pytest.raises(StoreUnavailable):
+        await store.write_batch(batch)
+
+    assert await store.get_association(f.association_id(URL, HOST)) is None
+    assert await store.existing_entity_ids([host.id]) == set()
+    assert (await store.list_associations(URL))[0] == []
+
+
+# concurrency and order within a batch -------------------------------------------------------
+async def test_concurrent_new_names_on_one_new_pair_are_both_stored(store: Store) -> None:
+    sample = f.entity_id("md5", "d41d8cd98f00b204e9800998ecf8427e")
+    names = ["File DNS Query", "File Traffic", "File Beacon", "File Sinkhole"]
+    jobs = [f.new_job() for _ in names]
+
+    results = await asyncio.gather(
+        *(
+            store.write_batch(f.batch(jobs=[job], edges=[f.edge(job, 0, sample, HOST, name)]))
+            for job, name in zip(jobs, names, strict=True)
+        )
+    )
+
+    assert [list(r.outcomes.values()) for r in results] == [[Outcome.STORED]] * len(names)
+    record = await store.get_association(f.association_id(sample, HOST))
+    assert record is not None
+    assert sorted(record.association_types) == sorted(names)
+    assert record.submissions == len(names)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [
+        ("File Traffic", None, [Outcome.DELETED, Outcome.DELETED]),
+        (None, "File Traffic", [Outcome.DELETED, Outcome.NOT_FOUND]),
+        ("File Drop", None, [Outcome.NOT_FOUND, Outcome.DELETED]),
+    ],
+)
+async def test_deletes_of_one_pair_in_one_batch_apply_in_batch_order(
+    store: Store, first: str | None, second: str | None, expected: list[Outcome]
+) -> None:
+    sample = await _two_types(store)
+    job = f.new_job(total=2)
+
+    result = await store.write_batch(
+        f.batch(
+            jobs=[job],
+            deletes=[f.delete(job, 0, sample, HOST, first), f.delete(job, 1, sample, HOST, second)],
+        )
+    )
+
+    assert [result.outcomes[(job.job_id, i)] for i in range(2)] == expected
+    assert await store.get_association(f.association_id(sample, HOST)) is None
+
+
+async def test_an_association_deleted_then_written_again_in_one_batch_starts_over(
+    store: Store,
+) -> None:
+    sample = await _two_types(store)
+    job = f.new_job(total=2)
+
+    result = await store.write_batch(
+        f.batch(
+            jobs=[job],
+            edges=[f.edge(job, 1, sample, HOST, "File Drop")],
+            deletes=[f.delete(job, 0, sample, HOST, None)],
+        )
+    )
+
+    # edges are applied before deletes within a batch (item_keys order)
+    assert result.outcomes == {(job.job_id, 1): Outcome.STORED, (job.job_id, 0): Outcome.DELETED}
+    assert await store.get_association(f.association_id(sample, HOST)) is None
+
+
+# reads ----------------------------------------------------------------------------------------
+async def test_pages_list_associations_in_the_order_they_were_created(store: Store) -> None:
+    hosts = [f.entity_id("domain", f"h{i}.example") for i in range(6)]
+    first, second = f.new_job(total=3), f.new_job(total=3)
+    await store.write_batch(
+        f.batch(jobs=[first], edges=[f.edge(first, i, URL, h) for i, h in enumerate(hosts[:3])])
+    )
+    await store.write_batch(
+        f.batch(
+            jobs=[second],
+            edges=[f.edge(second, i, URL, h) for i, h in enumerate(reversed(hosts[3:]))],
+            now=time.time() + 1,
+        )
+    )
+    expected = [*hosts[:3], *reversed(hosts[3:])]
+
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        page, cursor = await store.list_associations(URL, limit=2, cursor=cursor)
+        seen.extend(r.related_id for r in page)
+        if cursor is None:
+            break
+
+    assert seen == expected
+    both, _ = await store.list_associations(URL, direction=Direction.BOTH)
+    assert [r.related_id for r in both] == expected
+
+
+async def test_a_page_from_both_ends_is_one_creation_ordered_list(store: Store) -> None:
+    asn = f.entity_id("asn", "15169")
+    job = f.new_job(total=3)
+    await store.write_batch(
+        f.batch(
+            jobs=[job],
+            edges=[
+                f.edge(job, 0, IP, HOST, "DNS PTR Record"),
+                f.edge(job, 1, asn, IP, "ASN to Address"),
+                f.edge(job, 2, IP, URL, "DNS PTR Record"),
+            ],
+        )
+    )
+
+    first, cursor = await store.list_associations(IP, limit=2)
+    rest, end = await store.list_associations(IP, limit=2, cursor=cursor)
+
+    assert [(r.entity_id, r.related_id) for r in [*first, *rest]] == [
+        (IP, HOST),
+        (asn, IP),
+        (IP, URL),
+    ]
+    assert end is None
+
+
+async def test_a_self_loop_is_listed_once_as_an_edge_out(store: Store) -> None:
+    malware = f.entity_id("malware", "emotet")
+    job = f.new_job()
+    await store.write_batch(
+        f.batch(jobs=[job], edges=[f.edge(job, 0, malware, malware, "variant-of")])
+    )
+
+    out, _ = await store.list_associations(malware, direction=Direction.OUT)
+    into, _ = await store.list_associations(malware, direction=Direction.IN)
+    both, _ = await store.list_associations(malware, direction=Direction.BOTH)
+
+    assert len(out) == 1
+    assert into == []
+    assert [r.id for r in both] == [r.id for r in out]
+
+
+@pytest.mark.parametrize("suffix", ["\n", " ", "\t"])
+async def test_a_cursor_with_anything_after_it_is_refused(store: Store, suffix: str) -> None:
+    await _star(store, HOST, 3)
+    _, cursor = await store.list_associations(HOST, limit=1)
+    assert cursor is not None
+
+    with pytest.raises(PermanentError) as raised:
+        await store.list_associations(HOST, limit=1, cursor=cursor + suffix)
+
+    assert raised.value.code == "invalid_cursor"
+
+
+async def test_a_cursor_past_a_64_bit_position_is_refused(store: Store) -> None:
+    for cursor in [str(2**63), f"{2**63}-{f.association_id(URL, HOST)}"]:
+        with pytest.raises(PermanentError) as raised:
+            await store.list_associations(HOST, cursor=cursor)
+        assert raised.value.code == "invalid_cursor"
+
+
+async def test_tags_keep_the_order_they_were_first_seen_in(store: Store) -> None:
+    job = f.new_job(total=2)
+    first = f.entity_record("domain", "evil.example", tags=["c2", "botnet"])
+    again = f.entity_record("domain", "evil.example", tags=["phishing", "c2", "apt"])
+
+    await store.write_batch(f.batch(jobs=[job], entities=[f.entity_write(job, 0, first)]))
+    await store.write_batch(f.batch(entities=[f.entity_write(job, 1, again)]))
+
+    entity = await store.get_entity(first.id)
+    assert entity is not None
+    assert entity.tags == ("c2", "botnet", "phishing", "apt")
+
+
+async def test_attributes_that_look_like_operators_are_stored_as_data(store: Store) -> None:
+    job = f.new_job(total=2)
+    odd: dict[str, object] = {"domain": "evil.example", "$set": "$x", "a.b": {"$gt": 1}}
+    record = EntityRecord(id=f.entity_id("domain", "evil.example"), type="domain", attributes=odd)
+
+    await store.write_batch(f.batch(jobs=[job], entities=[f.entity_write(job, 0, record)]))
+    await store.write_batch(f.batch(entities=[f.entity_write(job, 1, record)]))
+
+    entity = await store.get_entity(record.id)
+    assert entity is not None
+    assert entity.attributes == {"domain": "evil.example", "$set": "$x", "a.b": {"$gt": 1}}
+
+
+async def test_custom_type_names_are_the_same_name_in_any_unicode_case(store: Store) -> None:
+    assert await store.put_custom_type(_type("Straße Beacon")) is True
+    assert await store.put_custom_type(_type("STRASSE BEACON", 2.0)) is False
+    assert await store.put_custom_type(_type("Ärger Link", 3.0)) is True
+    assert await store.put_custom_type(_type("ärger link", 4.0)) is False
+
+    assert await store.delete_custom_type("strasse beacon") is True
+    assert await store.delete_custom_type("ÄRGER LINK") is True
+    assert await store.list_custom_types() == []

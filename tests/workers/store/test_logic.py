@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from tests.workers.store import store_factories as f
 from workers.ground.errors import PermanentError
 from workers.store.logic import (
-    ASSOCIATION_ID_CURSOR,
     DEFAULT_JOB_TTL,
     INVALID_CURSOR,
     MAX_ITEM_ERRORS,
+    ORDER_CURSOR,
     SEQUENCE_CURSOR,
     checked_cursor,
     fresh_items,
@@ -23,8 +23,14 @@ from workers.store.logic import (
     job_expires_at,
     job_status,
     jobs_visible_since,
+    key_expires_at,
+    order_after,
+    order_cursor,
     page_limit,
+    reservation_holds,
+    sequence_after,
     split_page,
+    type_name_key,
 )
 from workers.store.mongo import MongoStore
 from workers.store.records import ItemKey, JobHeader, WriteBatch
@@ -133,7 +139,9 @@ def test_fresh_items_are_each_unrecorded_key_once_in_first_occurrence_order(
 # cursors ----------------------------------------------------------------------------------
 def test_no_cursor_asks_for_the_first_page() -> None:
     assert checked_cursor(None, SEQUENCE_CURSOR) is None
-    assert checked_cursor(None, ASSOCIATION_ID_CURSOR) is None
+    assert checked_cursor(None, ORDER_CURSOR) is None
+    assert sequence_after(None) == 0
+    assert order_after(None) is None
 
 
 @pytest.mark.parametrize(
@@ -142,7 +150,8 @@ def test_no_cursor_asks_for_the_first_page() -> None:
         ("0", SEQUENCE_CURSOR),
         ("42", SEQUENCE_CURSOR),
         ("9" * 19, SEQUENCE_CURSOR),
-        (f.association_id(URL, HOST), ASSOCIATION_ID_CURSOR),
+        (order_cursor(42, f.association_id(URL, HOST)), ORDER_CURSOR),
+        (order_cursor(0, "a-non-hash-id"), ORDER_CURSOR),
     ],
 )
 def test_a_cursor_of_the_shape_the_store_issues_is_accepted_unchanged(
@@ -159,11 +168,13 @@ def test_a_cursor_of_the_shape_the_store_issues_is_accepted_unchanged(
         ("-1", SEQUENCE_CURSOR),
         ("1" * 20, SEQUENCE_CURSOR),
         (f.association_id(URL, HOST), SEQUENCE_CURSOR),
-        ("", ASSOCIATION_ID_CURSOR),
-        ("42", ASSOCIATION_ID_CURSOR),
-        (f.association_id(URL, HOST)[:-1], ASSOCIATION_ID_CURSOR),
-        (f.association_id(URL, HOST).upper(), ASSOCIATION_ID_CURSOR),
-        (f.association_id(URL, HOST) + "0", ASSOCIATION_ID_CURSOR),
+        ("42\n", SEQUENCE_CURSOR),
+        ("", ORDER_CURSOR),
+        ("42", ORDER_CURSOR),
+        (f.association_id(URL, HOST), ORDER_CURSOR),
+        ("42-", ORDER_CURSOR),
+        ("42-has space", ORDER_CURSOR),
+        (order_cursor(42, f.association_id(URL, HOST)) + "\n", ORDER_CURSOR),
     ],
 )
 def test_a_cursor_of_another_shape_is_refused_as_invalid(
@@ -173,6 +184,30 @@ def test_a_cursor_of_another_shape_is_refused_as_invalid(
         checked_cursor(cursor, shape)
 
     assert raised.value.code == INVALID_CURSOR == "invalid_cursor"
+
+
+def test_a_sequence_cursor_past_a_signed_64_bit_integer_is_invalid_not_an_overflow() -> None:
+    assert sequence_after(str(2**63 - 1)) == 2**63 - 1
+    with pytest.raises(PermanentError) as raised:
+        sequence_after(str(2**63))
+
+    assert raised.value.code == INVALID_CURSOR
+
+
+def test_an_order_cursor_names_the_record_it_was_made_from() -> None:
+    aid = f.association_id(URL, HOST)
+
+    assert order_after(order_cursor(7, aid)) == (7, aid)
+    assert order_after(order_cursor(3, "id-with-dashes")) == (3, "id-with-dashes")
+    with pytest.raises(PermanentError):
+        order_after(order_cursor(2**63, aid))
+
+
+def test_custom_type_names_are_the_same_after_unicode_case_folding() -> None:
+    assert type_name_key("File Beacon") == type_name_key("FILE beacon")
+    assert type_name_key("Straße Beacon") == type_name_key("STRASSE BEACON")
+    assert type_name_key("Ärger Link") == type_name_key("ärger link")
+    assert type_name_key("File Beacon") != type_name_key("File Beacons")
 
 
 @pytest.mark.parametrize(("asked", "held"), [(-5, 1), (0, 1), (1, 1), (7, 7), (1000, 1000)])
@@ -291,3 +326,10 @@ def test_an_item_error_without_code_or_message_reads_as_empty_strings() -> None:
         (4, "", ""),
         (7, "bad_type", ""),
     ]
+
+
+# idempotency keys ---------------------------------------------------------------------------
+def test_a_key_holds_until_its_window_ends_when_it_may_be_removed() -> None:
+    assert reservation_holds(1000.0, 1000.0 + 59.0, 60.0)
+    assert not reservation_holds(1000.0, 1000.0 + 60.0, 60.0)
+    assert key_expires_at(1000.0, 60.0) == 1060.0

@@ -12,7 +12,7 @@ import pytest
 from tests.backends import SqliteStoreFactory
 from tests.workers.store import store_factories as f
 from workers.ground.errors import ConfigurationError, StoreUnavailable
-from workers.store.records import Outcome
+from workers.store.records import KeyReservation, Outcome
 from workers.store.sqlite.schema import configure
 
 URL = f.entity_id("url", "https://evil.example/payload")
@@ -170,3 +170,19 @@ def test_a_commit_is_flushed_to_disk_before_it_returns(tmp_path: Path) -> None:
 
     assert journal == "wal"
     assert synchronous >= 2  # 2 = FULL, 3 = EXTRA
+
+
+async def test_reserving_keys_removes_keys_whose_window_has_passed(
+    sqlite_store: SqliteStoreFactory,
+) -> None:
+    store = await sqlite_store()
+    for i in range(10):
+        await store.reserve_idempotency_key(
+            KeyReservation("alice", f"old-{i}", "d", f"job-{i}", 1000.0), 60.0
+        )
+
+    await store.reserve_idempotency_key(KeyReservation("alice", "new", "d", "job", 2000.0), 60.0)
+
+    with sqlite3.connect(store.path) as conn:
+        keys = [row[0] for row in conn.execute("SELECT key FROM idempotency_keys")]
+    assert keys == ["new"]

@@ -1,37 +1,37 @@
-"""Applying one ``WriteBatch`` to MongoDB: one bulk write per collection, effects first.
+"""Applying one ``WriteBatch`` to MongoDB, inside the caller's transaction.
 
-Order: job headers, already-recorded item keys (read), entities, associations, deletes, then the
-item outcomes. A crash before the outcomes are written leaves the items without outcome, so the
-redelivered message applies them again (upserts converge; submissions may count the item twice)
-and then records them.
+Order: job headers, the item keys already recorded (read), the entities and associations the
+fresh items touch (read), the items applied in memory in batch order (``plan``), then one bulk
+write each of entities, associations and item outcomes, then the waiting items (those of the
+batch's items that now have an outcome removed, the still-waiting ones upserted).
+``MongoStore.write_batch`` runs all of it in one multi-document transaction, so a batch's
+effects and its outcomes are committed together or not at all: a failure anywhere in between
+(or a crash) leaves nothing, and the retried or redelivered batch is applied exactly once.
+Two batches that touch the same record at once conflict; the transaction that loses is tried
+again from the start, on a snapshot that shows the winner's changes, so outcomes stay right
+with any number of writers.
 
-Stored or duplicate is decided by the server, so it stays right with any number of concurrent
-writers: the first occurrence of a (pair, type name) in a batch is an upsert filtered on
-"the name is not there yet". It matches (or inserts) when the name is new -> ``stored``; when the
-name is already there the filter misses, the upsert tries to insert an existing ``_id`` and
-fails with a duplicate-key error for that operation only (``ordered=False``) -> ``duplicate``,
-whose ``lastSeen``/``submissions`` are then refreshed by a second bulk write.
+Without a transaction (a standalone server, allowed by ``INGEST_MONGODB_ALLOW_STANDALONE``)
+the same writes run one after another, with none of these guarantees (``NOT_GUARANTEED``).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from pymongo import InsertOne, ReplaceOne, ReturnDocument, UpdateOne
+from pymongo import DeleteMany, InsertOne, ReplaceOne, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from workers.ground.errors import StoreUnavailable
 from workers.store.logic import fresh_items, item_keys
 from workers.store.mongo import docs as d
+from workers.store.mongo.plan import AssociationChanges, EntityChanges
 from workers.store.records import (
+    AfterEffects,
     BatchResult,
-    EdgeDelete,
-    EdgeWrite,
-    EntityRecord,
     ItemKey,
     JobHeader,
     Outcome,
@@ -40,14 +40,24 @@ from workers.store.records import (
 )
 
 Db = AsyncDatabase[d.Doc]
+Session = AsyncClientSession | None
 DUPLICATE_KEY = 11000
 _OUTCOMES = {outcome.value: outcome for outcome in Outcome}
+
+NOT_GUARANTEED = (
+    "without multi-document transactions a batch's effects and its items' outcomes are not "
+    "written atomically (an item retried after a failure between them is applied twice: its "
+    "submission counted again, a delete that succeeded reported not_found), and worker "
+    "processes writing the same association at once can overwrite each other's changes"
+)
+"""What a standalone MongoDB server does not guarantee, as the process says it at start."""
 
 
 async def bulk_ignoring_duplicates(
     collection: Any, requests: list[Any]
 ) -> tuple[set[int], set[int]]:
-    """Run ``requests`` unordered; (indexes that upserted, indexes refused as duplicate keys)."""
+    """Run ``requests`` unordered, outside any transaction; (indexes that upserted, indexes
+    refused as duplicate keys)."""
     if not requests:
         return set(), set()
     try:
@@ -73,13 +83,28 @@ def job_header_upserts(jobs: Sequence[JobHeader], job_ttl: float) -> list[Update
     ]
 
 
-async def _recorded(db: Db, keys: list[ItemKey]) -> tuple[dict[ItemKey, Outcome], set[ItemKey]]:
+async def _bulk(collection: Any, requests: list[Any], session: Session) -> None:
+    if requests:
+        await collection.bulk_write(requests, ordered=True, session=session)
+
+
+async def _find(collection: Any, ids: Collection[str], session: Session) -> list[d.Doc]:
+    if not ids:
+        return []
+    return [doc async for doc in collection.find({"_id": {"$in": list(ids)}}, session=session)]
+
+
+async def _recorded(
+    db: Db, keys: list[ItemKey], session: Session
+) -> tuple[dict[ItemKey, Outcome], set[ItemKey]]:
     """The final outcomes recorded for ``keys``, and the keys recorded ``failed`` (not final:
     a later outcome replaces it)."""
     if not keys:
         return {}, set()
     ids = [d.job_item_id(job, index) for job, index in keys]
-    cursor = db.job_items.find({"_id": {"$in": ids}}, {"job": 1, "idx": 1, "outcome": 1})
+    cursor = db.job_items.find(
+        {"_id": {"$in": ids}}, {"job": 1, "idx": 1, "outcome": 1}, session=session
+    )
     final: dict[ItemKey, Outcome] = {}
     failed: set[ItemKey] = set()
     async for doc in cursor:
@@ -94,7 +119,7 @@ async def _recorded(db: Db, keys: list[ItemKey]) -> tuple[dict[ItemKey, Outcome]
 
 def _waiting_writes(
     waiting: list[WaitingItem], job_ttl: float, created: dict[str, float]
-) -> list[Any]:
+) -> list[UpdateOne]:
     """Upserts of waiting items: the first ``since`` and expiry kept, the entity IDs updated."""
     return [
         UpdateOne(
@@ -114,111 +139,78 @@ def _waiting_writes(
     ]
 
 
-async def _entities(db: Db, records: list[EntityRecord], now: float) -> set[str]:
-    """Upsert entities (records of one ID merged in order); the IDs this write created."""
-    grouped: dict[str, list[EntityRecord]] = defaultdict(list)
-    for record in records:
-        grouped[record.id].append(record)
-    order = list(grouped)
-    requests = [
-        UpdateOne({"_id": eid}, d.entity_update(grouped[eid], now), upsert=True) for eid in order
-    ]
-    upserted, _ = await bulk_ignoring_duplicates(db.entities, requests)
-    return {order[index] for index in upserted}
-
-
-async def _edges(db: Db, edges: list[EdgeWrite], now: float) -> list[Outcome]:
-    """Upsert edges; the outcome of each, in order."""
-    outcomes: list[Outcome] = [Outcome.DUPLICATE] * len(edges)
-    first: dict[tuple[str, str], int] = {}
-    repeats: dict[str, int] = defaultdict(int)  # later occurrences in this batch, per pair
-    for position, edge in enumerate(edges):
-        name_key = (edge.association_id, edge.association_type)
-        if name_key in first:
-            repeats[edge.association_id] += 1
-        else:
-            first[name_key] = position
-    positions = list(first.values())
-    requests = [
-        UpdateOne(
-            {
-                "_id": edges[p].association_id,
-                "associationTypes": {"$ne": edges[p].association_type},
-            },
-            d.edge_new_name_update(edges[p], now),
-            upsert=True,
-        )
-        for p in positions
-    ]
-    _, refused = await bulk_ignoring_duplicates(db.associations, requests)
-    for index, position in enumerate(positions):
-        if index not in refused:
-            outcomes[position] = Outcome.STORED
-        else:
-            repeats[edges[position].association_id] += 1
-    seen = [UpdateOne({"_id": aid}, d.edge_seen_update(n, now)) for aid, n in repeats.items()]
-    if seen:
-        await db.associations.bulk_write(seen, ordered=False)
-    return outcomes
-
-
-async def _delete(db: Db, delete: EdgeDelete) -> Outcome:
-    if delete.association_type is None:
-        result = await db.associations.delete_one({"_id": delete.association_id})
-        return Outcome.DELETED if result.deleted_count else Outcome.NOT_FOUND
-    after = await db.associations.find_one_and_update(
-        {"_id": delete.association_id, "associationTypes": delete.association_type},
-        {"$pull": {"associationTypes": delete.association_type}},
-        projection={"associationTypes": 1},
-        return_document=ReturnDocument.AFTER,
-    )
-    if after is None:
-        return Outcome.NOT_FOUND
-    if not after.get("associationTypes"):
-        await db.associations.delete_one({"_id": delete.association_id, "associationTypes": []})
-    return Outcome.DELETED
-
-
-async def apply_batch(db: Db, batch: WriteBatch, job_ttl: float) -> BatchResult:
-    """Write ``batch`` (see ``Store.write_batch``). Which items are applied is decided by
-    ``logic.fresh_items``: redelivered ones keep their recorded outcome."""
-    now = batch.now
+async def _created_at(
+    db: Db, batch: WriteBatch, keys: list[ItemKey], session: Session
+) -> dict[str, float]:
+    """When each job of ``keys`` was created: from the batch's headers, else from the stored
+    header (so that outcomes expire with their job), else the batch's time."""
     created = {job.job_id: job.created_at for job in batch.jobs}
+    missing = {job for job, _ in keys} - created.keys()
+    if missing:
+        async for doc in db.jobs.find(
+            {"_id": {"$in": list(missing)}}, {"createdAt": 1}, session=session
+        ):
+            created[doc["_id"]] = doc["createdAt"]
+    return created
+
+
+async def apply_batch(
+    db: Db,
+    batch: WriteBatch,
+    job_ttl: float,
+    session: Session,
+    after_effects: AfterEffects | None = None,
+) -> BatchResult:
+    """Write ``batch`` (see ``Store.write_batch``) in ``session``'s transaction. Which items
+    are applied is decided by ``logic.fresh_items``: redelivered ones keep their recorded
+    outcome. ``after_effects`` (a test seam) is called between the effects and the outcomes."""
+    now = batch.now
     if batch.jobs:
-        await bulk_ignoring_duplicates(db.jobs, job_header_upserts(batch.jobs, job_ttl))
-    recorded, failed = await _recorded(db, item_keys(batch))
+        await _bulk(db.jobs, job_header_upserts(batch.jobs, job_ttl), session)
+    recorded, failed = await _recorded(db, item_keys(batch), session)
     fresh = fresh_items(batch, recorded)
 
-    outcomes: dict[ItemKey, Outcome] = dict(recorded)
-    new_ids = await _entities(db, [r for w in fresh.entities for r in w.entities], now)
-    linked = iter(await _edges(db, [e for w in fresh.entities for e in w.edges], now))
-    for write in fresh.entities:
-        parts: list[Outcome] = []
-        for position, record in enumerate(write.entities):
-            is_new = record.id in new_ids
-            new_ids.discard(record.id)  # a second item of the same entity is a duplicate
-            if position == 0:
-                outcomes[write.key] = Outcome.STORED if is_new else Outcome.DUPLICATE
-            else:
-                parts.append(Outcome.STORED if is_new else Outcome.DUPLICATE)
-        parts.extend(next(linked) for _ in write.edges)
-        for key, part in zip(write.part_keys, parts, strict=False):
-            outcomes.setdefault(key, part)
-    for edge, outcome in zip(fresh.edges, await _edges(db, fresh.edges, now), strict=True):
-        outcomes[edge.key] = outcome
-    for delete, outcome in zip(
-        fresh.deletes, await asyncio.gather(*(_delete(db, x) for x in fresh.deletes)), strict=True
-    ):
-        outcomes[delete.key] = outcome
+    entity_edges = [e for w in fresh.entities for e in w.edges]
+    entity_ids = {record.id for w in fresh.entities for record in w.entities}
+    association_ids = {e.association_id for e in [*fresh.edges, *entity_edges]}
+    association_ids.update(x.association_id for x in fresh.deletes)
+    entities = EntityChanges(await _find(db.entities, entity_ids, session))
+    associations = AssociationChanges(await _find(db.associations, association_ids, session))
 
-    items: list[Any] = []
+    outcomes: dict[ItemKey, Outcome] = dict(recorded)
+    for write in fresh.entities:
+        sources = write.sources + ((),) * (len(write.entities) - len(write.sources))
+        new = [
+            entities.upsert(record, entry)
+            for record, entry in zip(write.entities, sources, strict=True)
+        ]
+        linked = [associations.upsert(edge) for edge in write.edges]
+        outcomes[write.key] = Outcome.STORED if new and new[0] else Outcome.DUPLICATE
+        if write.part_keys:
+            parts = [Outcome.STORED if n else Outcome.DUPLICATE for n in new[1:]] + linked
+            for key, part in zip(write.part_keys, parts, strict=True):
+                outcomes.setdefault(key, part)  # a part key recorded before keeps its outcome
+    for edge in fresh.edges:
+        outcomes[edge.key] = associations.upsert(edge)
+    for delete in fresh.deletes:
+        outcomes[delete.key] = associations.delete(delete)
+    for preset in fresh.preset:
+        outcomes[preset.key] = preset.outcome
+
+    await _bulk(db.entities, entities.writes(now), session)
+    await _bulk(db.associations, associations.writes(now), session)
+    if after_effects is not None:
+        after_effects(batch)
+
+    # A part key may already have its outcome (recorded before): only new keys are written.
+    keys = [key for key in dict.fromkeys(item_keys(fresh)) if key not in recorded]
+    created = await _created_at(db, batch, [*keys, *(w.key for w in fresh.waiting)], session)
     messages = {p.key: (p.code, p.message) for p in fresh.preset}
-    for p in fresh.preset:
-        outcomes[p.key] = p.outcome
-    for key in dict.fromkeys(item_keys(fresh)):
+    items: list[InsertOne[d.Doc] | ReplaceOne[d.Doc]] = []
+    for key in keys:
         job, index = key
         code, message = messages.get(key, (None, None))
-        doc = {
+        doc: d.Doc = {
             "_id": d.job_item_id(job, index),
             "job": job,
             "idx": index,
@@ -228,18 +220,15 @@ async def apply_batch(db: Db, batch: WriteBatch, job_ttl: float) -> BatchResult:
             "at": now,
             "expiresAt": d.expires_at(created.get(job, now), job_ttl),
         }
-        if key in failed:  # replaces the failed outcome, and only that one
-            items.append(
-                ReplaceOne({"_id": doc["_id"], "outcome": Outcome.FAILED.value}, doc, upsert=True)
-            )
+        if key in failed:  # replaces the failed outcome
+            items.append(ReplaceOne({"_id": doc["_id"]}, doc))
         else:
             items.append(InsertOne(doc))
-    await bulk_ignoring_duplicates(db.job_items, items)  # a concurrent redelivery wrote them
-    if batch.clears_waiting and items:
-        settled = [d.job_item_id(*key) for key in item_keys(fresh)]
-        await db.job_waiting.delete_many({"_id": {"$in": settled}})
-    if fresh.waiting:
-        await bulk_ignoring_duplicates(
-            db.job_waiting, _waiting_writes(fresh.waiting, job_ttl, created)
-        )
+    await _bulk(db.job_items, items, session)
+    waiting: list[DeleteMany | UpdateOne] = []
+    if batch.clears_waiting and keys:
+        settled = [d.job_item_id(*key) for key in keys]
+        waiting.append(DeleteMany({"_id": {"$in": settled}}))
+    waiting.extend(_waiting_writes(fresh.waiting, job_ttl, created))
+    await _bulk(db.job_waiting, waiting, session)
     return BatchResult(outcomes=outcomes, skipped=frozenset(recorded))

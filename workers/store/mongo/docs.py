@@ -2,26 +2,32 @@
 
 Field names follow SPEC §5 (camelCase as ThreatWinds stores them). Times are float seconds
 since the epoch, as in the records; ``expiresAt`` is a BSON date only because TTL indexes
-need one.
+need one. ``sources`` is a list of entries as ``sources.source_document`` writes them (the
+embedded store keeps the same JSON); reads return them in ``sources.ordered_sources`` order.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
-from workers.store.logic import job_expires_at
+from workers.store.logic import job_expires_at, type_name_key
 from workers.store.records import (
     ApiKeyRecord,
     AssociationRecord,
     CustomTypeRecord,
     EdgeWrite,
-    EntityRecord,
     JobHeader,
+    SourceEntry,
     StoredEntity,
 )
+from workers.store.sources import ordered_sources, source_document, source_from_document
 
 Doc = dict[str, Any]
+
+_POSITION_BITS = 20
+_POSITION_MAX = (1 << _POSITION_BITS) - 1
 
 
 def expires_at(created_at: float, ttl: float) -> dt.datetime:
@@ -63,52 +69,49 @@ def literal(value: Any) -> Doc:
     return {"$literal": value}
 
 
-def entity_update(records: list[EntityRecord], now: float) -> list[Doc]:
-    """Pipeline upserting one entity from the records of a batch, merged in order."""
-    attributes: Doc = {}
-    tags: list[str] = []
-    visible_by: list[str] = []
-    reputation: int | None = None
-    for record in records:
-        attributes.update(record.attributes)
-        tags.extend(record.tags)
-        visible_by.extend(record.visible_by)
-        if record.reputation is not None:
-            reputation = record.reputation
-    update: Doc = {
-        "type": literal(records[0].type),
-        "attributes": {"$mergeObjects": [{"$ifNull": ["$attributes", {}]}, literal(attributes)]},
-        "tags": {"$setUnion": [{"$ifNull": ["$tags", []]}, literal(tags)]},
-        "visibleBy": {"$setUnion": [{"$ifNull": ["$visibleBy", []]}, literal(visible_by)]},
-        "createdAt": {"$ifNull": ["$createdAt", literal(now)]},
-        "lastSeen": literal(now),
-    }
-    update["reputation"] = (
-        literal(reputation) if reputation is not None else {"$ifNull": ["$reputation", None]}
-    )
-    return [{"$set": update}]
+def creation_order(now: float, position: int) -> int:
+    """The ``seq`` of an association created at ``now`` as the ``position``-th new record of its
+    batch: milliseconds since the epoch, then the position (pages list records in this order,
+    ties by ID, as the embedded store lists them in the order they were inserted)."""
+    return (int(now * 1000) << _POSITION_BITS) | min(position, _POSITION_MAX)
 
 
-def edge_new_name_update(edge: EdgeWrite, now: float) -> Doc:
-    """Update adding ``edge``'s type name to its pair (creating the record when absent)."""
+def sources_field(entries: Iterable[SourceEntry]) -> list[Doc]:
+    """The ``sources`` field of ``entries``."""
+    return [source_document(entry) for entry in entries]
+
+
+def sources_of(doc: Doc) -> tuple[SourceEntry, ...]:
+    """The entries of a document's ``sources`` field, as stored (none when it has none)."""
+    return tuple(source_from_document(entry) for entry in doc.get("sources") or ())
+
+
+def new_association(
+    edge: EdgeWrite,
+    *,
+    names: list[str],
+    submissions: int,
+    file_action: bool,
+    now: float,
+    seq: int,
+    sources: Iterable[SourceEntry] = (),
+) -> Doc:
+    """The document of the association ``edge`` creates (SPEC §5 field names)."""
     return {
-        "$setOnInsert": {
-            "entityID": edge.entity_id,
-            "relatedEntityID": edge.related_id,
-            "entityType": edge.entity_type,
-            "relatedType": edge.related_type,
-            "createdAt": now,
-            "createdBy": edge.created_by,
-        },
-        "$push": {"associationTypes": edge.association_type},
-        "$set": {"lastSeen": now},
-        "$inc": {"submissions": 1},
-        "$max": {"fileAction": edge.file_action},
+        "_id": edge.association_id,
+        "entityID": edge.entity_id,
+        "relatedEntityID": edge.related_id,
+        "entityType": edge.entity_type,
+        "relatedType": edge.related_type,
+        "associationTypes": names,
+        "fileAction": file_action,
+        "createdAt": now,
+        "lastSeen": now,
+        "submissions": submissions,
+        "createdBy": edge.created_by,
+        "seq": seq,
+        "sources": sources_field(sources),
     }
-
-
-def edge_seen_update(count: int, now: float) -> Doc:
-    return {"$set": {"lastSeen": now}, "$inc": {"submissions": count}}
 
 
 def to_entity(doc: Doc) -> StoredEntity:
@@ -121,6 +124,7 @@ def to_entity(doc: Doc) -> StoredEntity:
         visible_by=tuple(doc.get("visibleBy") or ()),
         created_at=doc["createdAt"],
         last_seen=doc["lastSeen"],
+        sources=ordered_sources(sources_of(doc)),
     )
 
 
@@ -137,6 +141,7 @@ def to_association(doc: Doc) -> AssociationRecord:
         last_seen=doc["lastSeen"],
         submissions=doc["submissions"],
         created_by=doc.get("createdBy", ""),
+        sources=ordered_sources(sources_of(doc)),
     )
 
 
@@ -168,7 +173,7 @@ def to_api_key(doc: Doc) -> ApiKeyRecord:
 
 def from_custom_type(record: CustomTypeRecord) -> Doc:
     return {
-        "_id": record.name.lower(),
+        "_id": type_name_key(record.name),
         "name": record.name,
         "primary": record.primary,
         "nonPrimary": list(record.non_primary),

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from workers.store.logic import type_name_key
 from workers.store.records import ApiKeyRecord, CustomTypeRecord
 from workers.store.sqlite.schema import dumps
 
@@ -85,9 +86,20 @@ def list_custom_types(conn: sqlite3.Connection) -> list[CustomTypeRecord]:
     ]
 
 
+def _stored_name(conn: sqlite3.Connection, name: str) -> str | None:
+    """The stored name that is the same name as ``name`` (``logic.type_name_key``: Unicode
+    case folding, where the column's ``NOCASE`` folds ASCII letters only)."""
+    key = type_name_key(name)
+    for (stored,) in conn.execute("SELECT name FROM custom_types"):
+        if type_name_key(stored) == key:
+            return str(stored)
+    return None
+
+
 def put_custom_type(conn: sqlite3.Connection, record: CustomTypeRecord) -> bool:
-    """Add ``record``; False when a type of that name exists (names compare ignoring ASCII
-    case: the column is ``COLLATE NOCASE``)."""
+    """Add ``record``; False when a type of that name exists (``logic.type_name_key``)."""
+    if _stored_name(conn, record.name) is not None:
+        return False
     cursor = conn.execute(
         "INSERT OR IGNORE INTO custom_types (name, primary_kind, non_primary, file_action,"
         " created_at) VALUES (?, ?, ?, ?, ?)",
@@ -103,5 +115,8 @@ def put_custom_type(conn: sqlite3.Connection, record: CustomTypeRecord) -> bool:
 
 
 def delete_custom_type(conn: sqlite3.Connection, name: str) -> bool:
-    """Remove the type called ``name`` (ignoring ASCII case); False when there is none."""
-    return conn.execute("DELETE FROM custom_types WHERE name = ?", (name,)).rowcount > 0
+    """Remove the type called ``name`` (``logic.type_name_key``); False when there is none."""
+    stored = _stored_name(conn, name)
+    if stored is None:
+        return False
+    return conn.execute("DELETE FROM custom_types WHERE name = ?", (stored,)).rowcount > 0

@@ -17,17 +17,20 @@ import orjson
 
 from workers.store.logic import fresh_items, item_keys
 from workers.store.records import (
+    AfterEffects,
     BatchResult,
     EdgeDelete,
     EdgeWrite,
     ItemKey,
     Outcome,
+    SourceEntry,
     WaitingItem,
     WriteBatch,
 )
+from workers.store.sources import merge_sources
 from workers.store.sqlite.entities import EntityRows
 from workers.store.sqlite.jobs import register_jobs
-from workers.store.sqlite.schema import dumps, key64
+from workers.store.sqlite.schema import dump_sources, dumps, key64, load_sources
 
 _OUTCOMES = {outcome.value: outcome for outcome in Outcome}
 _SINGLE_NAME_JSON: dict[str, str] = {}
@@ -44,7 +47,7 @@ def _names_json(names: list[str]) -> str:
 
 
 class _Edge:
-    __slots__ = ("alive", "dirty", "file_action", "names", "new", "seq", "submissions")
+    __slots__ = ("alive", "dirty", "file_action", "names", "new", "seq", "sources", "submissions")
 
     def __init__(
         self,
@@ -53,12 +56,14 @@ class _Edge:
         file_action: bool,
         seq: int | None,
         new: EdgeWrite | None = None,
+        sources: tuple[SourceEntry, ...] = (),
     ) -> None:
         self.names = names
         self.submissions = submissions
         self.file_action = file_action
         self.seq = seq  # the stored row; None when the batch inserts it
         self.new = new  # the write that creates the row, when it is new
+        self.sources = sources
         self.alive = True
         self.dirty = False
 
@@ -75,20 +80,25 @@ class _Associations:
         wanted = set(ids)
         if wanted:
             rows = conn.execute(
-                "SELECT seq, id, association_types, submissions, file_action FROM associations"
-                " WHERE id_key IN (SELECT value FROM json_each(?))",
+                "SELECT seq, id, association_types, submissions, file_action, sources"
+                " FROM associations WHERE id_key IN (SELECT value FROM json_each(?))",
                 (orjson.dumps([key64(aid) for aid in wanted]),),
             )
-            for seq, aid, names, submissions, file_action in rows:
+            for seq, aid, names, submissions, file_action, sources in rows:
                 if aid in wanted:
                     self.edges[aid] = _Edge(
-                        orjson.loads(names), submissions, bool(file_action), seq
+                        orjson.loads(names),
+                        submissions,
+                        bool(file_action),
+                        seq,
+                        sources=load_sources(sources),
                     )
 
     def upsert(self, edge: EdgeWrite) -> Outcome:
         state = self.edges.get(edge.association_id)
         if state is None:
             state = _Edge([edge.association_type], 1, edge.file_action, None, edge)
+            state.sources = merge_sources((), edge.sources)
             state.dirty = True
             self.edges[edge.association_id] = state
             return Outcome.STORED
@@ -97,11 +107,14 @@ class _Associations:
             state.names = [edge.association_type]
             state.submissions = 1
             state.file_action = edge.file_action
+            state.sources = merge_sources((), edge.sources)
             if state.seq is None:
                 state.new = edge
             return Outcome.STORED
         state.submissions += 1
         state.file_action = state.file_action or edge.file_action
+        if edge.sources:
+            state.sources = merge_sources(state.sources, edge.sources)
         state.dirty = True
         if edge.association_type in state.names:
             return Outcome.DUPLICATE
@@ -137,7 +150,14 @@ class _Associations:
                     removed.append((seq,))
             elif seq is not None:
                 updates.append(
-                    (_names_json(state.names), now, state.submissions, state.file_action, seq)
+                    (
+                        _names_json(state.names),
+                        now,
+                        state.submissions,
+                        state.file_action,
+                        dump_sources(state.sources),
+                        seq,
+                    )
                 )
             else:
                 edge = state.new
@@ -158,20 +178,21 @@ class _Associations:
                         now,
                         state.submissions,
                         edge.created_by,
+                        dump_sources(state.sources),
                     )
                 )
         if inserts:
             conn.executemany(
                 "INSERT INTO associations (id_key, entity_key, related_key, id, entity_id,"
                 " related_id, entity_type, related_type, association_types, file_action,"
-                " created_at, last_seen, submissions, created_by)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, last_seen, submissions, created_by, sources)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 inserts,
             )
         if updates:
             conn.executemany(
                 "UPDATE associations SET association_types = ?, last_seen = ?, submissions = ?,"
-                " file_action = ? WHERE seq = ?",
+                " file_action = ?, sources = ? WHERE seq = ?",
                 updates,
             )
         if removed:
@@ -215,9 +236,12 @@ def _record_waiting(
         )
 
 
-def apply_batch(conn: sqlite3.Connection, batch: WriteBatch) -> BatchResult:
+def apply_batch(
+    conn: sqlite3.Connection, batch: WriteBatch, after_effects: AfterEffects | None = None
+) -> BatchResult:
     """Write ``batch`` (see ``Store.write_batch``); the caller commits. Which items are applied
-    is decided by ``logic.fresh_items``: redelivered ones keep their recorded outcome."""
+    is decided by ``logic.fresh_items``: redelivered ones keep their recorded outcome.
+    ``after_effects`` (a test seam) is called between the effects and the outcome rows."""
     now = batch.now
     recorded = recorded_outcomes(conn, item_keys(batch))
     if batch.jobs:
@@ -237,7 +261,11 @@ def apply_batch(conn: sqlite3.Connection, batch: WriteBatch) -> BatchResult:
     outcomes: dict[ItemKey, Outcome] = dict(recorded)
     items: list[tuple[str, int, str, str | None, str | None, float]] = []
     for write in entity_writes:
-        new = [entities.upsert(record, now) for record in write.entities]
+        sources = write.sources + ((),) * (len(write.entities) - len(write.sources))
+        new = [
+            entities.upsert(record, now, entry)
+            for record, entry in zip(write.entities, sources, strict=True)
+        ]
         linked = [associations.upsert(edge) for edge in write.edges]
         outcome = Outcome.STORED if new and new[0] else Outcome.DUPLICATE
         outcomes[write.key] = outcome
@@ -263,6 +291,8 @@ def apply_batch(conn: sqlite3.Connection, batch: WriteBatch) -> BatchResult:
 
     entities.flush(conn, touched, now)
     associations.flush(conn, now)
+    if after_effects is not None:
+        after_effects(batch)
     if items:
         conn.executemany(_RECORD_OUTCOME, items)
     settled = [(job, idx) for job, idx, *_ in items] if batch.clears_waiting else []

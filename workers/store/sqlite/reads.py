@@ -13,13 +13,16 @@ import orjson
 
 from workers.store.logic import split_page
 from workers.store.records import AssociationRecord, Direction, StoredEntity
-from workers.store.sqlite.schema import dumps, key64
+from workers.store.sources import ordered_sources
+from workers.store.sqlite.schema import dumps, key64, load_sources
 
 _ASSOCIATION_COLUMNS = (
     "id, entity_id, related_id, entity_type, related_type, association_types, file_action,"
-    " created_at, last_seen, submissions, created_by"
+    " created_at, last_seen, submissions, created_by, sources"
 )
-_ENTITY_COLUMNS = "id, type, attributes, reputation, tags, visible_by, created_at, last_seen"
+_ENTITY_COLUMNS = (
+    "id, type, attributes, reputation, tags, visible_by, created_at, last_seen, sources"
+)
 
 
 def _association(row: tuple[Any, ...]) -> AssociationRecord:
@@ -35,6 +38,7 @@ def _association(row: tuple[Any, ...]) -> AssociationRecord:
         last_seen=row[8],
         submissions=row[9],
         created_by=row[10],
+        sources=ordered_sources(load_sources(row[11])),
     )
 
 
@@ -48,6 +52,7 @@ def _entity(row: tuple[Any, ...]) -> StoredEntity:
         visible_by=tuple(orjson.loads(row[5])),
         created_at=row[6],
         last_seen=row[7],
+        sources=ordered_sources(load_sources(row[8])),
     )
 
 

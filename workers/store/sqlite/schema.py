@@ -28,9 +28,13 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from functools import lru_cache
 from typing import Any
 
 import orjson
+
+from workers.store.records import SourceEntry
+from workers.store.sources import source_document, source_from_document
 
 PAGE_SIZE = 8192
 """Set before the first table exists; larger pages keep the random-key B-trees shallower."""
@@ -53,7 +57,8 @@ CREATE TABLE IF NOT EXISTS entities (
     tags TEXT NOT NULL,
     visible_by TEXT NOT NULL,
     created_at REAL NOT NULL,
-    last_seen REAL NOT NULL
+    last_seen REAL NOT NULL,
+    sources TEXT NOT NULL DEFAULT '[]'
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS associations (
@@ -71,7 +76,8 @@ CREATE TABLE IF NOT EXISTS associations (
     created_at REAL NOT NULL,
     last_seen REAL NOT NULL,
     submissions INTEGER NOT NULL,
-    created_by TEXT NOT NULL
+    created_by TEXT NOT NULL,
+    sources TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS associations_id_key ON associations (id_key);
 CREATE INDEX IF NOT EXISTS associations_entity_key ON associations (entity_key);
@@ -86,6 +92,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_created_at ON jobs (created_at);
+CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, job_id);
 
 CREATE TABLE IF NOT EXISTS job_items (
     job_id TEXT NOT NULL,
@@ -116,6 +123,17 @@ CREATE TABLE IF NOT EXISTS api_keys (
     revoked INTEGER NOT NULL DEFAULT 0
 );
 
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    user_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (user_id, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_keys_expires_at ON idempotency_keys (expires_at);
+
 CREATE TABLE IF NOT EXISTS custom_types (
     name TEXT PRIMARY KEY NOT NULL COLLATE NOCASE,
     primary_kind TEXT NOT NULL,
@@ -129,13 +147,25 @@ CREATE TABLE IF NOT EXISTS custom_types (
 _SIGN = 1 << 63
 _COLUMNS = (
     "id, entity_id, related_id, entity_type, related_type, association_types, file_action,"
-    " created_at, last_seen, submissions, created_by"
+    " created_at, last_seen, submissions, created_by, sources"
 )
 
 
 def dumps(value: Any) -> str:
     """JSON text as stored in TEXT columns."""
     return orjson.dumps(value).decode()
+
+
+@lru_cache(maxsize=4096)
+def dump_sources(entries: tuple[SourceEntry, ...]) -> str:
+    """The ``sources`` column of ``entries`` (cached: most rows share a few source lists)."""
+    return dumps([source_document(entry) for entry in entries])
+
+
+@lru_cache(maxsize=4096)
+def load_sources(text: str) -> tuple[SourceEntry, ...]:
+    """The entries a ``sources`` column holds (cached, like ``dump_sources``)."""
+    return tuple(source_from_document(document) for document in orjson.loads(text))
 
 
 def key64(text: str) -> int:
@@ -173,11 +203,16 @@ def configure(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
 
 def create_tables(conn: sqlite3.Connection) -> None:
     """Create every table and index that does not exist yet (inside the caller's transaction);
-    an ``associations`` table of the earlier layout (text indexes, no keys) is converted."""
+    an ``associations`` table of the earlier layout (text indexes, no keys) is converted, and
+    tables written before sources were kept get an empty ``sources`` column."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(associations)")}
     legacy = bool(columns) and "id_key" not in columns
     if legacy:
         conn.execute("ALTER TABLE associations RENAME TO associations_legacy")
+    for table in ("entities", "associations_legacy" if legacy else "associations"):
+        existing = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if existing and "sources" not in existing:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN sources TEXT NOT NULL DEFAULT '[]'")
     for statement in SCHEMA.split(";"):
         if statement.strip():
             conn.execute(statement)

@@ -33,13 +33,15 @@ from typing import ParamSpec, TypeVar
 from workers.ground.errors import ConfigurationError, StoreUnavailable
 from workers.store.logic import (
     DEFAULT_JOB_TTL,
+    JOB_ID_CURSOR,
     PURGE_CHUNK_JOBS,
-    SEQUENCE_CURSOR,
     checked_cursor,
     jobs_visible_since,
     page_limit,
+    sequence_after,
 )
 from workers.store.records import (
+    AfterEffects,
     ApiKeyRecord,
     AssociationRecord,
     BatchResult,
@@ -47,11 +49,14 @@ from workers.store.records import (
     Direction,
     JobHeader,
     JobStatus,
+    KeyReservation,
+    ReservedKey,
     StoredEntity,
     WriteBatch,
 )
 from workers.store.sqlite import admin, reads
 from workers.store.sqlite import jobs as job_queries
+from workers.store.sqlite.idempotency import KeyReserver, Request, reserve_keys
 from workers.store.sqlite.schema import configure, create_tables
 from workers.store.sqlite.write import (
     BUG_ERRORS,
@@ -75,19 +80,27 @@ class SqliteStore:
 
     ``job_ttl``: jobs older than this many seconds are no longer returned by ``get_job``;
     ``purge_expired_jobs`` removes them. ``busy_timeout``: seconds one statement waits for
-    another process's write lock before the transaction is retried.
+    another process's write lock before the transaction is retried. ``after_effects``: the
+    test seam of ``records.AfterEffects``.
     """
 
     def __init__(
-        self, path: Path, *, job_ttl: float = DEFAULT_JOB_TTL, busy_timeout: float = 10.0
+        self,
+        path: Path,
+        *,
+        job_ttl: float = DEFAULT_JOB_TTL,
+        busy_timeout: float = 10.0,
+        after_effects: AfterEffects | None = None,
     ) -> None:
         self.path = Path(path)
+        self._after_effects = after_effects
         self.job_ttl = job_ttl
         self._busy_timeout_ms = int(busy_timeout * 1000)
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         self._pending: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
+        self._keys = KeyReserver(self._reserve_keys)
 
     # plumbing ---------------------------------------------------------------------------
     async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -182,6 +195,7 @@ class SqliteStore:
             with contextlib.suppress(Exception):
                 await self._writer
             self._writer = None
+        await self._keys.close()
         executor, self._executor = self._executor, None
         if executor is None:
             return
@@ -214,7 +228,9 @@ class SqliteStore:
             group = self._pending[:count]
             del self._pending[:count]
             try:
-                results = await self._run(self._write, apply_group, [b for b, _ in group])
+                results = await self._run(
+                    self._write, apply_group, [b for b, _ in group], self._after_effects
+                )
             except BaseException as exc:  # the whole transaction failed: every caller sees it
                 for _, future in group:
                     if not future.done():
@@ -254,7 +270,7 @@ class SqliteStore:
     ) -> tuple[list[AssociationRecord], str | None]:
         """See ``Store.list_associations``; the order is the order records were created in. A
         cursor this method did not return raises ``PermanentError`` (``invalid_cursor``)."""
-        after = int(checked_cursor(cursor, SEQUENCE_CURSOR) or 0)
+        after = sequence_after(cursor)
         return await self._run(
             self._read,
             reads.list_associations,
@@ -271,6 +287,16 @@ class SqliteStore:
     async def get_job(self, job_id: str) -> JobStatus | None:
         not_before = jobs_visible_since(time.time(), self.job_ttl)
         return await self._run(self._snapshot, job_queries.get_job, job_id, not_before)
+
+    async def list_jobs(
+        self, owner: str | None, *, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[JobStatus], str | None]:
+        """See ``Store.list_jobs``."""
+        before = checked_cursor(cursor, JOB_ID_CURSOR)
+        not_before = jobs_visible_since(time.time(), self.job_ttl)
+        return await self._run(
+            self._snapshot, job_queries.list_jobs, owner, not_before, page_limit(limit), before
+        )
 
     async def purge_expired_jobs(self, older_than: float) -> int:
         """See ``Store.purge_expired_jobs``: in transactions of at most
@@ -305,3 +331,13 @@ class SqliteStore:
 
     async def delete_custom_type(self, name: str) -> bool:
         return await self._run(self._write, admin.delete_custom_type, name)
+
+    # idempotency keys ---------------------------------------------------------------------
+    async def reserve_idempotency_key(
+        self, reservation: KeyReservation, window: float
+    ) -> ReservedKey:
+        """See ``Store.reserve_idempotency_key``; concurrent calls share one transaction."""
+        return await self._keys.reserve(reservation, window)
+
+    async def _reserve_keys(self, requests: list[Request]) -> list[ReservedKey]:
+        return await self._run(self._write, reserve_keys, requests)

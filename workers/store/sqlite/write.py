@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from workers.store.records import BatchResult, WriteBatch
+from workers.store.records import AfterEffects, BatchResult, WriteBatch
 from workers.store.sqlite.batch import apply_batch
 
 GROUP_MAX_ITEMS = 20_000
@@ -62,15 +62,18 @@ def begin_immediate(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
 
 
 def apply_group(
-    conn: sqlite3.Connection, batches: list[WriteBatch]
+    conn: sqlite3.Connection,
+    batches: list[WriteBatch],
+    after_effects: AfterEffects | None = None,
 ) -> list[BatchResult | Exception]:
     """Apply ``batches`` in order inside the caller's transaction, one savepoint each: a batch
-    that fails alone is rolled back alone and its error returned in its place."""
+    that fails alone (``after_effects`` raising included) is rolled back alone and its error
+    returned in its place."""
     results: list[BatchResult | Exception] = []
     for batch in batches:
         conn.execute("SAVEPOINT batch")
         try:
-            results.append(apply_batch(conn, batch))
+            results.append(apply_batch(conn, batch, after_effects))
         except sqlite3.Error as exc:
             if not isinstance(exc, BUG_ERRORS):
                 raise  # busy, I/O, corruption: the whole transaction is retried or fails
