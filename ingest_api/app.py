@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from ingest_api.auth import Authenticator
+from ingest_api.body_budget import BODY_BUDGET, BodyBudget, bound_body_bytes
 from ingest_api.jobs import JobRegistry
 from ingest_api.middlewares import observe_requests
 from ingest_api.openapi import openapi_document
@@ -87,12 +88,17 @@ def create_app(
     On start-up (``cleanup_ctx``) it starts ``store`` and ``queue`` when ``manage_backends``
     (closing them on clean-up), then the coalescing publisher, the association rules cache
     (which reads the custom types, so a store that cannot be read fails the start-up) and the
-    background job registry. Bodies are limited to ``settings.max_body_bytes``. The routes are
+    background job registry. Bodies are limited to ``settings.max_body_bytes`` each, and to
+    ``settings.max_body_bytes_in_flight`` at once (``ingest_api.body_budget``). The routes are
     those of ``ingest_api.routes.ROUTES`` (a GET answers no HEAD), and ``/openapi.json`` serves
     the document rendered from the same table.
     """
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[observe_requests])
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[observe_requests, bound_body_bytes(settings.max_body_bytes)],
+    )
     app[SETTINGS] = settings
+    app[BODY_BUDGET] = BodyBudget(settings.max_body_bytes_in_flight, settings.body_wait_seconds)
     app[QUEUE] = queue
     app[STORE] = store
     app[AUTHENTICATOR] = Authenticator(settings, store)

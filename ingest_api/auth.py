@@ -14,8 +14,11 @@ Credentials (SPEC §3):
   checked when configured.
 - Both at once: 400 ``ambiguous_credentials``. None or wrong: 401 with ``WWW-Authenticate``.
 - ``settings.trust_gateway_headers``: only the gateway's headers are used: ``user-id``
-  (required), ``groups`` (comma-separated) and ``roles`` (comma-separated; ``reporter,user``
-  when absent). Otherwise client-sent ``user-id``/``groups``/``roles`` headers are ignored.
+  (required) and ``groups`` (comma-separated). No request header grants a role: the caller
+  holds ``settings.gateway_default_roles`` plus each role whose configured groups
+  (``settings.gateway_<role>_groups``) share a group with the caller. The gateway must strip
+  any ``user-id`` and ``groups`` a client sends (README, "Behind a gateway"). Otherwise
+  client-sent ``user-id``/``groups``/``roles`` headers are ignored.
 
 Roles: ``admin`` implies every role. ``require_role`` guards a view; ``authenticate`` names the
 caller of a view open to every role.
@@ -45,14 +48,13 @@ from workers.store.base import Store
 from workers.store.records import ApiKeyRecord, api_key_status
 
 __all__ = [
-    "DEFAULT_GATEWAY_ROLES",
     "Authenticator",
+    "GatewayRoles",
     "Principal",
     "authenticate",
     "require_role",
 ]
 
-DEFAULT_GATEWAY_ROLES = ("reporter", "user")
 _CHALLENGE = 'Bearer realm="assoc-ingest", api-key realm="assoc-ingest"'
 _SPLIT = re.compile(r"[,\s]+")
 _CACHE_MAX_ENTRIES = 10_000
@@ -90,6 +92,40 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(s.strip() for s in items if isinstance(s, str) and s.strip()))
 
 
+def _comma_list(value: str) -> tuple[str, ...]:
+    """Group names separated by commas (a name may hold spaces), each once, in order."""
+    return tuple(dict.fromkeys(g.strip() for g in value.split(",") if g.strip()))
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayRoles:
+    """The roles of a caller named by a trusted gateway, from configuration alone: ``default``
+    for everyone, plus each role of ``by_group`` whose groups share one with the caller."""
+
+    default: frozenset[str]
+    by_group: tuple[tuple[str, frozenset[str]], ...]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GatewayRoles:
+        """The deployment's mapping; ``ConfigurationError`` for a role that does not exist."""
+        default = frozenset(_names(settings.gateway_default_roles))
+        unknown = sorted(default - set(ROLES))
+        if unknown:
+            raise ConfigurationError(
+                f"INGEST_GATEWAY_DEFAULT_ROLES names unknown role(s) {', '.join(unknown)}; "
+                f"roles are {', '.join(ROLES)}"
+            )
+        by_group = tuple(
+            (role, frozenset(_comma_list(getattr(settings, f"gateway_{role}_groups"))))
+            for role in ROLES
+        )
+        return cls(default, tuple((role, groups) for role, groups in by_group if groups))
+
+    def of(self, groups: Iterable[str]) -> frozenset[str]:
+        member = set(groups)
+        return self.default | {role for role, named in self.by_group if named & member}
+
+
 @dataclass(slots=True)
 class _Verified:
     record: ApiKeyRecord
@@ -106,6 +142,7 @@ class Authenticator:
         self._store = store
         self._clock = clock
         self._cache: OrderedDict[tuple[str, str], _Verified] = OrderedDict()
+        self._gateway_roles = GatewayRoles.from_settings(settings)
         self._keys: dict[str, Any] = {}
         if settings.jwt_secret is not None:
             self._keys["HS256"] = settings.jwt_secret.get_secret_value()
@@ -233,17 +270,10 @@ class Authenticator:
         user_id = request.headers.get("user-id", "").strip()
         if not user_id:
             raise _unauthorized("The gateway did not send a user-id header.")
-        groups = tuple(
-            dict.fromkeys(
-                g.strip() for g in request.headers.get("groups", "").split(",") if g.strip()
-            )
-        )
-        roles_header = request.headers.get("roles")
-        if roles_header is None:
-            roles: tuple[str, ...] = DEFAULT_GATEWAY_ROLES
-        else:
-            roles = tuple(r for r in _names(roles_header) if r in ROLES)
-        return Principal(user_id=user_id, roles=frozenset(roles), groups=groups, method="gateway")
+        groups = _comma_list(request.headers.get("groups", ""))
+        # Roles from configuration only: a roles header (or any other) is never read.
+        roles = self._gateway_roles.of(groups)
+        return Principal(user_id=user_id, roles=roles, groups=groups, method="gateway")
 
 
 AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")

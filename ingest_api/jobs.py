@@ -49,6 +49,7 @@ class JobRegistry:
         self._close_timeout = close_timeout
         self._linger = linger
         self._pending: list[JobHeader] = []
+        self._unwritten: dict[str, JobHeader] = {}
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -56,11 +57,19 @@ class JobRegistry:
     def add(self, header: JobHeader) -> None:
         """Queue ``header`` for registration; returns at once."""
         self._pending.append(header)
+        self._unwritten[header.job_id] = header
         if len(self._pending) > self._max_pending:
             dropped = len(self._pending) - self._max_pending
+            for gone in self._pending[:dropped]:
+                self._unwritten.pop(gone.job_id, None)
             del self._pending[:dropped]
             log.warning("jobs.registration_dropped", count=dropped)
         self._wakeup.set()
+
+    def unwritten(self, job_id: str) -> JobHeader | None:
+        """The header of ``job_id`` when it was accepted here and is not in the store yet, so
+        that ``GET /jobs`` shows it ``queued`` right after its 202."""
+        return self._unwritten.get(job_id)
 
     async def start(self) -> None:
         if self._task is None:
@@ -99,6 +108,13 @@ class JobRegistry:
             await self._write(batch)
 
     async def _write(self, batch: list[JobHeader]) -> None:
+        try:
+            await self._write_with_retries(batch)
+        finally:
+            for header in batch:
+                self._unwritten.pop(header.job_id, None)
+
+    async def _write_with_retries(self, batch: list[JobHeader]) -> None:
         for attempt in range(1, self._attempts + 1):
             try:
                 await self._store.register_jobs(batch)

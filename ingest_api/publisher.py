@@ -4,13 +4,13 @@ Per message kind, while fewer than ``max_in_flight`` messages await their broker
 caller's items go out at once in a message of their own; otherwise they join the next pending
 message, which goes out as soon as a confirm frees a slot. There is no timer: an idle publisher
 adds no latency, a busy one packs many callers' items into one message. Each message is bounded
-by ``max_items`` and ``max_bytes`` (a single item larger than ``max_bytes`` travels alone).
-A caller's items stay together in one message whenever they fit in one: then a request is
-either wholly confirmed or wholly refused, never half-queued. Only a caller larger than the
-bounds is split over several messages.
+by ``max_items`` and ``max_bytes``. A caller's items always travel together in one message, so
+that a request is either wholly confirmed or wholly refused, never half-queued: a caller whose
+items cannot fit in one message is refused at once with ``TooLargeForOneMessage``.
 
-A caller returns only once every message carrying one of its items is confirmed, and raises the
-``BrokerUnavailable`` (or ``QueueFull``) of the first of them that failed. At most
+A caller returns only once the message carrying its items is confirmed by the broker, and raises
+``BrokerUnavailable`` (or ``QueueFull``) on any other ending of that publish: a nack, a timeout,
+a lost connection, a bug, or a cancellation of the publish (a queue closed under it). At most
 ``max_pending`` messages wait behind the ones in flight; a caller that would need another is
 refused at once with ``BrokerUnavailable``, so that no caller waits longer than about
 ``(max_pending + 1) * timeout`` (each message's wait for its confirm is bounded by
@@ -32,10 +32,15 @@ from workers.ground import metrics
 from workers.ground.errors import BrokerUnavailable, QueueFull
 from workers.queue.base import JobQueue
 
-__all__ = ["DEFAULT_MAX_IN_FLIGHT", "DEFAULT_MAX_PENDING", "CoalescingPublisher"]
+__all__ = [
+    "DEFAULT_MAX_IN_FLIGHT",
+    "DEFAULT_MAX_PENDING",
+    "CoalescingPublisher",
+    "TooLargeForOneMessage",
+]
 
 # More messages in flight only split the same callers over more, smaller messages, and the
-# broker's per-message cost dominates (bench/design-measurements.md).
+# broker's per-message cost dominates (bench/publisher_bench.py; figures in bench/results.md).
 DEFAULT_MAX_IN_FLIGHT = 1
 
 # Messages allowed to wait behind those in flight: bounds a caller's wait (module docstring).
@@ -43,6 +48,14 @@ DEFAULT_MAX_PENDING = 2
 
 # Bytes of the envelope around the items: '{"v":1,"kind":"association_delete","items":[' + ']}'.
 _ENVELOPE_OVERHEAD = len(encode_envelope(MessageKind.ASSOCIATION_DELETE, []))
+
+
+class TooLargeForOneMessage(ValueError):
+    """A caller's items cannot travel in one message: ``limit`` names the bound they exceed."""
+
+    def __init__(self, limit: str) -> None:
+        super().__init__(f"the items of one request must fit in one message: {limit}")
+        self.limit = limit
 
 
 @dataclass(eq=False)
@@ -60,11 +73,6 @@ class _Batch:
     entries: list[tuple[_Ticket, list[bytes]]] = field(default_factory=list)
     items: int = 0
     size: int = _ENVELOPE_OVERHEAD
-
-    def fits(self, item: bytes, max_items: int, max_bytes: int) -> bool:
-        if self.items == 0:
-            return True
-        return self.items < max_items and self.size + len(item) + 1 <= max_bytes
 
     def fits_all(self, items: Sequence[bytes], max_items: int, max_bytes: int) -> bool:
         added = sum(len(item) for item in items) + len(items)
@@ -125,6 +133,7 @@ class CoalescingPublisher:
         """Return once every item is in a confirmed message; raise ``BrokerUnavailable`` else."""
         if not encoded_items:
             return
+        self._check_fits_one_message(encoded_items)
         lane = self._lanes.setdefault(kind, _Lane())
         if len(lane.pending) >= self._max_pending and not lane.pending[-1].fits_all(
             encoded_items, self._max_items, self._max_bytes
@@ -142,6 +151,12 @@ class CoalescingPublisher:
             self._withdraw(lane, ticket)
             raise
 
+    def _check_fits_one_message(self, items: Sequence[bytes]) -> None:
+        if len(items) > self._max_items:
+            raise TooLargeForOneMessage(f"at most {self._max_items} items per message")
+        if not _Batch().fits_all(items, self._max_items, self._max_bytes):
+            raise TooLargeForOneMessage(f"at most {self._max_bytes} bytes of items per message")
+
     async def wait_idle(self) -> None:
         """Wait until every message handed to the queue is confirmed or failed."""
         while self._tasks:
@@ -149,14 +164,13 @@ class CoalescingPublisher:
 
     def _enqueue(self, lane: _Lane, ticket: _Ticket, items: Sequence[bytes]) -> None:
         # Only the last pending batch takes more items: earlier ones are full. A caller that
-        # does not fit in its remaining room starts a batch of its own, so as not to be split.
+        # does not fit in its remaining room starts a batch of its own, so as not to be split
+        # (publish checked that its items fit in one message).
         batch = lane.pending[-1] if lane.pending else None
-        if batch is not None and not batch.fits_all(items, self._max_items, self._max_bytes):
-            batch = None
+        if batch is None or not batch.fits_all(items, self._max_items, self._max_bytes):
+            batch = _Batch()
+            lane.pending.append(batch)
         for item in items:
-            if batch is None or not batch.fits(item, self._max_items, self._max_bytes):
-                batch = _Batch()
-                lane.pending.append(batch)
             batch.add(ticket, item)
 
     def _withdraw(self, lane: _Lane, ticket: _Ticket) -> None:
@@ -177,10 +191,13 @@ class CoalescingPublisher:
     async def _send(self, kind: MessageKind, lane: _Lane, batch: _Batch) -> None:
         items = [item for _, entry_items in batch.entries for item in entry_items]
         body = encode_envelope(kind, items)
-        error: BaseException | None = None
+        # Unconfirmed until the broker says otherwise: every ending but a confirm fails the
+        # callers, a cancellation too (it is no Exception, so no except clause below sees it).
+        error: BaseException | None = BrokerUnavailable("the publish ended without a confirm")
         started = time.perf_counter()
         try:
             await self._queue.publish(body, message_id=new_job_id(), timeout=self._timeout)
+            error = None
         except QueueFull as exc:
             error = exc
             metrics.PUBLISH_FAILURES.labels(reason="queue_full").inc()

@@ -168,7 +168,11 @@ _WRITE_FAILURES = (
         "detail of what the matrix allows), invalid_idempotency_key (the Idempotency-Key "
         "header is not 1-255 visible ASCII characters)",
     ),
-    Failure(413, "body larger than the limit (16 MiB) or too many bulk items (10,000)"),
+    Failure(
+        413,
+        "body larger than the limit (16 MiB), too many bulk items (10,000), or items that "
+        "cannot travel in one queue message (too_large_for_one_message, naming the limit)",
+    ),
     Failure(415, "wrong Content-Type"),
     Failure(
         422,

@@ -98,8 +98,10 @@ class NestedEntity(_Request):
     associationType: str | None = Field(
         default=None,
         max_length=256,
-        description="the relationship of a context child (or parent) to its parent (e.g. "
-        "'c2-of'), default 'associated'; a pair of kinded entities is matched as in the matrix",
+        description="name of the association type between parent and child (case-insensitive; "
+        "either orientation); without it a type fitting parent -> child wins over one fitting "
+        "child -> parent, and several fitting the same orientation are ambiguous. For a context "
+        "child (or parent) the relationship (e.g. 'c2-of'), default 'associated'",
     )
     source: SourceName = None
     confidence: Confidence = None
@@ -256,12 +258,15 @@ class JobCounts(_Response):
     deleted: int = 0
     not_found: int = 0
     rejected: int = 0
+    failed: int = Field(
+        default=0, description="items whose handler failed; they are in the dead-letter queue"
+    )
 
 
 class JobItemError(_Response):
     index: int = Field(ge=0, description="position of the item in its job")
-    code: str = Field(description="rejection code")
-    message: str = Field(description="why the item was rejected")
+    code: str = Field(description="rejection code, or handler_error for a failed item")
+    message: str = Field(description="why the item was rejected or failed")
 
 
 class JobSummaryResponse(_Response):
@@ -272,6 +277,12 @@ class JobSummaryResponse(_Response):
     kind: str = Field(description="association, association_delete or entity")
     total: int = Field(ge=0, description="number of items in the job")
     counts: JobCounts
+    waiting: int = Field(
+        default=0, ge=0, description="items without an outcome yet, waiting for an entity"
+    )
+    waitingFor: list[str] = Field(
+        default_factory=list, description="entity IDs the waiting items wait for (up to 100)"
+    )
     createdAt: datetime
     updatedAt: datetime
 
@@ -279,7 +290,9 @@ class JobSummaryResponse(_Response):
 class JobStatusResponse(JobSummaryResponse):
     """Progress of a job (``GET /jobs/{jobID}``)."""
 
-    errors: list[JobItemError] = Field(default_factory=list, description="up to 100 rejected items")
+    errors: list[JobItemError] = Field(
+        default_factory=list, description="up to 100 rejected or failed items"
+    )
 
 
 class JobListResponse(_Response):

@@ -100,11 +100,22 @@ class EntityLink(_Frozen):
 
 
 class EntityItem(ItemMeta):
-    """One submitted entity with its nested children (flattened) and the links they imply."""
+    """One submitted entity with its nested children (flattened) and the links they imply.
+
+    ``parts_from``: the index in the job of the first child; the other children, then the
+    links, take the indexes that follow, so that the job counts an outcome for every entity
+    and link it carries. None: only the entity itself has an outcome.
+    """
 
     entity: EntityRecord
     children: tuple[EntityRecord, ...] = ()
     links: tuple[EntityLink, ...] = ()
+    parts_from: int | None = Field(default=None, ge=0)
+
+    @property
+    def parts(self) -> int:
+        """How many job indexes the children and links take (from ``parts_from``)."""
+        return len(self.children) + len(self.links)
 
 
 class AssociationMessage(_Frozen):

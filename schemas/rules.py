@@ -371,16 +371,20 @@ class AssociationRules:
         return Rejection(NOT_ALLOWED.code, NOT_ALLOWED.message, NOT_ALLOWED.err_code, detail=detail)
 
     def match_nested(
-        self, parent_id: str, child_id: str, type_name: str | None = None
+        self, parent_id: str, child_id: str, type_name: str | None = None, *, pooled: bool = False
     ) -> tuple[Match, str, str] | Rejection:
         """Match a nested child to its parent in either orientation.
 
         Returns ``(type, primary_id, related_id)``. A named type is tried parent -> child
         first (so the parent stays primary when both fit), then child -> parent. Without a
-        name, the types fitting either orientation are pooled: exactly one is chosen, several
-        are ``ambiguous_association_type`` (candidates of both orientations). A context entity
-        at either end gives a context relationship, parent -> child (direction as given).
-        Other rejections are as for ``match``.
+        name, the types fitting parent -> child are chosen from when there are any, else those
+        fitting child -> parent: exactly one is chosen, several in the same orientation are
+        ``ambiguous_association_type`` (SPEC §3: a URL with a nested file is a File Download,
+        not File Traffic the other way round). A context entity at either end gives a context
+        relationship, parent -> child (direction as given). Other rejections are as for
+        ``match``. With ``pooled`` (two ends that are no parent and child, such as a STIX
+        relationship's) the types fitting either orientation are pooled instead: several are
+        ambiguous.
         """
         if parent_id == child_id:
             return SELF_ASSOCIATION
@@ -405,13 +409,17 @@ class AssociationRules:
                 (backward, child_id, parent_id) if not isinstance(backward, Rejection) else forward
             )
         down = self.candidates(parent_kind, child_kind)
-        up = self.candidates(child_kind, parent_kind) if parent_kind != child_kind else ()
-        if len(down) + len(up) == 1:
+        if pooled:
+            up = self.candidates(child_kind, parent_kind) if parent_kind != child_kind else ()
+        else:
+            up = self.candidates(child_kind, parent_kind) if not down else ()
+        chosen = (*down, *up)
+        if len(chosen) == 1:
             return (down[0], parent_id, child_id) if down else (up[0], child_id, parent_id)
-        if not down and not up:
+        if not chosen:
             labels = (_kind_label(parent_id), _kind_label(child_id))
             return self.not_allowed(parent_kind, child_kind, labels)
-        return _ambiguous(tuple(sorted((*down, *up), key=lambda t: t.name)))
+        return _ambiguous(tuple(sorted(chosen, key=lambda t: t.name)))
 
     def _named(self, type_name: str) -> AssociationType | Rejection:
         found = self.get(type_name)

@@ -9,9 +9,14 @@ Outcomes (SPEC §4):
 
 - association items: an ``EdgeWrite`` (the store answers ``stored`` or ``duplicate``), or a
   ``rejected`` preset outcome with the rule's code; when an end does not exist yet the item is
-  pending until ``entity_wait`` seconds after its submission, then rejected ``entity_not_found``;
+  pending (and recorded as waiting for it) until ``entity_wait`` seconds after a worker first
+  found it missing; then it gets one last look (``last_call``) a retry later, so that an
+  entity whose message was delivered just before, but not yet written, is still found; only
+  then is it rejected ``entity_not_found``. The wait never counts from submission: a backlog,
+  an outage or a slow worker must not turn into rejections;
 - delete items: an ``EdgeDelete`` (``deleted`` or ``not_found``); no entity check is needed;
-- entity items: an ``EntityWrite`` of the entity, its children and the links they imply;
+- entity items: an ``EntityWrite`` of the entity, its children and the links they imply, each
+  child and link with an outcome of its own when the item says where their indexes start;
   association items that travel in an entity message (a STIX bundle's links) are decided as
   above, the entities the same message writes counting as existing.
 
@@ -50,10 +55,12 @@ from workers.store.records import (
     EdgeDelete,
     EdgeWrite,
     EntityWrite,
+    ItemKey,
     JobHeader,
     Outcome,
     PresetOutcome,
     SourceEntry,
+    WaitingItem,
     WriteBatch,
 )
 from workers.store.sources import source_entries
@@ -70,6 +77,10 @@ class Plan:
     kind: MessageKind
     batch: WriteBatch
     pending: tuple[AssociationItem, ...] = ()
+    waiting_since: float = 0.0
+    """When a worker first found the ``pending`` items' entities missing (carry it to the retry)."""
+    wait_over: bool = False
+    """Some pending item's wait is over: the retry is its last call."""
     created_entity_ids: frozenset[str] = frozenset()
     """Entity IDs the batch writes: known to exist once the write succeeded."""
     rejections: dict[str, int] = field(default_factory=dict)
@@ -78,7 +89,7 @@ class Plan:
     @property
     def writes_anything(self) -> bool:
         b = self.batch
-        return bool(b.edges or b.deletes or b.entities or b.preset)
+        return bool(b.edges or b.deletes or b.entities or b.preset or b.waiting)
 
 
 def needed_entity_ids(message: Message) -> set[str]:
@@ -104,35 +115,63 @@ def plan_message(
     existing: Collection[str],
     now: float,
     entity_wait: float,
+    waiting_since: float | None = None,
+    last_call: bool = False,
 ) -> Plan:
     """Decide every item of ``message`` (see the module docstring).
 
     ``existing`` must contain every ID of ``needed_entity_ids(message)`` that exists.
+    ``waiting_since``: when a worker first found entities of this message's items missing
+    (the message is a retry of those items), None on a first look (then it is ``now``).
+    ``last_call``: the message is the last look of items whose wait was over.
     """
     if isinstance(message, EntityMessage):
-        return _plan_entity_message(message, rules, existing, now, entity_wait)
+        return _plan_entity_message(
+            message, rules, existing, now, entity_wait, waiting_since, last_call
+        )
     kind = MessageKind(message.kind)
     if kind == MessageKind.ASSOCIATION_DELETE:
         return _plan_deletes(message.items, rules, now)
-    return _plan_associations(message.items, rules, existing, now, entity_wait)
+    return _plan_associations(
+        message.items, rules, existing, now, entity_wait, waiting_since, last_call
+    )
 
 
-def retry_delay(
-    pending: Iterable[ItemMeta], now: float, entity_wait: float, min_delay: float
-) -> float:
+def retry_delay(waiting_since: float, now: float, entity_wait: float, min_delay: float) -> float:
     """Seconds to wait before looking for the missing entities again.
 
-    Backs off with the age of the oldest pending item (a quarter of it, within
-    ``min_delay``..30 s) but never waits much past that item's deadline.
+    Backs off with the time waited since ``waiting_since`` (a quarter of it, within
+    ``min_delay``..30 s) but never waits much past the end of the wait.
     """
-    oldest = min(item.submitted_at for item in pending)
-    elapsed = max(0.0, now - oldest)
+    elapsed = max(0.0, now - waiting_since)
     delay = min(max(elapsed / 4, min_delay), MAX_RETRY_DELAY)
     remaining = entity_wait - elapsed
     return max(min(delay, remaining), min_delay)
 
 
-def _key(item: ItemMeta) -> tuple[str, int]:
+def failed_items_batch(
+    kind: MessageKind,
+    failed: Sequence[tuple[ItemMeta, str]],
+    now: float,
+    *,
+    clears_waiting: bool = False,
+) -> WriteBatch:
+    """The batch recording each item of ``failed`` (with its reason) ``failed`` in its job:
+    the item's key, and the keys of an entity item's children and links, so that the job ends.
+    The code is the reason's first word (``handler_error``, ``undecodable``).
+    """
+    batch = WriteBatch(now=now, clears_waiting=clears_waiting)
+    for item, reason in failed:
+        keys = [_key(item)]
+        if isinstance(item, EntityItem) and item.parts_from is not None:
+            keys.extend((item.job, item.parts_from + n) for n in range(item.parts))
+        code = reason.split(":", 1)[0]
+        batch.preset.extend(PresetOutcome(key, Outcome.FAILED, code, reason) for key in keys)
+    batch.jobs = _headers(kind, (item for item, _ in failed))
+    return batch
+
+
+def _key(item: ItemMeta) -> ItemKey:
     return (item.job, item.index)
 
 
@@ -182,10 +221,17 @@ def _plan_associations(
     existing: Collection[str],
     now: float,
     entity_wait: float,
+    waiting_since: float | None,
+    last_call: bool,
 ) -> Plan:
     # Matching two distinct valid IDs depends only on their types' kinds and the type name,
     # so one result serves every item with the same (types, name).
-    plan = Plan(MessageKind.ASSOCIATION, WriteBatch(now=now))
+    since = now if waiting_since is None else waiting_since
+    plan = Plan(
+        MessageKind.ASSOCIATION,
+        WriteBatch(now=now, clears_waiting=waiting_since is not None),
+        waiting_since=since,
+    )
     pending: list[AssociationItem] = []
     decided: list[AssociationItem] = []
     edges = plan.batch.edges
@@ -214,11 +260,13 @@ def _plan_associations(
             decided.append(item)
             continue
         if entity_id not in existing or related_id not in existing:
-            if now - item.submitted_at < entity_wait:
+            missing = tuple(dict.fromkeys(e for e in (entity_id, related_id) if e not in existing))
+            if not last_call:
                 pending.append(item)
+                plan.batch.waiting.append(WaitingItem(_key(item), missing, since))
+                plan.wait_over = plan.wait_over or now - since >= entity_wait
                 continue
-            missing = [eid for eid in (entity_id, related_id) if eid not in existing]
-            names = " and ".join(dict.fromkeys(missing))
+            names = " and ".join(missing)
             _reject(plan, item, RejectionCode.ENTITY_NOT_FOUND, f"entity {names} does not exist")
             decided.append(item)
             continue
@@ -237,7 +285,7 @@ def _plan_associations(
             )
         )
         decided.append(item)
-    plan.batch.jobs = _headers(MessageKind.ASSOCIATION, decided)
+    plan.batch.jobs = _headers(MessageKind.ASSOCIATION, [*decided, *pending])
     plan.pending = tuple(pending)
     return plan
 
@@ -253,6 +301,7 @@ def _parsed_type(types: dict[str, str | InvalidEntityId], entity_id: str) -> str
 
 
 def _edge(
+    key: ItemKey,
     meta: ItemMeta,
     ids: tuple[str, str],
     types: tuple[str, str],
@@ -261,7 +310,7 @@ def _edge(
     sources: tuple[SourceEntry, ...],
 ) -> EdgeWrite:
     return EdgeWrite(
-        key=_key(meta),
+        key=key,
         association_id=association_id(*ids),
         entity_id=ids[0],
         related_id=ids[1],
@@ -301,13 +350,18 @@ def _plan_entities(items: Sequence[EntityItem], rules: AssociationRules, now: fl
     for item in items:
         records = (item.entity, *item.children)
         types = {record.id: record.type for record in records}
+        part_keys: tuple[ItemKey, ...] = ()
+        if item.parts_from is not None:
+            part_keys = tuple((item.job, item.parts_from + n) for n in range(item.parts))
+        link_keys = part_keys[len(item.children) :] or (_key(item),) * len(item.links)
         edges: list[EdgeWrite] = []
-        for link in item.links:
+        for link, link_key in zip(item.links, link_keys, strict=True):
             # The front matched the link when it accepted the entity; a type removed since is
             # still what the user asked for, so the link keeps its name rather than vanish.
             known = rules.get(link.association_type)
             edges.append(
                 _edge(
+                    link_key,
                     item,
                     (link.entity_id, link.related_id),
                     (
@@ -324,6 +378,7 @@ def _plan_entities(items: Sequence[EntityItem], rules: AssociationRules, now: fl
                 _key(item),
                 records,
                 tuple(edges),
+                part_keys,
                 tuple(sources.of(item, record.provenance) for record in records),
             )
         )
@@ -339,6 +394,8 @@ def _plan_entity_message(
     existing: Collection[str],
     now: float,
     entity_wait: float,
+    waiting_since: float | None,
+    last_call: bool,
 ) -> Plan:
     entity_items = [item for item in message.items if isinstance(item, EntityItem)]
     links = [item for item in message.items if isinstance(item, AssociationItem)]
@@ -346,10 +403,20 @@ def _plan_entity_message(
     if not links:
         return plan
     linked = _plan_associations(
-        links, rules, {*existing, *plan.created_entity_ids}, now, entity_wait
+        links,
+        rules,
+        {*existing, *plan.created_entity_ids},
+        now,
+        entity_wait,
+        waiting_since,
+        last_call,
     )
     plan.batch.edges.extend(linked.batch.edges)
     plan.batch.preset.extend(linked.batch.preset)
+    plan.batch.waiting.extend(linked.batch.waiting)
+    plan.batch.clears_waiting = linked.batch.clears_waiting
+    plan.waiting_since = linked.waiting_since
+    plan.wait_over = linked.wait_over
     for code, count in linked.rejections.items():
         plan.rejections[code] = plan.rejections.get(code, 0) + count
     plan.pending = linked.pending

@@ -1,45 +1,77 @@
 """The worker loop: receive messages, decide them with ``workers.planning``, write, settle.
 
 Per message: decode (undecodable -> dead-letter queue), one ``existing_entity_ids`` read for
-the IDs not in the entity cache, rule matching in memory, one ``write_batch``, then one
-settlement: ``ack``, or ``retry_later`` with the items still waiting for an entity (only after
-the write, and the transport acks the original only once the retry is confirmed). Nothing is
+the IDs not in the entity cache, rule matching in memory, one ``write_batch`` (which also
+records the items still waiting for an entity), then one settlement: ``ack``, or
+``retry_later`` with the waiting items (only after the write, and the transport acks the
+original only once the retry is confirmed). The retry carries, in ``ENTITY_WAIT_SINCE_HEADER``,
+when a worker first found the entities missing: the entity wait counts from then. Nothing is
 acked before its write, and a crash at any point leaves the message to be redelivered, which
 the store's idempotent writes make harmless.
+
+A failing item fails alone: when deciding or writing a message raises anything but a
+transient error, the message's items are split in halves until the failing ones are alone
+(the others are written normally); each failing item's job records it ``failed`` with the
+reason, and the failing items go to the dead-letter queue in a message of their own
+(``handler_error: ...``), one per distinct reason.
 
 Transient failures retry the whole message in process with exponential backoff (capped at
 5 s): a store outage without limit while the worker runs. A broker failure is retried a few
 times, then the message is requeued: a delivery whose channel died can never be settled, and
 the broker redelivers it on the new channel anyway. On shutdown the message is requeued. Any
-other exception dead-letters the message (``handler_error: ...``) rather than lose or spin it.
+other exception while settling dead-letters the message rather than lose or spin it.
 
 While it runs, a worker also removes expired jobs and their outcomes from the store at start and
-every ``PURGE_INTERVAL`` seconds (``Store.purge_expired_jobs``): the embedded store has no TTL
-index doing it, and on MongoDB it removes what the TTL monitor has not reached yet.
+every ``settings.job_purge_seconds`` (``workers.job_purge.JobPurger``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from schemas import RejectionCode
-from schemas.messages import MessageKind, decode_message, encode_envelope, encode_item
+from schemas.messages import (
+    AssociationItem,
+    ItemMeta,
+    MessageKind,
+    decode_message,
+    encode_envelope,
+    encode_item,
+)
 from workers.entity_cache import EntityCache
 from workers.ground import metrics
 from workers.ground.errors import BrokerUnavailable, TransientError
 from workers.ground.logs import get_logger
 from workers.ground.settings import Settings
-from workers.planning import Message, Plan, needed_entity_ids, plan_message, retry_delay
-from workers.queue.base import ConsumerHandle, Delivery, JobQueue
+from workers.job_purge import JobPurger
+from workers.planning import (
+    Message,
+    Plan,
+    failed_items_batch,
+    needed_entity_ids,
+    plan_message,
+    retry_delay,
+)
+from workers.queue.base import (
+    ENTITY_LAST_CALL_HEADER,
+    ENTITY_WAIT_SINCE_HEADER,
+    ConsumerHandle,
+    Delivery,
+    JobQueue,
+)
 from workers.rules_cache import RulesCache
+from workers.salvage import Salvaged, salvage_message, validation_reason
 from workers.store.base import Store
-from workers.store.logic import jobs_visible_since
 from workers.store.records import BatchResult, Outcome
 
 log = get_logger(__name__)
@@ -47,11 +79,11 @@ log = get_logger(__name__)
 MAX_BACKOFF = 5.0
 FIRST_BACKOFF = 0.1
 MAX_BROKER_ATTEMPTS = 4
-PURGE_INTERVAL = 3600.0
 
 
 class Worker:
-    """Consumes ``queue.topology.work_queue`` and writes outcomes to ``store``.
+    """Consumes ``queue.topology.work_queue`` and writes outcomes to ``store``; meanwhile it
+    removes expired jobs from the store every ``settings.job_purge_seconds`` (``JobPurger``).
 
     ``start`` loads the association rules (unless a started ``RulesCache`` is passed in) and
     begins consuming with ``settings.worker_prefetch`` unsettled messages and
@@ -75,6 +107,9 @@ class Worker:
         self._settings = settings
         self._owns_rules = rules is None
         self._rules = rules or RulesCache(store, settings.types_refresh_seconds)
+        self._purger = JobPurger(
+            store, job_ttl=settings.job_ttl, interval=settings.job_purge_seconds, clock=clock
+        )
         self._clock = clock
         self._cache = EntityCache(settings.entity_cache_size)
         self._slots = asyncio.Semaphore(settings.worker_concurrency)
@@ -82,7 +117,6 @@ class Worker:
         self._consumer: ConsumerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._waiting: dict[asyncio.Task[None], Delivery] = {}
-        self._purger: asyncio.Task[None] | None = None
 
     @property
     def entity_cache(self) -> EntityCache:
@@ -94,7 +128,7 @@ class Worker:
         self._consumer = await self._queue.consume(
             self._on_delivery, prefetch=self._settings.worker_prefetch
         )
-        self._purger = asyncio.create_task(self._purge_expired_jobs())
+        self._purger.start()
         log.info(
             "worker.started",
             queue=self._queue.topology.work_queue,
@@ -104,11 +138,7 @@ class Worker:
 
     async def stop(self, timeout: float) -> None:
         self._stopping.set()
-        purger, self._purger = self._purger, None
-        if purger is not None:
-            purger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purger
+        await self._purger.stop()
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             with contextlib.suppress(TransientError):
@@ -129,19 +159,6 @@ class Worker:
         if self._owns_rules:
             await self._rules.stop()
         log.info("worker.stopped")
-
-    async def _purge_expired_jobs(self) -> None:
-        while not self._stopping.is_set():
-            not_before = jobs_visible_since(self._clock(), self._settings.job_ttl)
-            try:
-                removed = await self._store.purge_expired_jobs(not_before)
-            except TransientError as exc:
-                log.warning("jobs.purge_failed", error=str(exc))
-            else:
-                if removed:
-                    log.info("jobs.purged", jobs=removed)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), PURGE_INTERVAL)
 
     # receiving ---------------------------------------------------------------------------
 
@@ -214,40 +231,125 @@ class Worker:
 
     async def _handle(self, delivery: Delivery) -> str:
         """Decide, write and settle one message; the result label of ``MESSAGES_HANDLED``."""
+        outcome = _Handled()
+        decoded: Message | None
         try:
-            message = decode_message(delivery.body)
+            decoded = whole = decode_message(delivery.body)
         except (ValidationError, ValueError) as exc:
-            await self._dead_letter(delivery, _undecodable_reason(exc))
-            return "dead_lettered"
-        metrics.WORKER_BATCH_ITEMS.observe(len(message.items))
-        plan = await self._plan(message)
+            # The other items of a sound envelope are handled; only the bad ones fail.
+            salvaged = salvage_message(delivery.body)
+            if salvaged is None or not (salvaged.message or _recordable(salvaged)):
+                await self._dead_letter(delivery, validation_reason(exc))
+                return "dead_lettered"
+            decoded = salvaged.message
+            outcome.failed.extend(
+                _Failed(bad.meta, bad.encoded, bad.reason) for bad in salvaged.unreadable
+            )
+            kind = _kind_of(delivery.body)
+        else:
+            kind = MessageKind(whole.kind)
+        look = _look_of(delivery.headers)
+        if decoded is not None:
+            metrics.WORKER_BATCH_ITEMS.observe(len(decoded.items))
+            await self._apply_isolating(decoded, look, outcome)
+        if outcome.failed:
+            await self._fail_items(delivery, kind, look.since is not None, outcome.failed)
+        if not outcome.pending:
+            await delivery.ack()
+            return "dead_lettered_items" if outcome.failed else "acked"
+        assert decoded is not None  # only decoded items wait
+        message = decoded
+        body = (
+            None
+            if len(outcome.pending) == len(message.items)
+            else encode_envelope(kind, [encode_item(item) for item in outcome.pending])
+        )
+        first_missing = min(outcome.waiting_since)
+        delay = retry_delay(
+            first_missing,
+            self._clock(),
+            self._settings.entity_wait,
+            self._queue.topology.retry_tiers[0],
+        )
+        # As text: AMQP tables carry floats in single precision, about a minute off today.
+        headers = {ENTITY_WAIT_SINCE_HEADER: repr(first_missing)}
+        if outcome.wait_over:
+            headers[ENTITY_LAST_CALL_HEADER] = "1"
+        await delivery.retry_later(delay, body, headers)
+        metrics.ITEM_RETRIES.labels("entity_not_found").inc(len(outcome.pending))
+        log.debug("items.waiting", items=len(outcome.pending), delay=delay)
+        return "retried"
+
+    async def _apply_isolating(self, message: Message, look: _Look, outcome: _Handled) -> None:
+        """Decide and write ``message``; when that fails for a reason other than a transient
+        one, apply each half on its own, down to single items, which are the failing ones."""
+        try:
+            plan = await self._apply(message, look)
+        except TransientError:
+            raise
+        except Exception as exc:
+            if len(message.items) == 1:
+                log.exception(
+                    "item.failed",
+                    job_id=message.items[0].job,
+                    index=message.items[0].index,
+                    error=repr(exc),
+                )
+                item = message.items[0]
+                reason = f"handler_error: {exc!r}"[:500]
+                outcome.failed.append(_Failed(item, encode_item(item), reason))
+                return
+            half = len(message.items) // 2
+            for part in (message.items[:half], message.items[half:]):
+                await self._apply_isolating(
+                    message.model_copy(update={"items": part}), look, outcome
+                )
+            return
+        if plan.pending:
+            outcome.pending.extend(plan.pending)
+            outcome.waiting_since.append(plan.waiting_since)
+            outcome.wait_over = outcome.wait_over or plan.wait_over
+
+    async def _apply(self, message: Message, look: _Look) -> Plan:
+        """Decide ``message`` and write what it changes; the plan."""
+        plan = await self._plan(message, look)
         if plan.writes_anything:
             started = time.perf_counter()
             result = await self._store.write_batch(plan.batch)
             metrics.STORE_WRITE_SECONDS.observe(time.perf_counter() - started)
             self._cache.add(plan.created_entity_ids)
             self._report(message, plan, result)
-        if not plan.pending:
-            await delivery.ack()
-            return "acked"
-        kind = MessageKind(message.kind)
-        body = (
-            None
-            if len(plan.pending) == len(message.items)
-            else encode_envelope(kind, [encode_item(item) for item in plan.pending])
-        )
-        delay = retry_delay(
-            plan.pending,
-            self._clock(),
-            self._settings.entity_wait,
-            self._queue.topology.retry_tiers[0],
-        )
-        await delivery.retry_later(delay, body)
-        metrics.ITEM_RETRIES.labels("entity_not_found").inc(len(plan.pending))
-        log.debug("items.waiting", items=len(plan.pending), delay=delay)
-        return "retried"
+        return plan
 
-    async def _plan(self, message: Message) -> Plan:
+    async def _fail_items(
+        self, delivery: Delivery, kind: MessageKind, waited: bool, failed: list[_Failed]
+    ) -> None:
+        """Record each failing item ``failed`` in its job (when its origin is readable), then
+        move the failing items to the dead-letter queue, one message per distinct reason (the
+        delivery itself stays unsettled)."""
+        known = [(item.meta, item.reason) for item in failed if item.meta is not None]
+        if known:
+            batch = failed_items_batch(kind, known, self._clock(), clears_waiting=waited)
+            await self._store.write_batch(batch)
+        by_reason: dict[str, list[_Failed]] = {}
+        for item in failed:
+            by_reason.setdefault(item.reason, []).append(item)
+        for reason, items in by_reason.items():
+            body = encode_envelope(kind, [item.encoded for item in items])
+            await delivery.dead_letter_items(body, reason)
+            code = reason.split(":", 1)[0]
+            metrics.DEAD_LETTERS.labels(code).inc()
+            metrics.ITEMS_PROCESSED.labels(kind.value, Outcome.FAILED.value, code).inc(len(items))
+            log.warning(
+                "items.dead_lettered",
+                message_id=delivery.message_id,
+                items=len(items),
+                jobs=len({item.meta.job for item in items if item.meta is not None}),
+                reason=reason,
+            )
+
+    async def _plan(self, message: Message, look: _Look | None = None) -> Plan:
+        look = look or _Look()
         needed = needed_entity_ids(message)
         existing = needed
         unknown = self._cache.missing(needed)
@@ -257,7 +359,13 @@ class Worker:
             existing = (needed - unknown) | found
         settings = self._settings
         plan = plan_message(
-            message, self._rules.rules, existing, self._clock(), settings.entity_wait
+            message,
+            self._rules.rules,
+            existing,
+            self._clock(),
+            settings.entity_wait,
+            look.since,
+            look.last_call,
         )
         unknown_type = RejectionCode.UNKNOWN_ASSOCIATION_TYPE
         if plan.rejections.get(unknown_type):
@@ -271,7 +379,13 @@ class Worker:
             )
             if await self._rules.refresh_if_loaded_before(newest):
                 plan = plan_message(
-                    message, self._rules.rules, existing, self._clock(), settings.entity_wait
+                    message,
+                    self._rules.rules,
+                    existing,
+                    self._clock(),
+                    settings.entity_wait,
+                    look.since,
+                    look.last_call,
                 )
         return plan
 
@@ -318,13 +432,61 @@ class Worker:
             log.info("job.rejected", **summary, **dict(reasons))
 
 
-def _undecodable_reason(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        first = exc.errors()[0] if exc.error_count() else {"msg": str(exc), "loc": ()}
-        where = ".".join(str(part) for part in first.get("loc", ()))
-        detail = f"{where}: {first['msg']}" if where else str(first["msg"])
-        return f"undecodable: {detail}"[:500]
-    return f"undecodable: {exc}"[:500]
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """A failing item: its origin (None when unreadable), its JSON, and why it failed."""
+
+    meta: ItemMeta | None
+    encoded: bytes
+    reason: str
+
+
+@dataclass(slots=True)
+class _Handled:
+    """What handling one message left to settle: items still waiting for an entity (with
+    when each part first found them missing) and failing items with their reason."""
+
+    pending: list[AssociationItem] = field(default_factory=list)
+    waiting_since: list[float] = field(default_factory=list)
+    wait_over: bool = False
+    failed: list[_Failed] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Look:
+    """Which look at its items a message is: ``since`` a worker first found their entities
+    missing (None: the first look), and whether their wait is over (the last look)."""
+
+    since: float | None = None
+    last_call: bool = False
+
+
+def _look_of(headers: Mapping[str, Any]) -> _Look:
+    since = _waiting_since(headers)
+    return _Look(since, since is not None and ENTITY_LAST_CALL_HEADER in headers)
+
+
+def _recordable(salvaged: Salvaged) -> bool:
+    """Whether some unreadable item can at least be recorded failed in its job."""
+    return any(item.meta is not None for item in salvaged.unreadable)
+
+
+def _kind_of(body: bytes) -> MessageKind:
+    """The kind of a message whose envelope ``salvage_message`` found sound."""
+    return MessageKind(orjson.loads(body)["kind"])
+
+
+def _waiting_since(headers: Mapping[str, Any]) -> float | None:
+    """When a worker first found this retried message's entities missing; None on a first
+    look (or when the header does not hold a finite number of seconds)."""
+    value = headers.get(ENTITY_WAIT_SINCE_HEADER)
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    try:
+        since = float(value) if isinstance(value, str | int | float) else math.nan
+    except ValueError:
+        return None
+    return since if math.isfinite(since) and not isinstance(value, bool) else None
 
 
 async def _give_back(delivery: Delivery) -> str:

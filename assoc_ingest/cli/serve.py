@@ -62,13 +62,26 @@ def operator_errors(settings: Settings) -> Iterator[None]:
 
 
 @app.command()
-def api(host: HostOption = None, port: PortOption = None, data_dir: DataDirOption = None) -> None:
+def api(
+    host: HostOption = None,
+    port: PortOption = None,
+    data_dir: DataDirOption = None,
+    processes: Annotated[
+        int,
+        typer.Option(
+            help="front processes sharing the port (SO_REUSEPORT), each with its own "
+            "broker connection"
+        ),
+    ] = 1,
+) -> None:
     """Run the HTTP front (broker from AMQP_URL, store from MONGODB_URL or --data-dir)."""
     from ingest_api.main import run_api
 
     settings = load_settings(host=host, port=port, data_dir=data_dir)
     with operator_errors(settings):
-        run_api(settings)
+        status = run_api(settings, processes)
+    if status:
+        raise typer.Exit(status)
 
 
 @app.command()

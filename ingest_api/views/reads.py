@@ -19,7 +19,7 @@ from aiohttp import web
 from ingest_api.auth import authenticate, require_role
 from ingest_api.errors import ApiError, json_response, store_errors
 from ingest_api.responses import as_datetime, dump
-from ingest_api.state import RULES, STORE
+from ingest_api.state import JOB_REGISTRY, RULES, STORE
 from schemas import (
     CATALOGUE,
     InvalidEntityId,
@@ -45,6 +45,7 @@ from schemas.http import (
 from schemas.provenance import SourceResponse
 from schemas.rules import Rejection
 from workers.ground.errors import PermanentError
+from workers.store.logic import job_status
 from workers.store.records import (
     AssociationRecord,
     Direction,
@@ -288,6 +289,8 @@ def job_summary(job: JobStatus) -> JobSummaryResponse:
         kind=job.kind,
         total=job.total,
         counts=counts,
+        waiting=job.waiting,
+        waitingFor=list(job.waiting_for),
         createdAt=as_datetime(job.created_at),
         updatedAt=as_datetime(job.updated_at if job.updated_at is not None else job.created_at),
     )
@@ -330,6 +333,9 @@ async def get_job(request: web.Request) -> web.StreamResponse:
         raise ApiError(400, "invalid_job_id", "A job ID is a UUID.") from None
     with store_errors():
         job = await request.app[STORE].get_job(job_id)
+    if job is None:  # accepted here a moment ago, its registration not written yet
+        header = request.app[JOB_REGISTRY].unwritten(job_id)
+        job = None if header is None else job_status(header, (), ())
     if job is None or not (job.owner == principal.user_id or principal.has_role("admin")):
         raise ApiError(404, "job_not_found", f"There is no job {job_id}.")
     return json_response(dump(job_response(job)))

@@ -1,10 +1,12 @@
 """Write endpoints (SPEC §3): checked at once, queued through the coalescing publisher, and
 answered ``202 {"message": "acknowledged", "jobID": ...}`` only after the broker's confirm.
 
-A bulk request is one job: its valid items are queued together (all confirmed, or a 503 and
-none acknowledged); each item keeps its 0-based position in the request as its index in the
-job, and the job's ``total`` is the number of items queued. A bulk with no valid item is a 400
-whose body lists every item's error under ``rejected``.
+A bulk request is one job: its valid items are queued together in one message (all confirmed,
+or a 503 and none acknowledged; a 413 when they cannot travel in one message); each item keeps
+its 0-based position in the request as its index in the job. The job's ``total`` counts every
+item queued and every child and link of its entities, which take the indexes after the last
+position. A bulk with no valid item is a 400 whose body lists every item's error under
+``rejected``.
 
 A write with an ``Idempotency-Key`` goes into the job its key stands for
 (``ingest_api.idempotency``): the answer to a retry names the first job, and its items are
@@ -40,6 +42,7 @@ from ingest_api.idempotency import (
     whole_body_digest,
 )
 from ingest_api.paths import BASE
+from ingest_api.publisher import TooLargeForOneMessage
 from ingest_api.state import JOB_REGISTRY, PRINCIPAL, PUBLISHER, RULES, SETTINGS
 from schemas import EntityItem, MessageKind, encode_item
 from schemas.messages import AssociationItemEncoder
@@ -66,27 +69,45 @@ Checked = AssociationRequest | EntityRequest
 # ---- building items ---------------------------------------------------------------------------
 
 
-def _entity_item(checked: EntityRequest, meta: dict[str, Any]) -> EntityItem:
+def _entity_item(checked: EntityRequest, meta: dict[str, Any], parts_from: int) -> EntityItem:
     return EntityItem.model_construct(
-        **meta, entity=checked.entity, children=checked.children, links=checked.links
+        **meta,
+        entity=checked.entity,
+        children=checked.children,
+        links=checked.links,
+        parts_from=parts_from,
     )
+
+
+def _parts(checked: Checked) -> int:
+    """Job indexes an item takes beyond its own: an entity's children and links."""
+    return len(checked.children) + len(checked.links) if isinstance(checked, EntityRequest) else 0
+
+
+def job_total(items: Sequence[tuple[int, Checked]]) -> int:
+    """Items of a job: every queued item, and every child and link of its entities (SPEC §4)."""
+    return len(items) + sum(_parts(checked) for _, checked in items)
 
 
 def _encode(
     job_id: str, items: Sequence[tuple[int, Checked]], principal: Principal, now: float
 ) -> list[bytes]:
     """The queue items of one job, encoded; association items through the template encoder
-    (the per-item cost of a bulk request), entity items through their model."""
-    total = len(items)
+    (the per-item cost of a bulk request), entity items through their model.
+
+    Each item keeps its position in the request as its index; an entity's children, then its
+    links, take the indexes after the last position, entity by entity (``parts_from``)."""
+    total = job_total(items)
     encoder = AssociationItemEncoder(
         job=job_id, total=total, user=principal.user_id, groups=principal.groups, submitted_at=now
     )
     encoded = []
+    next_part = items[-1][0] + 1 if items else 0
     for index, checked in items:
         if isinstance(checked, EntityRequest):
-            encoded.append(
-                encode_item(_entity_item(checked, _meta(job_id, index, total, principal, now)))
-            )
+            meta = _meta(job_id, index, total, principal, now)
+            encoded.append(encode_item(_entity_item(checked, meta, next_part)))
+            next_part += _parts(checked)
         else:
             encoded.append(
                 encoder.encode(
@@ -111,13 +132,17 @@ def _checker(kind: MessageKind, rules: AssociationRules) -> Callable[[Any], Chec
 
 
 async def _publish(request: web.Request, kind: MessageKind, items: Sequence[bytes]) -> None:
-    """Hand ``items`` to the publisher; 503 with ``Retry-After`` unless all are confirmed."""
+    """Hand ``items`` to the publisher; 503 with ``Retry-After`` unless all are confirmed, 413
+    when they cannot travel in one message (then nothing is queued)."""
     settings = request.app[SETTINGS]
     retry_after = str(max(1, math.ceil(settings.publish_timeout)))
     # No timer here: the publisher bounds each message's wait for its confirm by
     # publish_timeout, and a request waits at most for the message in flight, then its own.
     try:
         await request.app[PUBLISHER].publish(kind, items)
+    except TooLargeForOneMessage as exc:
+        # Wholly queued or wholly refused (SPEC §4): a request cannot be split over messages.
+        raise _too_large_for_one_message(exc.limit) from exc
     except QueueFull as exc:
         metrics.BACKPRESSURE_RESPONSES.inc()
         log.warning("job.refused", reason="queue_full", error=str(exc))
@@ -136,6 +161,15 @@ async def _publish(request: web.Request, kind: MessageKind, items: Sequence[byte
             "The broker could not confirm the job in time; retry later.",
             headers={"Retry-After": retry_after},
         ) from exc
+
+
+def _too_large_for_one_message(limit: str) -> ApiError:
+    return ApiError(
+        413,
+        "too_large_for_one_message",
+        f"The request's items do not fit in one queue message ({limit}); "
+        "send fewer or smaller items per request.",
+    )
 
 
 def _meta(job_id: str, index: int, total: int, principal: Principal, now: float) -> dict[str, Any]:
@@ -215,9 +249,10 @@ async def _single(request: web.Request, kind: MessageKind) -> tuple[str, Checked
     now = time.time()
     job = await choose_job(request, key, await whole_body_digest(request) if key else "", now)
     structlog.contextvars.bind_contextvars(job_id=job.job_id)
+    items = [(0, checked)]
     if job.publish:
-        await _publish(request, kind, _encode(job.job_id, [(0, checked)], request[PRINCIPAL], now))
-    return job.job_id, checked, _answered(request, kind, job, 1, now)
+        await _publish(request, kind, _encode(job.job_id, items, request[PRINCIPAL], now))
+    return job.job_id, checked, _answered(request, kind, job, job_total(items), now)
 
 
 async def _single_association(request: web.Request, kind: MessageKind) -> web.Response:
@@ -252,6 +287,16 @@ async def post_entity(request: web.Request) -> web.StreamResponse:
 # ---- bulk writes ------------------------------------------------------------------------------
 
 
+def _least_encoded_size(checked: Checked) -> int:
+    """A lower bound of the bytes ``checked`` takes in a queue message (entities only: their
+    children and links make them grow far beyond their request body; 0 for associations)."""
+    if not isinstance(checked, EntityRequest):
+        return 0
+    records = sum(len(r.id) + len(r.type) + 40 for r in (checked.entity, *checked.children))
+    links = sum(len(k.entity_id) + len(k.related_id) + 30 for k in checked.links)
+    return records + links
+
+
 async def _bulk(request: web.Request, kind: MessageKind) -> web.Response:
     settings = request.app[SETTINGS]
     key = idempotency_key(request)
@@ -259,6 +304,7 @@ async def _bulk(request: web.Request, kind: MessageKind) -> web.Response:
     check = _checker(kind, request.app[RULES].rules)
     valid: list[tuple[int, Checked]] = []
     rejected: list[dict[str, Any]] = []
+    least_size = 0
     async for line in iter_bulk(
         request, max_items=settings.bulk_max_items, max_bytes=settings.max_body_bytes, digest=digest
     ):
@@ -269,8 +315,14 @@ async def _bulk(request: web.Request, kind: MessageKind) -> web.Response:
         if isinstance(outcome, ItemProblem):
             metrics.ITEMS_INVALID.labels(code=outcome.code).inc()
             rejected.append({"index": line.index, "error": outcome.as_error()})
-        else:
-            valid.append((line.index, outcome))
+            continue
+        valid.append((line.index, outcome))
+        # Refuse as soon as the items cannot fit in one message, rather than hold them all.
+        least_size += _least_encoded_size(outcome)
+        if least_size > settings.publish_max_bytes:
+            raise _too_large_for_one_message(
+                f"at most {settings.publish_max_bytes} bytes of items per message"
+            )
     if not valid:
         if not rejected:
             raise ApiError(400, "invalid_body", "The bulk body holds no items.")
@@ -283,12 +335,16 @@ async def _bulk(request: web.Request, kind: MessageKind) -> web.Response:
     now = time.time()
     job = await choose_job(request, key, digest.hexdigest() if digest else "", now)
     structlog.contextvars.bind_contextvars(job_id=job.job_id)
-    total = len(valid)
     if job.publish:
         await _publish(request, kind, _encode(job.job_id, valid, request[PRINCIPAL], now))
-    headers = _answered(request, kind, job, total, now)
+    headers = _answered(request, kind, job, job_total(valid), now)
     return json_response(
-        {"message": "acknowledged", "jobID": job.job_id, "accepted": total, "rejected": rejected},
+        {
+            "message": "acknowledged",
+            "jobID": job.job_id,
+            "accepted": len(valid),
+            "rejected": rejected,
+        },
         status=202,
         headers=headers,
     )

@@ -456,7 +456,7 @@ class _Bundle:
             exact = self.rules.match_nested(source, target, named)
             if not isinstance(exact, Rejection):
                 return exact[0], exact[1] != source
-        nested = self.rules.match_nested(source, target)
+        nested = self.rules.match_nested(source, target, pooled=True)
         if (
             isinstance(nested, Rejection)
             and nested.code is RejectionCode.AMBIGUOUS_ASSOCIATION_TYPE

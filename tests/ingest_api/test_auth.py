@@ -6,13 +6,25 @@ import time
 from typing import Any
 
 import jwt
+import pytest
 from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ingest_api.auth import Authenticator
 from ingest_api.keys import new_api_key
 from schemas import AssociationItem
-from tests.ingest_api.support import ASN, BASE, IP, JWT_SECRET, ClientFactory, bearer, consume
+from tests.ingest_api.support import (
+    ASN,
+    BASE,
+    IP,
+    JWT_SECRET,
+    ClientFactory,
+    bearer,
+    consume,
+    make_settings,
+)
+from workers.ground.errors import ConfigurationError
 from workers.queue.memory import MemoryJobQueue
 from workers.store.sqlite import SqliteStore
 
@@ -168,9 +180,51 @@ async def test_a_trusted_gateway_request_without_user_is_unauthorized(
     await assert_error(await post(client, bearer()), 401, "unauthorized")
 
 
-async def test_a_trusted_gateway_can_withhold_the_reporter_role(
+KEY_REQUEST = {"userID": "mallory", "roles": ["admin"], "days": 30}
+
+
+async def test_no_request_header_grants_a_role_behind_a_trusted_gateway(
     make_client: ClientFactory,
 ) -> None:
     client = await make_client(trust_gateway_headers=True)
-    response = await post(client, {"user-id": "erin", "roles": "user"})
+    spoofed = {"user-id": "mallory", "roles": "admin", "role": "admin", "x-roles": "admin"}
+
+    response = await client.post(f"{BASE}/keys", json=KEY_REQUEST, headers=spoofed)
+
     await assert_error(response, 403, "forbidden")
+
+
+async def test_behind_a_gateway_roles_come_from_the_groups_the_deployment_names(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client(trust_gateway_headers=True, gateway_admin_groups="secops, root")
+
+    admin = await client.post(
+        f"{BASE}/keys", json=KEY_REQUEST, headers={"user-id": "sam", "groups": "cert,secops"}
+    )
+    other = await client.post(
+        f"{BASE}/keys", json=KEY_REQUEST, headers={"user-id": "sam", "groups": "cert"}
+    )
+
+    assert admin.status == 201
+    await assert_error(other, 403, "forbidden")
+
+
+async def test_a_gateway_deployment_can_keep_the_reporter_role_to_some_groups(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client(
+        trust_gateway_headers=True, gateway_default_roles="user", gateway_reporter_groups="feeds"
+    )
+
+    refused = await post(client, {"user-id": "erin", "groups": "soc"})
+    accepted = await post(client, {"user-id": "erin", "groups": "soc,feeds"})
+
+    await assert_error(refused, 403, "forbidden")
+    assert accepted.status == 202
+
+
+def test_a_default_gateway_role_that_does_not_exist_stops_the_start(store: SqliteStore) -> None:
+    settings = make_settings(trust_gateway_headers=True, gateway_default_roles="user,superuser")
+    with pytest.raises(ConfigurationError, match="superuser"):
+        Authenticator(settings, store)

@@ -63,7 +63,7 @@ async def test_a_bulk_that_cannot_be_confirmed_is_not_acknowledged_at_all(
     rabbit_queue: RabbitQueueFactory, make_client: ClientFactory
 ) -> None:
     small_rabbit = await rabbit_queue(max_length=1)
-    client = await make_client(small_rabbit, publish_max_items=1)
+    client = await make_client(small_rabbit)
     assert (await fill(client))[-1] == 503
     depth = await small_rabbit.depth()
     bulk = [

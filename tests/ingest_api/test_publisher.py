@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ingest_api.publisher import CoalescingPublisher
+from ingest_api.publisher import CoalescingPublisher, TooLargeForOneMessage
 from schemas.messages import AssociationItem, MessageKind, decode_message, encode_item
 from tests.backends import JobQueueFactory, MemoryQueueFactory
 from tests.workers.queue.support import Inbox
@@ -153,39 +153,104 @@ async def test_concurrent_publishes_are_packed_and_every_item_arrives_once(
     assert await inbox.nothing_within(0.2)
 
 
-async def test_a_message_never_exceeds_max_items(gated: GatedQueue) -> None:
+async def test_small_callers_are_packed_up_to_max_items(gated: GatedQueue) -> None:
     publisher = coalescing(gated, max_items=3)
     first = asyncio.create_task(publisher.publish(KIND, [item("a")]))
     await gated.sent(1)
-    big = asyncio.create_task(publisher.publish(KIND, [item("b", i, 7) for i in range(7)]))
+    others = [asyncio.create_task(publisher.publish(KIND, [item(j)])) for j in "bcdefg"]
     await settle()
-    for index in range(3):
+    for index in range(2):
         gated.confirm(index)
         await gated.sent(index + 2)
+    gated.confirm(2)
+    await asyncio.gather(first, *others)
 
-    assert not big.done()  # released only once all of its messages are confirmed
-    gated.confirm(3)
-    await asyncio.gather(first, big)
-    assert [len(jobs_of(body)) for body, _ in gated.waiting] == [1, 3, 3, 1]
+    assert [jobs_of(body) for body, _ in gated.waiting] == [
+        [("a", 0)],
+        [("b", 0), ("c", 0), ("d", 0)],
+        [("e", 0), ("f", 0), ("g", 0)],
+    ]
 
 
-async def test_a_message_never_exceeds_max_bytes(gated: GatedQueue) -> None:
+async def test_small_callers_are_packed_up_to_max_bytes(gated: GatedQueue) -> None:
+    singles = [[item(j)] for j in "bcdefg"]
+    limit = 60 + 3 * max(len(i) for [i] in singles)
+    publisher = coalescing(gated, max_bytes=limit)
+    first = asyncio.create_task(publisher.publish(KIND, [item("a")]))
+    await gated.sent(1)
+    others = [asyncio.create_task(publisher.publish(KIND, items)) for items in singles]
+    await settle()
+    for index in range(2):
+        gated.confirm(index)
+        await gated.sent(index + 2)
+    gated.confirm(2)
+    await asyncio.gather(first, *others)
+
+    bodies = [body for body, _ in gated.waiting]
+    assert all(len(body) <= limit for body in bodies)
+    assert [len(jobs_of(body)) for body in bodies] == [1, 3, 3]
+
+
+async def test_a_caller_beyond_max_items_is_refused_whole_and_nothing_is_sent(
+    gated: GatedQueue,
+) -> None:
+    publisher = coalescing(gated, max_items=3)
+
+    with pytest.raises(TooLargeForOneMessage) as refused:
+        async with asyncio.timeout(2):  # waiting for a confirm instead fails the test
+            await publisher.publish(KIND, [item("b", i, 4) for i in range(4)])
+
+    assert "3 items" in str(refused.value)
+    await settle()
+    assert gated.waiting == []
+
+
+async def test_a_caller_beyond_max_bytes_is_refused_whole_and_nothing_is_sent(
+    gated: GatedQueue,
+) -> None:
     items = [item("c", i, 9) for i in range(9)]
     limit = 60 + 3 * max(len(i) for i in items)
     publisher = coalescing(gated, max_bytes=limit)
     first = asyncio.create_task(publisher.publish(KIND, [item("a")]))
     await gated.sent(1)
-    caller = asyncio.create_task(publisher.publish(KIND, items))
-    await settle()
-    for index in range(3):
-        gated.confirm(index)
-        await gated.sent(index + 2)
-    gated.confirm(3)
-    await asyncio.gather(first, caller)
 
-    bodies = [body for body, _ in gated.waiting]
-    assert all(len(body) <= limit for body in bodies)
-    assert [len(jobs_of(body)) for body in bodies] == [1, 3, 3, 3]
+    with pytest.raises(TooLargeForOneMessage) as refused:
+        async with asyncio.timeout(2):  # waiting for a confirm instead fails the test
+            await publisher.publish(KIND, items)
+
+    assert f"{limit} bytes" in str(refused.value)
+    gated.confirm(0)
+    await first
+    await settle()
+    assert [jobs_of(body) for body, _ in gated.waiting] == [[("a", 0)]]
+
+
+async def test_a_cancelled_publish_fails_its_callers_instead_of_confirming_them(
+    gated: GatedQueue,
+) -> None:
+    publisher = coalescing(gated)
+    caller = asyncio.create_task(publisher.publish(KIND, [item("a")]))
+    await gated.sent(1)
+
+    gated.waiting[0][1].cancel()  # the transport's publish ends in a CancelledError
+
+    with pytest.raises(BrokerUnavailable):
+        async with asyncio.timeout(2):
+            await caller
+
+
+async def test_wait_idle_cut_short_fails_the_callers_still_waiting(gated: GatedQueue) -> None:
+    publisher = coalescing(gated)
+    caller = asyncio.create_task(publisher.publish(KIND, [item("a")]))
+    await gated.sent(1)
+
+    # As the front's shutdown does: the timeout cancels the publish still awaiting its confirm.
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(publisher.wait_idle(), 0.05)
+
+    with pytest.raises(BrokerUnavailable):
+        async with asyncio.timeout(2):
+            await caller
 
 
 async def test_a_caller_that_fits_in_one_message_is_never_split(gated: GatedQueue) -> None:

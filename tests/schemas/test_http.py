@@ -175,7 +175,9 @@ def test_a_job_status_serialises_times_as_iso_8601() -> None:
         "deleted": 0,
         "not_found": 0,
         "rejected": 1,
+        "failed": 0,
     }
+    assert (dumped["waiting"], dumped["waitingFor"]) == (0, [])
 
 
 def test_association_type_bodies_take_kind_names() -> None:

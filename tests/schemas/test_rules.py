@@ -318,12 +318,29 @@ def test_a_named_nested_type_is_oriented_to_fit() -> None:
     assert refused.code is RejectionCode.ASSOCIATION_NOT_ALLOWED
 
 
-def test_a_nested_pair_fitting_both_orientations_is_ambiguous() -> None:
+def test_a_nested_pair_fitting_both_orientations_keeps_the_parent_primary() -> None:
     reverse_ptr = AssociationType("Host Resolves", Kind.HOST, frozenset({Kind.ADDRESS}), False)
     rules = AssociationRules([reverse_ptr])
-    matched = rules.match_nested(an_id(Kind.ADDRESS, "a"), an_id(Kind.HOST, "b"))
+    address, host = an_id(Kind.ADDRESS, "a"), an_id(Kind.HOST, "b")
+    assert rules.match_nested(address, host) == (rules.get("DNS PTR Record"), address, host)
+    assert rules.match_nested(host, address) == (rules.get("Host Resolves"), host, address)
+
+
+def test_a_url_with_a_nested_file_is_a_file_download() -> None:
+    url, file = an_id(Kind.URL, "a"), an_id(Kind.FILE, "b")
+    assert RULES.match_nested(url, file) == (RULES.get("File Download"), url, file)
+    # File -> URL fits File Traffic only: a file with a nested URL keeps the file primary.
+    assert RULES.match_nested(file, url) == (RULES.get("File Traffic"), file, url)
+
+
+def test_several_fits_in_the_same_orientation_are_ambiguous() -> None:
+    file, host = an_id(Kind.FILE, "a"), an_id(Kind.HOST, "b")
+    matched = RULES.match_nested(file, host)
     assert isinstance(matched, Rejection)
-    assert matched.candidates == ("DNS PTR Record", "Host Resolves")
+    assert matched.code is RejectionCode.AMBIGUOUS_ASSOCIATION_TYPE
+    assert matched.candidates == ("File DNS Query", "File Traffic")
+    # A host with a nested file: nothing fits Host -> File, so File -> Host decides, ambiguous.
+    assert isinstance(RULES.match_nested(host, file), Rejection)
 
 
 def _custom(name: str = "Mutex Seen On Host") -> AssociationType:

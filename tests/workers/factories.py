@@ -74,6 +74,7 @@ def entity(
     total: int = 1,
     user: str = "alice",
     submitted_at: float | None = None,
+    parts_from: int | None = None,
 ) -> EntityItem:
     return EntityItem(
         job=job or new_job_id(),
@@ -88,6 +89,7 @@ def entity(
             EntityLink(entity_id=eid(a), related_id=eid(b), association_type=name)
             for a, b, name in links
         ),
+        parts_from=parts_from,
     )
 
 
@@ -106,3 +108,11 @@ def deletes(*items: AssociationItem) -> bytes:
 def entities(*items: EntityItem | AssociationItem) -> bytes:
     """An entity message; association items may travel in it too (a STIX bundle's job)."""
     return envelope(MessageKind.ENTITY, items)
+
+
+def poison_entity(main: tuple[str, str], *, job: str | None = None) -> EntityItem:
+    """An entity item that decodes but that no store can write: an attribute beyond 64 bits
+    (the embedded store's JSON encoder and BSON both refuse it), so its handler fails."""
+    item = entity(main, job=job)
+    record = item.entity.model_copy(update={"attributes": {**item.entity.attributes, "n": 2**70}})
+    return item.model_copy(update={"entity": record})

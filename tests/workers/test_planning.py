@@ -22,7 +22,7 @@ from tests.workers.factories import (
     entities,
     entity,
 )
-from workers.planning import needed_entity_ids, plan_message, retry_delay
+from workers.planning import failed_items_batch, needed_entity_ids, plan_message, retry_delay
 from workers.store.records import Outcome, SourceEntry
 
 RULES = AssociationRules()
@@ -124,24 +124,61 @@ def test_an_item_whose_entity_is_missing_waits_without_being_written() -> None:
     assert plan.batch.preset == []
 
 
-def test_a_message_with_only_waiting_items_writes_nothing() -> None:
-    item = association(ASN, ADDRESS, submitted_at=NOW)
+def test_a_waiting_item_is_recorded_as_waiting_for_its_missing_entities_with_its_job() -> None:
+    item = association(ASN, ADDRESS, job="j", submitted_at=NOW)
+    plan = plan_message(decoded(associations(item)), RULES, {eid(ASN)}, NOW, 120)
+
+    assert plan.batch.edges == [] and plan.batch.preset == []
+    [waiting] = plan.batch.waiting
+    assert (waiting.key, waiting.entity_ids, waiting.since) == (("j", 0), (eid(ADDRESS),), NOW)
+    assert [job.job_id for job in plan.batch.jobs] == ["j"]
+    assert plan.pending == (item,)
+    assert plan.waiting_since == NOW
+    assert not plan.batch.clears_waiting
+    assert not plan.wait_over
+
+
+def test_a_backlogged_item_waits_on_its_first_look_however_long_ago_it_was_submitted() -> None:
+    item = association(ASN, ADDRESS, submitted_at=NOW - 3600)
     plan = plan_message(decoded(associations(item)), RULES, set(), NOW, 120)
 
-    assert not plan.writes_anything
-    assert plan.batch.jobs == []
+    assert plan.batch.preset == []
     assert plan.pending == (item,)
+    assert plan.waiting_since == NOW
 
 
-def test_after_the_entity_wait_a_missing_entity_is_rejected_naming_it() -> None:
-    item = association(ASN, ADDRESS, submitted_at=NOW - 121)
-    plan = plan_message(decoded(associations(item)), RULES, {eid(ASN)}, NOW, 120)
+def test_a_retried_item_keeps_waiting_from_when_it_was_first_found_missing() -> None:
+    item = association(ASN, ADDRESS, submitted_at=NOW - 3600)
+    plan = plan_message(decoded(associations(item)), RULES, set(), NOW, 120, NOW - 100)
+
+    assert plan.pending == (item,)
+    [waiting] = plan.batch.waiting
+    assert (waiting.since, plan.waiting_since) == (NOW - 100, NOW - 100)
+    assert waiting.entity_ids == (eid(ASN), eid(ADDRESS))
+    assert plan.batch.clears_waiting
+
+
+def test_when_the_wait_is_over_an_item_gets_a_last_look_before_it_is_rejected() -> None:
+    item = association(ASN, ADDRESS, submitted_at=NOW - 1)
+    plan = plan_message(decoded(associations(item)), RULES, {eid(ASN)}, NOW, 120, NOW - 121)
+
+    assert plan.batch.preset == []
+    assert plan.pending == (item,)
+    assert plan.wait_over
+
+
+def test_at_its_last_look_a_missing_entity_is_rejected_naming_it() -> None:
+    item = association(ASN, ADDRESS, submitted_at=NOW - 1)
+    plan = plan_message(
+        decoded(associations(item)), RULES, {eid(ASN)}, NOW, 120, NOW - 121, last_call=True
+    )
 
     [preset] = plan.batch.preset
     assert preset.code == "entity_not_found"
     assert preset.message is not None and eid(ADDRESS) in preset.message
     assert eid(ASN) not in preset.message
     assert plan.pending == ()
+    assert plan.batch.waiting == []
 
 
 def test_an_invalid_entity_id_is_rejected_as_invalid_entity() -> None:
@@ -187,6 +224,34 @@ def test_an_entity_item_writes_the_entity_its_children_and_their_links() -> None
         ("md5", "domain", "File Traffic", True),
     ]
     assert plan.created_entity_ids == {eid(URL), eid(FILE), eid(HOST)}
+    assert write.part_keys == ()  # only the entity itself is counted
+
+
+def test_an_entity_item_gives_each_child_and_link_a_key_of_its_own_from_parts_from() -> None:
+    item = entity(
+        URL,
+        [FILE, HOST],
+        [(URL, FILE, "File Download"), (FILE, HOST, "File Traffic")],
+        job="j",
+        total=5,
+        parts_from=1,
+    )
+    plan = plan_message(decoded(entities(item)), RULES, set(), NOW, 120)
+
+    [write] = plan.batch.entities
+    assert write.key == ("j", 0)
+    assert write.part_keys == (("j", 1), ("j", 2), ("j", 3), ("j", 4))
+    assert [edge.key for edge in write.edges] == [("j", 3), ("j", 4)]
+
+
+def test_a_failing_entity_item_fails_with_its_children_and_links() -> None:
+    item = entity(URL, [FILE], [(URL, FILE, "File Download")], job="j", total=3, parts_from=1)
+    batch = failed_items_batch(MessageKind.ENTITY, [(item, "handler_error: boom")], NOW)
+
+    assert [(p.key, p.outcome, p.code) for p in batch.preset] == [
+        (("j", i), Outcome.FAILED, "handler_error") for i in range(3)
+    ]
+    assert [job.job_id for job in batch.jobs] == ["j"]
 
 
 def test_custom_types_take_part_in_matching() -> None:
@@ -208,11 +273,11 @@ def test_custom_types_take_part_in_matching() -> None:
     assert [e.association_type for e in after.batch.edges] == ["Mutex Seen On Address"]
 
 
-def test_the_retry_delay_backs_off_with_age_within_bounds_and_before_the_deadline() -> None:
+def test_the_retry_delay_backs_off_with_the_time_waited_within_bounds_and_before_the_end() -> None:
     now = time.time()
 
-    def delay(age: float, wait: float = 120.0) -> float:
-        return retry_delay([association(ASN, ADDRESS, submitted_at=now - age)], now, wait, 0.5)
+    def delay(waited: float, wait: float = 120.0) -> float:
+        return retry_delay(now - waited, now, wait, 0.5)
 
     assert delay(0) == 0.5
     assert delay(8) == 2.0

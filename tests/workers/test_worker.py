@@ -9,10 +9,12 @@ import time
 from collections.abc import AsyncIterator, Collection
 from pathlib import Path
 
+import orjson
 import pytest
 from structlog.testing import capture_logs
 
 from schemas.jobids import new_job_id
+from schemas.messages import decode_message, encode_item
 from tests.backends import MemoryQueueFactory, SqliteStoreFactory, StoreFactory
 from tests.workers.factories import (
     ADDRESS,
@@ -24,6 +26,7 @@ from tests.workers.factories import (
     eid,
     entities,
     entity,
+    poison_entity,
 )
 from tests.workers.helpers import edges_of, eventually, fast_settings, wait_for_job
 from workers.ground.errors import StoreUnavailable
@@ -158,6 +161,113 @@ async def test_waiting_items_do_not_hold_back_the_others_of_their_message(
 
     assert status is not None and status.counts == {"stored": 1}
     assert status.status == "processing"
+
+
+@pytest.mark.parametrize("entities_first", [True, False], ids=["entities_first", "links_first"])
+async def test_a_backlog_older_than_the_entity_wait_is_stored_in_either_order(
+    queue: MemoryJobQueue, store: SqliteStore, settings: Settings, entities_first: bool
+) -> None:
+    # Submitted long ago while no worker ran: the wait counts from a worker's first look.
+    long_ago = time.time() - 10 * settings.entity_wait
+    jobs = [new_job_id() for _ in range(3)]
+    links = [
+        association(ASN, ("ip", f"203.0.113.{n + 1}"), job=job, submitted_at=long_ago)
+        for n, job in enumerate(jobs)
+    ]
+    seeds = entities(
+        entity(ASN, submitted_at=long_ago),
+        *(entity(("ip", f"203.0.113.{n + 1}"), submitted_at=long_ago) for n in range(3)),
+    )
+    bodies = [seeds, associations(*links)]
+    for body in bodies if entities_first else reversed(bodies):
+        await publish(queue, body)
+
+    worker = Worker(queue, store, settings)
+    await worker.start()
+    try:
+        statuses = [await wait_for_job(store, job) for job in jobs]
+    finally:
+        await worker.stop(5)
+
+    assert [status.counts for status in statuses] == [{"stored": 1}] * 3
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_waiting_item_shows_in_its_job_with_the_entity_it_waits_for(
+    queue: MemoryJobQueue, store: SqliteStore
+) -> None:
+    seed = entity(ASN)
+    await publish(queue, entities(seed))
+    await wait_for_job(store, seed.job)
+    item = association(ASN, ADDRESS)
+    await publish(queue, associations(item))
+
+    async def waiting() -> bool:
+        status = await store.get_job(item.job)
+        return status is not None and status.waiting == 1
+
+    await eventually(waiting)
+    status = await store.get_job(item.job)
+    assert status is not None
+    assert (status.status, status.waiting_for, status.counts) == ("processing", (eid(ADDRESS),), {})
+
+    await publish(queue, entities(entity(ADDRESS)))
+    done = await wait_for_job(store, item.job)
+    assert (done.counts, done.waiting, done.waiting_for) == ({"stored": 1}, 0, ())
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_failing_item_fails_alone_and_only_it_goes_to_the_dead_letter_queue(
+    queue: MemoryJobQueue, store: SqliteStore
+) -> None:
+    good = [entity(("ip", f"198.51.100.{n}")) for n in range(1, 6)]
+    poison = poison_entity(("domain", "poison.example"))
+    await publish(queue, entities(*good[:2], poison, *good[2:]))
+
+    statuses = [await wait_for_job(store, item.job) for item in good]
+    failed = await wait_for_job(store, poison.job)
+
+    assert [status.status for status in statuses] == ["done"] * 5
+    assert [status.counts for status in statuses] == [{"stored": 1}] * 5
+    assert (failed.status, failed.counts) == ("failed", {"failed": 1})
+    [error] = failed.errors
+    assert error.code == "handler_error" and (
+        "64-bit" in error.message or "8-byte" in error.message
+    )
+    await eventually(lambda: _dead_count(queue, 1))
+    [dead] = await queue.dead_letters(10)
+    assert dead.reason.startswith("handler_error")
+    [item] = decode_message(dead.body).items
+    assert item.job == poison.job
+    assert await queue.depth() == 0
+
+
+@pytest.mark.usefixtures("worker")
+async def test_an_undecodable_item_fails_alone_and_the_rest_of_its_message_is_handled(
+    queue: MemoryJobQueue, store: SqliteStore
+) -> None:
+    good = [entity(("ip", f"198.51.100.{n}")) for n in range(1, 4)]
+    broken = orjson.loads(encode_item(entity(("domain", "broken.example"))))
+    broken_job = broken["job"]
+    del broken["entity"]  # its job and index are readable, the item is not
+    items = [orjson.loads(encode_item(item)) for item in good]
+    items.insert(1, broken)
+    await publish(queue, orjson.dumps({"v": 1, "kind": "entity", "items": items}))
+
+    statuses = [await wait_for_job(store, item.job) for item in good]
+    failed = await wait_for_job(store, broken_job)
+
+    assert [status.counts for status in statuses] == [{"stored": 1}] * 3
+    assert (failed.status, failed.counts) == ("failed", {"failed": 1})
+    assert failed.errors[0].code == "undecodable"
+    await eventually(lambda: _dead_count(queue, 1))
+    [dead] = await queue.dead_letters(10)
+    assert dead.reason.startswith("undecodable")
+    assert [item["job"] for item in orjson.loads(dead.body)["items"]] == [broken_job]
+
+
+async def _dead_count(queue: MemoryJobQueue, count: int) -> bool:
+    return len(await queue.dead_letters(100)) == count
 
 
 @pytest.mark.usefixtures("worker")

@@ -35,7 +35,11 @@ IDEMPOTENCY_KEYS = Counter(
     ["result"],
 )
 BACKPRESSURE_RESPONSES = Counter(
-    "ingest_backpressure_responses_total", "503 answers because the broker could not confirm"
+    "ingest_backpressure_responses_total",
+    "503 answers because the broker could not confirm, or too many bodies were in flight",
+)
+HTTP_BODY_BYTES_IN_FLIGHT = Gauge(
+    "ingest_http_body_bytes_in_flight", "Bytes of request bodies being handled now"
 )
 
 # publisher -----------------------------------------------------------------------------

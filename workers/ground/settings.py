@@ -71,10 +71,37 @@ class Settings(BaseSettings):
         description="seconds an Idempotency-Key stands for its first job (at most job_ttl)",
     )
     max_body_bytes: int = Field(default=16 * 1024 * 1024, description="largest request body")
+    max_body_bytes_in_flight: int = Field(
+        # Two bodies at the limit: the front's peak memory under load is in README (sizing).
+        default=32 * 1024 * 1024,
+        ge=1,
+        description="bytes of request bodies handled at once; beyond, a request waits",
+    )
+    body_wait_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="how long a request waits for room among the bodies in flight before a 503",
+    )
     bulk_max_items: int = Field(default=10_000, description="items one bulk request may hold")
     trust_gateway_headers: bool = Field(
         default=False,
         description="take user-id/groups headers from a trusted gateway instead of credentials",
+    )
+    gateway_default_roles: str = Field(
+        default="reporter,user",
+        description="gateway mode: roles of every caller the gateway names (comma-separated)",
+    )
+    gateway_admin_groups: str = Field(
+        default="", description="gateway mode: groups whose members hold the admin role"
+    )
+    gateway_reporter_groups: str = Field(
+        default="", description="gateway mode: groups whose members hold the reporter role"
+    )
+    gateway_user_groups: str = Field(
+        default="", description="gateway mode: groups whose members hold the user role"
+    )
+    gateway_trusted_groups: str = Field(
+        default="", description="gateway mode: groups whose members hold the trusted role"
     )
     api_key_cache_seconds: float = Field(
         default=30.0, ge=0, description="how long a verified API key is cached in process"
@@ -103,6 +130,9 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="how often custom association types are reloaded"
     )
     job_ttl: float = Field(default=7 * 24 * 3600.0, gt=0, description="seconds a job is kept")
+    job_purge_seconds: float = Field(
+        default=600.0, gt=0, description="how often a worker removes expired jobs from the store"
+    )
 
     # logs -------------------------------------------------------------------------------
     log_level: str = Field(default="INFO", description="log level")

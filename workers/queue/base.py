@@ -10,9 +10,15 @@ Contract (every implementation keeps it; ``tests/workers/queue`` checks it again
   dies) is delivered again, with ``Delivery.redelivered`` set where the transport knows it.
 - ``Delivery.retry_later(delay)`` puts a message (the original body, or a replacement body that
   carries only the items still pending) back on the work queue no sooner than ``delay`` seconds
-  from now, and acks the original only after that publish is confirmed.
+  from now, with the original's headers plus any given, and acks the original only after that
+  publish is confirmed.
 - ``Delivery.dead_letter(reason)`` moves the message to the dead-letter queue with ``reason``
   in its ``x-death-reason`` header and acks the original after that is confirmed.
+- ``Delivery.dead_letter_items(body, reason)`` publishes ``body`` (items taken out of the
+  message) to the dead-letter queue with ``reason``, confirmed, and leaves the delivery
+  unsettled: the rest of the message is settled as usual.
+- Replaying a dead letter drops the headers of the worker's retries (``RETRY_HEADERS``): a
+  replayed item starts afresh.
 - ``Delivery.requeue()`` hands the message back for immediate redelivery (used on shutdown).
 - Exactly one of ``ack``, ``retry_later``, ``dead_letter``, ``requeue`` settles a delivery.
 """
@@ -30,9 +36,19 @@ if TYPE_CHECKING:
 
 DEATH_REASON_HEADER = "x-death-reason"
 SCHEMA_VERSION_HEADER = "x-schema-version"
+ENTITY_WAIT_SINCE_HEADER = "x-entity-wait-since"
+"""On a retried message: when a worker first found its items' entities missing, as the text
+of a number of seconds since the epoch."""
+ENTITY_LAST_CALL_HEADER = "x-entity-last-call"
+"""On a retried message: its items' wait is over, this look is their last."""
+RETRY_HEADERS = (ENTITY_WAIT_SINCE_HEADER, ENTITY_LAST_CALL_HEADER)
+"""Headers a replay from the dead-letter queue drops, with the broker's death records."""
 
 __all__ = [
     "DEATH_REASON_HEADER",
+    "ENTITY_LAST_CALL_HEADER",
+    "ENTITY_WAIT_SINCE_HEADER",
+    "RETRY_HEADERS",
     "SCHEMA_VERSION_HEADER",
     "BrokerUnavailable",
     "ConsumerHandle",
@@ -125,9 +141,13 @@ class Delivery(Protocol):
 
     async def ack(self) -> None: ...
 
-    async def retry_later(self, delay: float, body: bytes | None = None) -> None: ...
+    async def retry_later(
+        self, delay: float, body: bytes | None = None, headers: Mapping[str, Any] | None = None
+    ) -> None: ...
 
     async def dead_letter(self, reason: str) -> None: ...
+
+    async def dead_letter_items(self, body: bytes, reason: str) -> None: ...
 
     async def requeue(self) -> None: ...
 

@@ -21,6 +21,7 @@ from workers.ground.errors import BrokerUnavailable, QueueFull
 from workers.ground.logs import get_logger
 from workers.queue.base import (
     DEATH_REASON_HEADER,
+    RETRY_HEADERS,
     SCHEMA_VERSION_HEADER,
     DeadLetter,
     MessageHandler,
@@ -92,18 +93,28 @@ class MemoryDelivery:
     async def ack(self) -> None:
         self._settle()
 
-    async def retry_later(self, delay: float, body: bytes | None = None) -> None:
+    async def retry_later(
+        self, delay: float, body: bytes | None = None, headers: Mapping[str, Any] | None = None
+    ) -> None:
         self._settle()
         message = _Message(
             body=self._message.body if body is None else body,
             message_id=self._message.message_id,
-            headers=dict(self._message.headers),
+            headers={**self._message.headers, **(headers or {})},
         )
         self._queue._schedule(self._queue.topology.tier_for(delay), message)
 
     async def dead_letter(self, reason: str) -> None:
         self._settle()
         self._queue._bury(self._message, reason)
+
+    async def dead_letter_items(self, body: bytes, reason: str) -> None:
+        if self._settled:
+            raise RuntimeError(f"delivery {self.message_id} is already settled")
+        if self._void:
+            raise BrokerUnavailable("the queue was closed; the message will be redelivered")
+        part = _Message(body, self._message.message_id, dict(self._message.headers))
+        self._queue._bury(part, reason)
 
     async def requeue(self) -> None:
         self._settle()
@@ -212,7 +223,8 @@ class MemoryJobQueue:
         moved = 0
         while self._dead and moved < limit:
             dead = self._dead.popleft()
-            headers = {k: v for k, v in dead.headers.items() if k != DEATH_REASON_HEADER}
+            dropped = (DEATH_REASON_HEADER, *RETRY_HEADERS)
+            headers = {k: v for k, v in dead.headers.items() if k not in dropped}
             self._ready.append(
                 _Message(body=dead.body, message_id=dead.message_id, headers=headers)
             )

@@ -25,16 +25,21 @@ from workers.store.records import (
     ItemKey,
     JobHeader,
     JobStatus,
+    Outcome,
     PresetOutcome,
+    WaitingItem,
     WriteBatch,
 )
 
 __all__ = [
     "DEFAULT_JOB_TTL",
+    "ERROR_OUTCOMES",
     "INVALID_CURSOR",
     "JOB_ID_CURSOR",
     "MAX_ITEM_ERRORS",
+    "MAX_WAITING_FOR",
     "ORDER_CURSOR",
+    "PURGE_CHUNK_JOBS",
     "SEQUENCE_CURSOR",
     "FreshItems",
     "checked_cursor",
@@ -51,6 +56,7 @@ __all__ = [
     "sequence_after",
     "split_page",
     "type_name_key",
+    "waiting_summary",
 ]
 
 T = TypeVar("T")
@@ -61,7 +67,17 @@ DEFAULT_JOB_TTL: float = Settings.model_fields["job_ttl"].default
 default of the ``job_ttl`` setting, so the processes and a store built by hand agree."""
 
 MAX_ITEM_ERRORS = 100
-"""Item errors a job status reports at most: the rejected items of lowest index."""
+"""Item errors a job status reports at most: the rejected or failed items of lowest index."""
+
+ERROR_OUTCOMES = (Outcome.REJECTED.value, Outcome.FAILED.value)
+"""The outcomes a job status lists as item errors, with their code and message."""
+
+MAX_WAITING_FOR = 100
+"""Entity IDs a job status names at most as waited for."""
+
+PURGE_CHUNK_JOBS = 500
+"""Expired jobs one purge transaction removes at most, so that a purge never holds the write
+lock long enough to stall the workers' writes."""
 
 
 def jobs_visible_since(now: float, job_ttl: float) -> float:
@@ -81,14 +97,18 @@ def job_status(
     header: JobHeader,
     counted: Iterable[tuple[str, int, float]],
     rejected: Iterable[tuple[int, str | None, str | None]],
+    waiting: Iterable[Iterable[str]] = (),
 ) -> JobStatus:
     """The status of the job ``header`` from what its recorded item outcomes add up to.
 
     ``counted``: one ``(outcome, items with it, latest time one was recorded)`` per outcome;
     ``updated_at`` is the latest of those times (None before any outcome). ``rejected``:
-    ``(index, code, message)`` of rejected items in index order; the first ``MAX_ITEM_ERRORS``
-    become the status's errors, a missing code or message reading as an empty string.
+    ``(index, code, message)`` of rejected or failed items in index order; the first
+    ``MAX_ITEM_ERRORS`` become the status's errors, a missing code or message reading as an
+    empty string. ``waiting``: the entity IDs each item still waiting (with no outcome) waits
+    for (``waiting_summary``).
     """
+    waiting_count, waiting_for = waiting_summary(waiting)
     counts: dict[str, int] = {}
     updated_at: float | None = None
     for outcome, count, at in counted:
@@ -108,7 +128,22 @@ def job_status(
         counts=counts,
         errors=errors,
         updated_at=updated_at,
+        waiting=waiting_count,
+        waiting_for=waiting_for,
     )
+
+
+def waiting_summary(waiting: Iterable[Iterable[str]]) -> tuple[int, tuple[str, ...]]:
+    """How many items wait, and the entity IDs they wait for: the first ``MAX_WAITING_FOR``
+    distinct ones, in the order met."""
+    count = 0
+    ids: dict[str, None] = {}
+    for entity_ids in waiting:
+        count += 1
+        for entity_id in entity_ids:
+            if len(ids) < MAX_WAITING_FOR:
+                ids.setdefault(entity_id)
+    return count, tuple(ids)
 
 
 # skipping items already recorded ------------------------------------------------------------
@@ -120,13 +155,15 @@ class FreshItems:
     edges: list[EdgeWrite]
     deletes: list[EdgeDelete]
     preset: list[PresetOutcome]
+    waiting: list[WaitingItem]
 
 
 def item_keys(items: WriteBatch | FreshItems) -> list[ItemKey]:
     """The key of every item of a batch (or of its fresh items) in the order the adapters
-    apply them: entity writes, edges, deletes, then preset outcomes (repeated keys included)."""
+    apply them: entity writes (each followed by its part keys), edges, deletes, then preset
+    outcomes (repeated keys included). Waiting items have no outcome and are not listed."""
     return [
-        *(w.key for w in items.entities),
+        *(key for w in items.entities for key in (w.key, *w.part_keys)),
         *(e.key for e in items.edges),
         *(x.key for x in items.deletes),
         *(p.key for p in items.preset),
@@ -136,7 +173,12 @@ def item_keys(items: WriteBatch | FreshItems) -> list[ItemKey]:
 def fresh_items(batch: WriteBatch, recorded: Collection[ItemKey]) -> FreshItems:
     """The items of ``batch`` to apply: those whose key has no ``recorded`` outcome (a
     redelivered item keeps the outcome it has) and was not taken by an earlier item of the batch
-    in ``item_keys`` order (a key repeated within the batch is applied once, the first time)."""
+    in ``item_keys`` order (a key repeated within the batch is applied once, the first time).
+    ``recorded`` holds final outcomes only: a ``failed`` key is applied again.
+
+    An entity write is applied when its own key is fresh; its part keys are recorded with it
+    (adapters record only the keys that have no outcome yet). A waiting item is kept when its
+    key has no outcome and no other item of the batch gives it one."""
     seen: set[ItemKey] = set(recorded)
 
     def fresh(key: ItemKey) -> bool:
@@ -145,12 +187,21 @@ def fresh_items(batch: WriteBatch, recorded: Collection[ItemKey]) -> FreshItems:
         seen.add(key)
         return True
 
-    return FreshItems(
-        entities=[w for w in batch.entities if fresh(w.key)],
+    def fresh_entity(write: EntityWrite) -> bool:
+        if not fresh(write.key):
+            return False
+        seen.update(write.part_keys)
+        return True
+
+    items = FreshItems(
+        entities=[w for w in batch.entities if fresh_entity(w)],
         edges=[e for e in batch.edges if fresh(e.key)],
         deletes=[x for x in batch.deletes if fresh(x.key)],
         preset=[p for p in batch.preset if fresh(p.key)],
+        waiting=[],
     )
+    items.waiting.extend(w for w in batch.waiting if w.key not in seen)
+    return items
 
 
 # cursors ------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ __all__ = [
     "ReservedKey",
     "SourceEntry",
     "StoredEntity",
+    "WaitingItem",
     "WriteBatch",
     "api_key_status",
 ]
@@ -41,6 +42,10 @@ class Outcome(StrEnum):
     DELETED = "deleted"
     NOT_FOUND = "not_found"
     REJECTED = "rejected"
+    FAILED = "failed"
+    """The item made its handler fail (a bug, not a true rejection): it went to the dead-letter
+    queue with the reason. Not final: the item is applied again when it is replayed, and its
+    real outcome replaces this one."""
 
 
 class Direction(StrEnum):
@@ -118,13 +123,34 @@ class EdgeDelete:
 @dataclass(frozen=True, slots=True)
 class EntityWrite:
     """Upsert an entity (and its nested children); outcome ``stored`` when the main entity is
-    new, ``duplicate`` when it existed (attributes merged, tags unioned, ``lastSeen`` set)."""
+    new, ``duplicate`` when it existed (attributes merged, tags unioned, ``lastSeen`` set).
+
+    ``part_keys``, when given, are the item keys of ``entities[1:]`` then of ``edges``, in
+    order: each child gets its own outcome (``stored`` when new, else ``duplicate``) and each
+    link its edge's outcome, so that a job counts every entity and link it carries. Without
+    them only the main entity has an outcome."""
 
     key: ItemKey
     entities: tuple[EntityRecord, ...]
     edges: tuple[EdgeWrite, ...] = ()
+    part_keys: tuple[ItemKey, ...] = ()
     sources: tuple[tuple[SourceEntry, ...], ...] = ()
     """The sources of each of ``entities`` (same order; missing ones have none)."""
+
+    def __post_init__(self) -> None:
+        expected = len(self.entities) - 1 + len(self.edges)
+        if self.part_keys and len(self.part_keys) != expected:
+            raise ValueError(f"{len(self.part_keys)} part keys for {expected} parts")
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingItem:
+    """An item waiting for entities that do not exist yet (``entity_ids``), first found
+    missing at ``since``: ``get_job`` shows it as waiting until it has an outcome."""
+
+    key: ItemKey
+    entity_ids: tuple[str, ...]
+    since: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +168,12 @@ class WriteBatch:
     """Everything one message changes, written in one store round trip where the store can.
 
     Items whose key already has an outcome in the store (a redelivered message) are skipped
-    and keep the outcome they had: writing a batch twice changes nothing the second time.
+    and keep the outcome they had: writing a batch twice changes nothing the second time. The
+    exception is ``failed``, which a later outcome of the same key replaces.
+
+    ``waiting`` records items still waiting for an entity (the first ``since`` of a key is
+    kept); ``clears_waiting`` says that items of this batch may have been waiting, so that
+    their waiting records go once they have an outcome.
     """
 
     now: float
@@ -151,6 +182,8 @@ class WriteBatch:
     deletes: list[EdgeDelete] = field(default_factory=list)
     entities: list[EntityWrite] = field(default_factory=list)
     preset: list[PresetOutcome] = field(default_factory=list)
+    waiting: list[WaitingItem] = field(default_factory=list)
+    clears_waiting: bool = False
 
 
 AfterEffects = Callable[[WriteBatch], None]
@@ -185,6 +218,10 @@ class JobStatus:
     counts: dict[str, int]
     errors: list[ItemError]
     updated_at: float | None
+    waiting: int = 0
+    """Items without an outcome that wait for an entity to exist."""
+    waiting_for: tuple[str, ...] = ()
+    """The entity IDs those items wait for (at most ``logic.MAX_WAITING_FOR``)."""
 
     @property
     def processed(self) -> int:
@@ -192,13 +229,16 @@ class JobStatus:
 
     @property
     def status(self) -> str:
-        """``queued`` before any outcome, ``processing`` while some are missing, then ``done``,
-        or ``failed`` when every item was rejected."""
+        """``queued`` before any outcome or wait, ``processing`` while some outcomes are
+        missing, then ``failed`` when an item failed or every item was rejected, else
+        ``done``."""
         done = self.processed
-        if done == 0:
+        if done == 0 and not self.waiting:
             return "queued"
         if done < self.total:
             return "processing"
+        if self.counts.get(Outcome.FAILED, 0):
+            return "failed"
         if self.counts.get(Outcome.REJECTED, 0) == self.total:
             return "failed"
         return "done"

@@ -6,14 +6,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from ingest_api.app import create_app
 from schemas import association_id, entity_id
 from schemas.jobids import new_job_id
-from tests.ingest_api.support import ASN, BASE, DOMAIN, FILE, IP, IP_2, bearer
+from tests.backends import SqliteStoreFactory
+from tests.ingest_api.support import ASN, BASE, DOMAIN, FILE, IP, IP_2, bearer, make_settings
+from tests.workers.helpers import fast_settings, wait_for_job
+from workers.queue.memory import MemoryJobQueue
 from workers.store.records import (
     EdgeWrite,
     EntityRecord,
@@ -21,9 +26,11 @@ from workers.store.records import (
     JobHeader,
     Outcome,
     PresetOutcome,
+    WaitingItem,
     WriteBatch,
 )
 from workers.store.sqlite import SqliteStore
+from workers.worker import Worker
 
 Client = TestClient[Any, Any]
 USER = bearer("carol", ("user",))
@@ -288,6 +295,7 @@ async def _job_of_alice(store: SqliteStore) -> str:
     batch.preset.append(
         PresetOutcome((job, 2), Outcome.REJECTED, "entity_not_found", "no entity " + DOMAIN)
     )
+    batch.waiting.append(WaitingItem((job, 1), (DOMAIN,), now))
     await store.write_batch(batch)
     return job
 
@@ -304,6 +312,29 @@ async def test_the_owner_sees_the_progress_of_a_job(client: Client, store: Sqlit
     assert body["errors"] == [
         {"index": 2, "code": "entity_not_found", "message": "no entity " + DOMAIN}
     ]
+    assert (body["waiting"], body["waitingFor"]) == (1, [DOMAIN])
+
+
+async def test_a_job_with_a_failed_item_is_failed_with_the_reason(
+    client: Client, store: SqliteStore
+) -> None:
+    job = new_job_id()
+    now = time.time()
+    header = JobHeader(
+        job_id=job, kind="association", owner="alice", groups=(), total=2, created_at=now
+    )
+    batch = WriteBatch(now=now, jobs=[header])
+    batch.edges.append(_edge(0, job, ASN, IP, "ASN to Address"))
+    batch.preset.append(PresetOutcome((job, 1), Outcome.FAILED, "handler_error", "boom"))
+    await store.write_batch(batch)
+
+    response = await client.get(f"{BASE}/jobs/{job}", headers=bearer("alice", ("reporter",)))
+
+    body = await response.json()
+    assert body["status"] == "failed"
+    assert (body["counts"]["stored"], body["counts"]["failed"]) == (1, 1)
+    assert body["errors"] == [{"index": 1, "code": "handler_error", "message": "boom"}]
+    assert (body["waiting"], body["waitingFor"]) == (0, [])
 
 
 async def test_another_users_job_is_a_404_as_if_it_did_not_exist(
@@ -405,3 +436,58 @@ async def test_the_openapi_document_describes_every_read_and_admin_path(client: 
         assert method in paths[path], path
     schemas = document["components"]["schemas"]
     assert {"EntityResponse", "AssociationListResponse", "JobStatusResponse"} <= set(schemas)
+
+
+async def test_an_entity_with_a_new_nested_child_counts_the_child_and_its_link(
+    client: Client, store: SqliteStore, queue: MemoryJobQueue, tmp_path: Path
+) -> None:
+    worker = Worker(queue, store, fast_settings(tmp_path))
+    await worker.start()
+    alice = bearer("alice", ("reporter",))
+    try:
+        known = {"type": "asn", "attributes": {"asn": "AS64500"}}
+        first = await client.post(f"{BASE}/entity", json=known, headers=alice)
+        await wait_for_job(store, (await first.json())["jobID"])
+        nested = {**known, "associations": [{"type": "ip", "attributes": {"ip": "192.0.2.77"}}]}
+        response = await client.post(f"{BASE}/entity", json=nested, headers=alice)
+        await wait_for_job(store, (await response.json())["jobID"])
+        status = await client.get(response.headers["Location"], headers=alice)
+    finally:
+        await worker.stop(5)
+
+    body = await status.json()
+    assert (body["status"], body["total"]) == ("done", 3)
+    counts = {name: n for name, n in body["counts"].items() if n}
+    assert counts == {"duplicate": 1, "stored": 2}  # the parent; the child and the link
+
+
+class SlowRegistrationStore(SqliteStore):
+    """The embedded store, whose registration of accepted jobs waits for ``registered``."""
+
+    registered: asyncio.Event
+
+    async def register_jobs(self, jobs: Sequence[JobHeader]) -> None:
+        await self.registered.wait()
+        await super().register_jobs(jobs)
+
+
+async def test_a_job_is_visible_as_queued_at_once_after_its_202(
+    sqlite_store: SqliteStoreFactory, queue: MemoryJobQueue, aiohttp_client: Any
+) -> None:
+    store = await sqlite_store("slow.sqlite3", kind=SlowRegistrationStore)
+    store.registered = asyncio.Event()
+    app = create_app(make_settings(), queue=queue, store=store, manage_backends=False)
+    client = await aiohttp_client(app)
+    alice = bearer("alice", ("reporter",))
+    response = await client.post(
+        f"{BASE}/association", json={"entityID": ASN, "relatedEntityID": IP_2}, headers=alice
+    )
+
+    status = await client.get(response.headers["Location"], headers=alice)
+    other = await client.get(response.headers["Location"], headers=bearer("bob", ("user",)))
+    store.registered.set()
+
+    assert status.status == 200
+    body = await status.json()
+    assert (body["status"], body["total"], body["kind"]) == ("queued", 1, "association")
+    assert other.status == 404

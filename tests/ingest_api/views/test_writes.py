@@ -130,6 +130,54 @@ async def test_a_nested_entity_yields_its_id_children_and_oriented_links(
         (ASN, IP, "ASN to Address"),
         (domain, email, "Domain Registrant Email"),
     }
+    # The job counts every entity and link: the entity, then its 3 children and 3 links.
+    assert (item.index, item.parts_from, item.total) == (0, 1, 7)
+
+
+async def test_a_nested_child_may_name_its_association_type(
+    client: Client, queue: MemoryJobQueue
+) -> None:
+    inbox = await consume(queue)
+    child: dict[str, Any] = {"type": "domain", "attributes": {"domain": "example.com"}}
+    body: dict[str, Any] = {
+        "type": "md5",
+        "attributes": {"md5": "d41d8cd98f00b204e9800998ecf8427e"},
+        "associations": [child],  # File -> Host fits two types: ambiguous without a name
+    }
+    refused = await client.post(f"{BASE}/entity", json=body, headers=bearer())
+    assert refused.status == 400
+    assert (await refused.json())["error"]["code"] == "ambiguous_association_type"
+
+    body["associations"] = [{**child, "associationType": "file dns query"}]
+    response = await client.post(f"{BASE}/entity", json=body, headers=bearer())
+
+    assert response.status == 202
+    (item,) = (await inbox.next()).items
+    assert isinstance(item, EntityItem)
+    assert [(lk.entity_id, lk.related_id, lk.association_type) for lk in item.links] == [
+        (FILE, DOMAIN, "File DNS Query")
+    ]
+
+
+async def test_a_url_with_a_nested_file_is_queued_as_a_file_download(
+    client: Client, queue: MemoryJobQueue
+) -> None:
+    inbox = await consume(queue)
+    body = {
+        "type": "url",
+        "attributes": {"url": "http://example.com/a"},
+        "associations": [
+            {"type": "md5", "attributes": {"md5": "d41d8cd98f00b204e9800998ecf8427e"}}
+        ],
+    }
+    response = await client.post(f"{BASE}/entity", json=body, headers=bearer())
+
+    assert response.status == 202
+    (item,) = (await inbox.next()).items
+    assert isinstance(item, EntityItem)
+    assert [(lk.entity_id, lk.related_id, lk.association_type) for lk in item.links] == [
+        (URL, FILE, "File Download")
+    ]
 
 
 async def test_a_bulk_in_ndjson_queues_only_the_valid_lines_and_reports_the_others(
@@ -212,6 +260,28 @@ async def test_a_bulk_of_entities_queues_one_item_per_valid_entity(
     assert (item.index, item.entity.id) == (1, IP)
 
 
+async def test_a_bulk_of_nested_entities_counts_every_entity_and_link_in_its_job(
+    client: Client, queue: MemoryJobQueue
+) -> None:
+    inbox = await consume(queue)
+    response = await client.post(
+        f"{BASE}/entities",
+        json=[
+            {"type": "asn", "attributes": {"asn": "AS15169"}, "associations": _ip_children(1)},
+            {"type": "ip", "attributes": {"ip": "10.0.0.1"}},  # private: refused
+            {"type": "asn", "attributes": {"asn": "AS13335"}, "associations": _ip_children(2)},
+        ],
+        headers=bearer(),
+    )
+
+    assert response.status == 202
+    assert (await response.json())["accepted"] == 2
+    first, second = await inbox.items(2)
+    # Request positions keep their index; children and links take the indexes after them.
+    assert (first.index, first.parts_from, second.index, second.parts_from) == (0, 3, 2, 5)
+    assert first.total == second.total == 2 + 2 + 4
+
+
 async def test_a_bulk_with_no_valid_item_is_refused_with_every_error(
     client: Client, queue: MemoryJobQueue
 ) -> None:
@@ -241,3 +311,43 @@ async def test_an_accepted_job_is_registered_as_queued(client: Client, store: Sq
         await asyncio.sleep(0.02)
     assert job is not None
     assert (job.status, job.owner, job.total, job.kind) == ("queued", "alice", 1, "association")
+
+
+def _ip_children(count: int) -> list[dict[str, Any]]:
+    return [
+        {"type": "ip", "attributes": {"ip": f"203.0.{n // 250}.{n % 250 + 1}"}}
+        for n in range(count)
+    ]
+
+
+async def test_entities_that_expand_beyond_one_message_are_a_413_naming_the_limit(
+    make_client: ClientFactory, queue: MemoryJobQueue
+) -> None:
+    # Nested children grow 8-fold as queue items; the body is within its limit, the items not.
+    client = await make_client(publish_max_bytes=64 * 1024)
+    body = [
+        {"type": "asn", "attributes": {"asn": f"AS{n + 1}"}, "associations": _ip_children(100)}
+        for n in range(3)
+    ]
+    assert len(orjson.dumps(body)) < 64 * 1024
+
+    response = await client.post(f"{BASE}/entities", json=body, headers=bearer())
+
+    assert response.status == 413
+    error = (await response.json())["error"]
+    assert error["code"] == "too_large_for_one_message"
+    assert "65536 bytes" in error["message"]
+    assert await queue.depth() == 0
+
+
+async def test_a_single_entity_that_expands_beyond_one_message_is_a_413(
+    make_client: ClientFactory, queue: MemoryJobQueue
+) -> None:
+    client = await make_client(publish_max_bytes=16 * 1024)
+    body = {"type": "asn", "attributes": {"asn": "AS15169"}, "associations": _ip_children(200)}
+
+    response = await client.post(f"{BASE}/entity", json=body, headers=bearer())
+
+    assert response.status == 413
+    assert (await response.json())["error"]["code"] == "too_large_for_one_message"
+    assert await queue.depth() == 0

@@ -15,6 +15,7 @@ from workers.store.records import (
     JobHeader,
     Outcome,
     PresetOutcome,
+    WaitingItem,
     WriteBatch,
 )
 
@@ -86,9 +87,18 @@ def entity_record(
 
 
 def entity_write(
-    job: JobHeader, index: int, *records: EntityRecord, edges: Sequence[EdgeWrite] = ()
+    job: JobHeader,
+    index: int,
+    *records: EntityRecord,
+    edges: Sequence[EdgeWrite] = (),
+    part_keys: Sequence[int] = (),
 ) -> EntityWrite:
-    return EntityWrite(key=(job.job_id, index), entities=tuple(records), edges=tuple(edges))
+    return EntityWrite(
+        key=(job.job_id, index),
+        entities=tuple(records),
+        edges=tuple(edges),
+        part_keys=tuple((job.job_id, i) for i in part_keys),
+    )
 
 
 def rejection(job: JobHeader, index: int, code: str = "entity_not_found") -> PresetOutcome:
@@ -100,6 +110,19 @@ def rejection(job: JobHeader, index: int, code: str = "entity_not_found") -> Pre
     )
 
 
+def failure(job: JobHeader, index: int) -> PresetOutcome:
+    return PresetOutcome(
+        key=(job.job_id, index),
+        outcome=Outcome.FAILED,
+        code="handler_error",
+        message=f"item {index}: the handler failed",
+    )
+
+
+def waiting(job: JobHeader, index: int, *entity_ids: str) -> WaitingItem:
+    return WaitingItem(key=(job.job_id, index), entity_ids=entity_ids, since=time.time())
+
+
 def batch(
     *,
     jobs: Sequence[JobHeader] = (),
@@ -107,6 +130,8 @@ def batch(
     deletes: Sequence[EdgeDelete] = (),
     entities: Sequence[EntityWrite] = (),
     preset: Sequence[PresetOutcome] = (),
+    waiting: Sequence[WaitingItem] = (),
+    clears_waiting: bool = False,
     now: float | None = None,
 ) -> WriteBatch:
     return WriteBatch(
@@ -116,4 +141,6 @@ def batch(
         deletes=list(deletes),
         entities=list(entities),
         preset=list(preset),
+        waiting=list(waiting),
+        clears_waiting=clears_waiting,
     )

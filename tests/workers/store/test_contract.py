@@ -175,6 +175,63 @@ async def test_concurrent_upserts_of_one_association_leave_one_record_counting_a
     assert page[0].submissions == 8
 
 
+async def test_two_names_written_at_once_on_a_new_pair_are_both_stored(store: Store) -> None:
+    # Two writers create the same new pair with different type names at the same moment:
+    # neither name may be lost, and each item's outcome is stored.
+    samples = [f.entity_id("md5", f"{n:032x}") for n in range(20)]
+    jobs = [f.new_job(total=len(samples)) for _ in range(2)]
+    names = ("File DNS Query", "File Traffic")
+
+    results = await asyncio.gather(
+        *(
+            store.write_batch(
+                f.batch(
+                    jobs=[job],
+                    edges=[f.edge(job, i, sample, HOST, name) for i, sample in enumerate(samples)],
+                )
+            )
+            for job, name in zip(jobs, names, strict=True)
+        )
+    )
+
+    assert {o for result in results for o in result.outcomes.values()} == {Outcome.STORED}
+    for sample in samples:
+        record = await store.get_association(f.association_id(sample, HOST))
+        assert record is not None
+        assert sorted(record.association_types) == list(names)
+
+
+async def test_deletes_of_one_batch_apply_in_batch_order(store: Store) -> None:
+    sample = f.entity_id("md5", "d41d8cd98f00b204e9800998ecf8427e")
+    job = f.new_job(total=2)
+    await store.write_batch(
+        f.batch(
+            jobs=[job],
+            edges=[
+                f.edge(job, 0, sample, HOST, "File DNS Query"),
+                f.edge(job, 1, sample, HOST, "File Traffic"),
+            ],
+        )
+    )
+    deletes = f.new_job(total=2)
+
+    result = await store.write_batch(
+        f.batch(
+            jobs=[deletes],
+            deletes=[
+                f.delete(deletes, 0, sample, HOST, "File Traffic"),
+                f.delete(deletes, 1, sample, HOST, None),
+            ],
+        )
+    )
+
+    assert result.outcomes == {
+        (deletes.job_id, 0): Outcome.DELETED,
+        (deletes.job_id, 1): Outcome.DELETED,
+    }
+    assert await store.get_association(f.association_id(sample, HOST)) is None
+
+
 async def test_a_redelivered_batch_changes_nothing_and_reports_the_skipped_keys(
     store: Store,
 ) -> None:
@@ -442,6 +499,97 @@ async def test_a_job_spread_over_two_batches_ends_with_one_correct_total(store: 
     assert status.status == "done"
 
 
+async def test_a_waiting_item_shows_what_it_waits_for_until_it_has_an_outcome(
+    store: Store,
+) -> None:
+    job = f.new_job(total=3)
+    first = f.batch(
+        jobs=[job],
+        edges=[f.edge(job, 0, URL, HOST)],
+        waiting=[f.waiting(job, 1, IP), f.waiting(job, 2, IP, URL)],
+    )
+    await store.write_batch(first)
+    waiting = await store.get_job(job.job_id)
+    again = f.batch(jobs=[job], waiting=[f.waiting(job, 1, IP)], clears_waiting=True)
+    await store.write_batch(again)
+    still = await store.get_job(job.job_id)
+    await store.write_batch(
+        f.batch(
+            jobs=[job],
+            edges=[f.edge(job, 1, URL, IP)],
+            preset=[f.rejection(job, 2)],
+            clears_waiting=True,
+        )
+    )
+    done = await store.get_job(job.job_id)
+
+    assert waiting is not None
+    assert (waiting.status, waiting.waiting, waiting.waiting_for) == ("processing", 2, (IP, URL))
+    assert still is not None and (still.waiting, still.counts) == (2, {"stored": 1})
+    assert done is not None
+    assert (done.status, done.waiting, done.waiting_for) == ("done", 0, ())
+
+
+async def test_an_item_that_has_an_outcome_no_longer_waits(store: Store) -> None:
+    job = f.new_job(total=1)
+    await store.write_batch(f.batch(jobs=[job], waiting=[f.waiting(job, 0, IP)]))
+    # A redelivered first look records the outcome without clearing the waiting record.
+    await store.write_batch(f.batch(jobs=[job], edges=[f.edge(job, 0, URL, IP)]))
+    await store.write_batch(f.batch(jobs=[job], waiting=[f.waiting(job, 0, IP)]))
+
+    status = await store.get_job(job.job_id)
+
+    assert status is not None
+    assert (status.status, status.waiting, status.counts) == ("done", 0, {"stored": 1})
+
+
+async def test_a_failed_item_fails_its_job_until_a_replay_gives_it_its_outcome(
+    store: Store,
+) -> None:
+    job = f.new_job(total=2)
+    await store.write_batch(
+        f.batch(jobs=[job], edges=[f.edge(job, 0, URL, HOST)], preset=[f.failure(job, 1)])
+    )
+    failed = await store.get_job(job.job_id)
+    replayed = await store.write_batch(f.batch(jobs=[job], edges=[f.edge(job, 1, URL, IP)]))
+    done = await store.get_job(job.job_id)
+
+    assert failed is not None
+    assert (failed.status, failed.counts) == ("failed", {"stored": 1, "failed": 1})
+    assert [(e.index, e.code) for e in failed.errors] == [(1, "handler_error")]
+    assert replayed.outcomes == {(job.job_id, 1): Outcome.STORED}
+    assert done is not None
+    assert (done.status, done.counts, done.errors) == ("done", {"stored": 2}, [])
+
+
+async def test_an_entity_item_with_part_keys_has_an_outcome_for_every_entity_and_link(
+    store: Store,
+) -> None:
+    known = f.new_job(total=1)
+    host = f.entity_record("domain", "evil.example")
+    await store.write_batch(f.batch(jobs=[known], entities=[f.entity_write(known, 0, host)]))
+    job = f.new_job(total=5)
+    url = f.entity_record("url", "https://evil.example/payload")
+    ip = f.entity_record("ip", "203.0.113.7")
+    links = [f.edge(job, 3, url.id, host.id), f.edge(job, 4, url.id, ip.id)]
+    write = f.entity_write(job, 0, url, host, ip, edges=links, part_keys=[1, 2, 3, 4])
+
+    result = await store.write_batch(f.batch(jobs=[job], entities=[write]))
+    again = await store.write_batch(f.batch(jobs=[job], entities=[write]))
+
+    assert [result.outcomes[(job.job_id, i)] for i in range(5)] == [
+        Outcome.STORED,
+        Outcome.DUPLICATE,
+        Outcome.STORED,
+        Outcome.STORED,
+        Outcome.STORED,
+    ]
+    assert again.skipped >= {(job.job_id, i) for i in range(5)}
+    status = await store.get_job(job.job_id)
+    assert status is not None
+    assert (status.status, status.counts) == ("done", {"stored": 4, "duplicate": 1})
+
+
 async def test_jobs_are_listed_per_owner_newest_first_with_their_counts_in_pages(
     store: Store,
 ) -> None:
@@ -489,6 +637,19 @@ async def test_purging_removes_only_jobs_created_before_the_limit(store: Store) 
     assert await store.get_job(old.job_id) is None
     assert await store.get_job(recent.job_id) is not None
     assert await store.purge_expired_jobs(now - 60) == 0
+
+
+async def test_purging_removes_every_expired_job_however_many(store: Store) -> None:
+    now = time.time()
+    old = [f.new_job(created_at=now - 3600 - n) for n in range(1200)]
+    await store.write_batch(
+        f.batch(jobs=old, edges=[f.edge(job, 0, URL, HOST) for job in old], now=now - 3600)
+    )
+    await store.write_batch(f.batch(jobs=[old[0]], waiting=[f.waiting(old[0], 1, IP)]))
+
+    assert await store.purge_expired_jobs(now - 60) == 1200
+    assert await store.get_job(old[0].job_id) is None
+    assert await store.get_job(old[-1].job_id) is None
 
 
 # administration ---------------------------------------------------------------------------

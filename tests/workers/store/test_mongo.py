@@ -16,14 +16,16 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from pymongo import AsyncMongoClient, monitoring
+from pymongo.errors import BulkWriteError, OperationFailure
 
 from bench.compatible_mongo import CompatibleMongo
 from ingest_api.app import create_app
 from tests.backends import MemoryQueueFactory, MongoStoreFactory
 from tests.ingest_api.support import BASE, bearer, make_settings
 from tests.workers.store import store_factories as f
-from workers.ground.errors import ConfigurationError, StoreUnavailable
+from workers.ground.errors import ConfigurationError, PermanentError, StoreUnavailable
 from workers.store.mongo import MongoStore
+from workers.store.mongo.server import translated
 from workers.store.records import Outcome
 
 pytestmark = pytest.mark.mongodb
@@ -54,6 +56,33 @@ async def test_an_unreachable_server_makes_the_store_unavailable() -> None:
             await store.existing_entity_ids(["domain-" + "0" * 64])
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        OperationFailure("not primary", code=10107),
+        OperationFailure("interrupted", code=11602),
+        OperationFailure("retry me", code=2, details={"errorLabels": ["RetryableWriteError"]}),
+        BulkWriteError(
+            {"writeErrors": [{"index": 0, "code": 189, "errmsg": "stepped down"}], "nInserted": 0}
+        ),
+    ],
+    ids=["not_writable_primary", "repl_state_change", "retryable_label", "bulk_stepped_down"],
+)
+async def test_a_failover_error_of_the_server_makes_the_store_unavailable(
+    failure: OperationFailure,
+) -> None:
+    # Raised as they are, the worker would take them for a failing item and dead-letter it.
+    with pytest.raises(StoreUnavailable):
+        async with translated():
+            raise failure
+
+
+async def test_an_error_of_the_request_itself_is_not_made_transient() -> None:
+    with pytest.raises(PermanentError):
+        async with translated():
+            raise OperationFailure("document too large", code=10334)
 
 
 # topologies ---------------------------------------------------------------------------------

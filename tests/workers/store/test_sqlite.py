@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from tests.backends import SqliteStoreFactory
 from tests.workers.store import store_factories as f
 from workers.ground.errors import ConfigurationError, StoreUnavailable
 from workers.store.records import KeyReservation, Outcome
+from workers.store.sqlite.schema import configure
 
 URL = f.entity_id("url", "https://evil.example/payload")
 HOST = f.entity_id("domain", "evil.example")
@@ -153,6 +155,21 @@ async def test_a_file_of_the_earlier_layout_keeps_its_associations(
     assert result.outcomes == {(job.job_id, 0): Outcome.DUPLICATE}
     assert record is not None and record.submissions == 2 and record.created_at == 100.0
     assert [r.id for r in page] == [f.association_id(URL, HOST)]
+
+
+def test_a_commit_is_flushed_to_disk_before_it_returns(tmp_path: Path) -> None:
+    # In WAL, synchronous=NORMAL syncs only at checkpoints: a power loss may take back commits
+    # whose messages were acked. FULL (or EXTRA) syncs the WAL on every commit.
+    conn = sqlite3.connect(tmp_path / "durable.sqlite3", isolation_level=None)
+    try:
+        configure(conn, busy_timeout_ms=1000)
+        journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        synchronous = conn.execute("PRAGMA synchronous").fetchone()[0]
+    finally:
+        conn.close()
+
+    assert journal == "wal"
+    assert synchronous >= 2  # 2 = FULL, 3 = EXTRA
 
 
 async def test_reserving_keys_removes_keys_whose_window_has_passed(

@@ -98,12 +98,14 @@ class RabbitDelivery:
     async def ack(self) -> None:
         await self._run("ack")
 
-    async def retry_later(self, delay: float, body: bytes | None = None) -> None:
+    async def retry_later(
+        self, delay: float, body: bytes | None = None, headers: Mapping[str, Any] | None = None
+    ) -> None:
         def publish() -> Awaitable[None]:
             return self._queue.publish_delayed(
                 self.body if body is None else body,
                 message_id=self.message_id,
-                headers=self._headers,
+                headers={**self._headers, **(headers or {})},
                 delay=delay,
             )
 
@@ -116,6 +118,14 @@ class RabbitDelivery:
             )
 
         await self._run("ack", publish)
+
+    async def dead_letter_items(self, body: bytes, reason: str) -> None:
+        """Publish ``body`` to the dead-letter queue (confirmed); the delivery stays unsettled."""
+        if self.settled or self._settling:
+            raise RuntimeError(f"delivery {self.message_id} is already settled")
+        await self._queue.publish_dead(
+            body, message_id=self.message_id, headers=self._headers, reason=reason
+        )
 
     async def requeue(self) -> None:
         await self._run("requeue")

@@ -29,6 +29,7 @@ from workers.ground.errors import BrokerUnavailable, QueueFull
 from workers.ground.logs import get_logger
 from workers.queue.base import (
     DEATH_REASON_HEADER,
+    RETRY_HEADERS,
     SCHEMA_VERSION_HEADER,
     DeadLetter,
     MessageHandler,
@@ -249,7 +250,13 @@ class RabbitJobQueue:
                     headers = {
                         k: v
                         for k, v in (message.headers or {}).items()
-                        if k not in (DEATH_REASON_HEADER, "x-death", "x-first-death-reason")
+                        if k
+                        not in (
+                            DEATH_REASON_HEADER,
+                            "x-death",
+                            "x-first-death-reason",
+                            *RETRY_HEADERS,
+                        )
                     }
                     try:
                         await self.publish(

@@ -2,12 +2,14 @@
 
 Order: job headers, the item keys already recorded (read), the entities and associations the
 fresh items touch (read), the items applied in memory in batch order (``plan``), then one bulk
-write each of entities, associations and item outcomes. ``MongoStore.write_batch`` runs all of
-it in one multi-document transaction, so a batch's effects and its outcomes are committed
-together or not at all: a failure anywhere in between (or a crash) leaves nothing, and the
-retried or redelivered batch is applied exactly once. Two batches that touch the same record
-at once conflict; the transaction that loses is tried again from the start, on a snapshot that
-shows the winner's changes, so outcomes stay right with any number of writers.
+write each of entities, associations and item outcomes, then the waiting items (those of the
+batch's items that now have an outcome removed, the still-waiting ones upserted).
+``MongoStore.write_batch`` runs all of it in one multi-document transaction, so a batch's
+effects and its outcomes are committed together or not at all: a failure anywhere in between
+(or a crash) leaves nothing, and the retried or redelivered batch is applied exactly once.
+Two batches that touch the same record at once conflict; the transaction that loses is tried
+again from the start, on a snapshot that shows the winner's changes, so outcomes stay right
+with any number of writers.
 
 Without a transaction (a standalone server, allowed by ``INGEST_MONGODB_ALLOW_STANDALONE``)
 the same writes run one after another, with none of these guarantees (``NOT_GUARANTEED``).
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from pymongo import InsertOne, UpdateOne
+from pymongo import DeleteMany, InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
@@ -33,6 +35,7 @@ from workers.store.records import (
     ItemKey,
     JobHeader,
     Outcome,
+    WaitingItem,
     WriteBatch,
 )
 
@@ -91,14 +94,49 @@ async def _find(collection: Any, ids: Collection[str], session: Session) -> list
     return [doc async for doc in collection.find({"_id": {"$in": list(ids)}}, session=session)]
 
 
-async def _recorded(db: Db, keys: list[ItemKey], session: Session) -> dict[ItemKey, Outcome]:
+async def _recorded(
+    db: Db, keys: list[ItemKey], session: Session
+) -> tuple[dict[ItemKey, Outcome], set[ItemKey]]:
+    """The final outcomes recorded for ``keys``, and the keys recorded ``failed`` (not final:
+    a later outcome replaces it)."""
     if not keys:
-        return {}
+        return {}, set()
     ids = [d.job_item_id(job, index) for job, index in keys]
     cursor = db.job_items.find(
         {"_id": {"$in": ids}}, {"job": 1, "idx": 1, "outcome": 1}, session=session
     )
-    return {(doc["job"], doc["idx"]): _OUTCOMES[doc["outcome"]] async for doc in cursor}
+    final: dict[ItemKey, Outcome] = {}
+    failed: set[ItemKey] = set()
+    async for doc in cursor:
+        key = (doc["job"], doc["idx"])
+        outcome = _OUTCOMES[doc["outcome"]]
+        if outcome is Outcome.FAILED:
+            failed.add(key)
+        else:
+            final[key] = outcome
+    return final, failed
+
+
+def _waiting_writes(
+    waiting: list[WaitingItem], job_ttl: float, created: dict[str, float]
+) -> list[UpdateOne]:
+    """Upserts of waiting items: the first ``since`` and expiry kept, the entity IDs updated."""
+    return [
+        UpdateOne(
+            {"_id": d.job_item_id(*w.key)},
+            {
+                "$setOnInsert": {
+                    "job": w.key[0],
+                    "idx": w.key[1],
+                    "since": w.since,
+                    "expiresAt": d.expires_at(created.get(w.key[0], w.since), job_ttl),
+                },
+                "$set": {"entities": list(w.entity_ids)},
+            },
+            upsert=True,
+        )
+        for w in waiting
+    ]
 
 
 async def _created_at(
@@ -129,7 +167,7 @@ async def apply_batch(
     now = batch.now
     if batch.jobs:
         await _bulk(db.jobs, job_header_upserts(batch.jobs, job_ttl), session)
-    recorded = await _recorded(db, item_keys(batch), session)
+    recorded, failed = await _recorded(db, item_keys(batch), session)
     fresh = fresh_items(batch, recorded)
 
     entity_edges = [e for w in fresh.entities for e in w.edges]
@@ -146,9 +184,12 @@ async def apply_batch(
             entities.upsert(record, entry)
             for record, entry in zip(write.entities, sources, strict=True)
         ]
-        for edge in write.edges:
-            associations.upsert(edge)
+        linked = [associations.upsert(edge) for edge in write.edges]
         outcomes[write.key] = Outcome.STORED if new and new[0] else Outcome.DUPLICATE
+        if write.part_keys:
+            parts = [Outcome.STORED if n else Outcome.DUPLICATE for n in new[1:]] + linked
+            for key, part in zip(write.part_keys, parts, strict=True):
+                outcomes.setdefault(key, part)  # a part key recorded before keeps its outcome
     for edge in fresh.edges:
         outcomes[edge.key] = associations.upsert(edge)
     for delete in fresh.deletes:
@@ -161,26 +202,33 @@ async def apply_batch(
     if after_effects is not None:
         after_effects(batch)
 
-    keys = item_keys(fresh)
-    created = await _created_at(db, batch, keys, session)
+    # A part key may already have its outcome (recorded before): only new keys are written.
+    keys = [key for key in dict.fromkeys(item_keys(fresh)) if key not in recorded]
+    created = await _created_at(db, batch, [*keys, *(w.key for w in fresh.waiting)], session)
     messages = {p.key: (p.code, p.message) for p in fresh.preset}
-    items: list[InsertOne[d.Doc]] = []
+    items: list[InsertOne[d.Doc] | ReplaceOne[d.Doc]] = []
     for key in keys:
         job, index = key
         code, message = messages.get(key, (None, None))
-        items.append(
-            InsertOne(
-                {
-                    "_id": d.job_item_id(job, index),
-                    "job": job,
-                    "idx": index,
-                    "outcome": outcomes[key].value,
-                    "code": code,
-                    "message": message,
-                    "at": now,
-                    "expiresAt": d.expires_at(created.get(job, now), job_ttl),
-                }
-            )
-        )
+        doc: d.Doc = {
+            "_id": d.job_item_id(job, index),
+            "job": job,
+            "idx": index,
+            "outcome": outcomes[key].value,
+            "code": code,
+            "message": message,
+            "at": now,
+            "expiresAt": d.expires_at(created.get(job, now), job_ttl),
+        }
+        if key in failed:  # replaces the failed outcome
+            items.append(ReplaceOne({"_id": doc["_id"]}, doc))
+        else:
+            items.append(InsertOne(doc))
     await _bulk(db.job_items, items, session)
+    waiting: list[DeleteMany | UpdateOne] = []
+    if batch.clears_waiting and keys:
+        settled = [d.job_item_id(*key) for key in keys]
+        waiting.append(DeleteMany({"_id": {"$in": settled}}))
+    waiting.extend(_waiting_writes(fresh.waiting, job_ttl, created))
+    await _bulk(db.job_waiting, waiting, session)
     return BatchResult(outcomes=outcomes, skipped=frozenset(recorded))

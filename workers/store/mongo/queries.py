@@ -17,14 +17,16 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
+from workers.store.logic import ERROR_OUTCOMES
 from workers.store.mongo.docs import Doc
-from workers.store.records import Direction, Outcome
+from workers.store.records import Direction
 
 ENTITY_END = "entityID_seq__id"
 RELATED_END = "relatedEntityID_seq__id"
 JOB_ITEMS_BY_OUTCOME = "job_outcome_idx"
 JOBS_NEWEST = "_id_desc_createdAt"
 JOBS_OF_OWNER = "owner__id_desc_createdAt"
+JOB_WAITING_BY_JOB = "job_idx"
 
 ASSOCIATION_INDEXES = [
     IndexModel([("entityID", ASCENDING), ("seq", ASCENDING), ("_id", ASCENDING)], name=ENTITY_END),
@@ -38,6 +40,10 @@ JOB_ITEM_INDEXES = [
         [("job", ASCENDING), ("outcome", ASCENDING), ("idx", ASCENDING)],
         name=JOB_ITEMS_BY_OUTCOME,
     ),
+]
+JOB_WAITING_INDEXES = [
+    IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0),
+    IndexModel([("job", ASCENDING), ("idx", ASCENDING)], name=JOB_WAITING_BY_JOB),
 ]
 JOB_INDEXES = [
     IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0),
@@ -144,10 +150,10 @@ def job_counts(job_id: str) -> Aggregate:
 
 
 def job_errors(job_id: str, limit: int) -> Find:
-    """The rejected items of ``job_id`` of lowest index."""
+    """The rejected or failed items of ``job_id`` of lowest index."""
     return Find(
         "job_items",
-        {"job": job_id, "outcome": Outcome.REJECTED.value},
+        {"job": job_id, "outcome": {"$in": list(ERROR_OUTCOMES)}},
         JOB_ITEMS_BY_OUTCOME,
         [("idx", ASCENDING)],
         limit,
@@ -182,3 +188,18 @@ def job_page_counts(job_ids: list[str]) -> Aggregate:
         ],
         JOB_ITEMS_BY_OUTCOME,
     )
+
+
+def job_waiting(job_ids: list[str]) -> Find:
+    """The waiting items of ``job_ids`` (records of items that may since have an outcome)."""
+    return Find(
+        "job_waiting",
+        {"job": {"$in": job_ids}},
+        JOB_WAITING_BY_JOB,
+        [("job", ASCENDING), ("idx", ASCENDING)],
+    )
+
+
+def job_items_of(item_ids: list[str]) -> Find:
+    """The recorded outcomes of the items ``item_ids`` (``docs.job_item_id``)."""
+    return Find("job_items", {"_id": {"$in": item_ids}}, "_id_")

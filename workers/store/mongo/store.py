@@ -2,7 +2,8 @@
 
 Collections (SPEC §5): ``entities``, ``associations`` (``_id`` = association ID, indexed on
 ``entityID`` and ``relatedEntityID`` for reads from either end: ``queries``), ``jobs`` and
-``job_items`` (both expire through a TTL index on ``expiresAt``), ``api_keys``,
+``job_items`` and ``job_waiting`` (items waiting for an entity; all three expire through a TTL
+index on ``expiresAt``), ``api_keys``,
 ``association_types`` (``_id`` = ``logic.type_name_key`` of the name, so names are unique in
 any case) and ``idempotency_keys`` (``workers.store.mongo.idempotency``).
 
@@ -130,6 +131,7 @@ class MongoStore:
                 await db.associations.create_indexes(q.ASSOCIATION_INDEXES)
                 await db.jobs.create_indexes(q.JOB_INDEXES)
                 await db.job_items.create_indexes(q.JOB_ITEM_INDEXES)
+                await db.job_waiting.create_indexes(q.JOB_WAITING_INDEXES)
                 await db.idempotency_keys.create_indexes(idempotency.INDEXES)
         except StoreUnavailable as exc:
             if is_authentication_failure(exc.__cause__ or exc):
@@ -248,7 +250,23 @@ class MongoStore:
             counted = [(row["_id"], row["n"], row["at"]) for row in grouped]
             found = await q.job_errors(job_id, MAX_ITEM_ERRORS).run(self._db)
             rejected = [(doc["idx"], doc.get("code"), doc.get("message")) for doc in found]
-        return job_status(d.to_job_header(heads[0]), counted, rejected)
+            waiting = await self._waiting([job_id])
+        return job_status(d.to_job_header(heads[0]), counted, rejected, waiting.get(job_id, []))
+
+    async def _waiting(self, job_ids: list[str]) -> dict[str, list[list[str]]]:
+        """The entity IDs each item of ``job_ids`` still waiting waits for, by job: an item
+        that has its outcome no longer waits, whether or not its record was cleared."""
+        docs = await q.job_waiting(job_ids).run(self._db)
+        if not docs:
+            return {}
+        done = {
+            doc["_id"] for doc in await q.job_items_of([doc["_id"] for doc in docs]).run(self._db)
+        }
+        waiting: dict[str, list[list[str]]] = {}
+        for doc in docs:
+            if doc["_id"] not in done:
+                waiting.setdefault(doc["job"], []).append(list(doc.get("entities") or ()))
+        return waiting
 
     async def list_jobs(
         self, owner: str | None, *, limit: int = 100, cursor: str | None = None
@@ -266,7 +284,13 @@ class MongoStore:
                 for row in grouped:
                     key = row["_id"]
                     counted.setdefault(key["job"], []).append((key["outcome"], row["n"], row["at"]))
-        jobs = [job_status(d.to_job_header(doc), counted.get(doc["_id"], []), []) for doc in page]
+            waiting = await self._waiting([doc["_id"] for doc in page]) if page else {}
+        jobs = [
+            job_status(
+                d.to_job_header(doc), counted.get(doc["_id"], []), [], waiting.get(doc["_id"], [])
+            )
+            for doc in page
+        ]
         return jobs, next_cursor
 
     async def purge_expired_jobs(self, older_than: float) -> int:
@@ -277,6 +301,7 @@ class MongoStore:
             ]
             if expired:
                 await self._db.job_items.delete_many({"job": {"$in": expired}})
+                await self._db.job_waiting.delete_many({"job": {"$in": expired}})
                 await self._db.jobs.delete_many({"_id": {"$in": expired}})
         return len(expired)
 

@@ -24,6 +24,7 @@ from workers.store.records import (
     ItemKey,
     Outcome,
     SourceEntry,
+    WaitingItem,
     WriteBatch,
 )
 from workers.store.sources import merge_sources
@@ -199,17 +200,40 @@ class _Associations:
 
 
 def recorded_outcomes(conn: sqlite3.Connection, keys: list[ItemKey]) -> dict[ItemKey, Outcome]:
-    """Outcomes already stored for ``keys`` (one query; CROSS JOIN keeps the planner probing
-    the primary key once per key instead of scanning job_items)."""
+    """Final outcomes already stored for ``keys`` (``failed`` is not final: a later outcome
+    replaces it). One query; CROSS JOIN keeps the planner probing the primary key once per key
+    instead of scanning job_items."""
     if not keys:
         return {}
     rows = conn.execute(
         "SELECT ji.job_id, ji.idx, ji.outcome FROM json_each(?) AS k"
         " CROSS JOIN job_items AS ji ON ji.job_id = json_extract(k.value, '$[0]')"
-        " AND ji.idx = json_extract(k.value, '$[1]')",
-        (dumps(keys),),
+        " AND ji.idx = json_extract(k.value, '$[1]') WHERE ji.outcome != ?",
+        (dumps(keys), Outcome.FAILED.value),
     )
     return {(job_id, idx): _OUTCOMES[outcome] for job_id, idx, outcome in rows}
+
+
+_RECORD_OUTCOME = (
+    "INSERT INTO job_items (job_id, idx, outcome, code, message, at) VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (job_id, idx) DO UPDATE SET outcome = excluded.outcome, code = excluded.code,"
+    " message = excluded.message, at = excluded.at WHERE job_items.outcome = 'failed'"
+)
+"""Records an item's outcome: a ``failed`` one is replaced, any other is kept (a part key that
+already has its outcome)."""
+
+
+def _record_waiting(
+    conn: sqlite3.Connection, waiting: list[WaitingItem], settled: list[ItemKey]
+) -> None:
+    if settled:
+        conn.executemany("DELETE FROM job_waiting WHERE job_id = ? AND idx = ?", settled)
+    if waiting:
+        conn.executemany(
+            "INSERT INTO job_waiting (job_id, idx, entities, since) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (job_id, idx) DO UPDATE SET entities = excluded.entities",
+            [(w.key[0], w.key[1], dumps(w.entity_ids), w.since) for w in waiting],
+        )
 
 
 def apply_batch(
@@ -242,11 +266,15 @@ def apply_batch(
             entities.upsert(record, now, entry)
             for record, entry in zip(write.entities, sources, strict=True)
         ]
-        for edge in write.edges:
-            associations.upsert(edge)
+        linked = [associations.upsert(edge) for edge in write.edges]
         outcome = Outcome.STORED if new and new[0] else Outcome.DUPLICATE
         outcomes[write.key] = outcome
         items.append((write.key[0], write.key[1], outcome.value, None, None, now))
+        if write.part_keys:
+            parts = [Outcome.STORED if n else Outcome.DUPLICATE for n in new[1:]] + linked
+            for key, part in zip(write.part_keys, parts, strict=True):
+                outcomes.setdefault(key, part)
+                items.append((key[0], key[1], part.value, None, None, now))
     for edge in edges:
         outcome = associations.upsert(edge)
         outcomes[edge.key] = outcome
@@ -266,9 +294,7 @@ def apply_batch(
     if after_effects is not None:
         after_effects(batch)
     if items:
-        conn.executemany(
-            "INSERT INTO job_items (job_id, idx, outcome, code, message, at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            items,
-        )
+        conn.executemany(_RECORD_OUTCOME, items)
+    settled = [(job, idx) for job, idx, *_ in items] if batch.clears_waiting else []
+    _record_waiting(conn, fresh.waiting, settled)
     return BatchResult(outcomes=outcomes, skipped=frozenset(recorded))

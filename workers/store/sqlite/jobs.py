@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import orjson
 
-from workers.store.logic import MAX_ITEM_ERRORS, job_status, split_page
-from workers.store.records import JobHeader, JobStatus, Outcome
+from workers.store.logic import ERROR_OUTCOMES, MAX_ITEM_ERRORS, job_status, split_page
+from workers.store.records import JobHeader, JobStatus
 from workers.store.sqlite.schema import dumps
 
 
@@ -42,11 +42,20 @@ def get_job(conn: sqlite3.Connection, job_id: str, not_before: float) -> JobStat
         (job_id,),
     ).fetchall()
     rejected = conn.execute(
-        "SELECT idx, code, message FROM job_items WHERE job_id = ? AND outcome = ?"
+        "SELECT idx, code, message FROM job_items WHERE job_id = ? AND outcome IN (?, ?)"
         " ORDER BY idx LIMIT ?",
-        (job_id, Outcome.REJECTED.value, MAX_ITEM_ERRORS),
+        (job_id, *ERROR_OUTCOMES, MAX_ITEM_ERRORS),
     )
-    return job_status(header, counted, rejected)
+    # An item that has its outcome no longer waits, whether or not its record was cleared.
+    waiting = conn.execute(
+        "SELECT w.entities FROM job_waiting AS w WHERE w.job_id = ? AND NOT EXISTS"
+        " (SELECT 1 FROM job_items AS ji WHERE ji.job_id = w.job_id AND ji.idx = w.idx)"
+        " ORDER BY w.idx",
+        (job_id,),
+    )
+    return job_status(
+        header, counted, rejected, (orjson.loads(entities) for (entities,) in waiting)
+    )
 
 
 def list_jobs(
@@ -74,6 +83,7 @@ def list_jobs(
     ).fetchall()
     page, next_cursor = split_page(rows, limit, lambda row: str(row[0]))
     counted: dict[str, list[tuple[str, int, float]]] = {}
+    waiting: dict[str, list[list[str]]] = {}
     if page:
         ids = dumps([row[0] for row in page])
         for job_id, outcome, count, at in conn.execute(
@@ -82,24 +92,37 @@ def list_jobs(
             (ids,),
         ):
             counted.setdefault(job_id, []).append((outcome, count, at))
+        for job_id, entities in conn.execute(
+            "SELECT w.job_id, w.entities FROM job_waiting AS w"
+            " WHERE w.job_id IN (SELECT value FROM json_each(?)) AND NOT EXISTS"
+            " (SELECT 1 FROM job_items AS ji WHERE ji.job_id = w.job_id AND ji.idx = w.idx)",
+            (ids,),
+        ):
+            waiting.setdefault(job_id, []).append(orjson.loads(entities))
     jobs = [
         job_status(
             JobHeader(job_id, kind, owner_id, tuple(orjson.loads(groups)), total, created_at),
             counted.get(job_id, []),
             [],
+            waiting.get(job_id, []),
         )
         for job_id, kind, owner_id, groups, total, created_at in page
     ]
     return jobs, next_cursor
 
 
-def purge_jobs(conn: sqlite3.Connection, older_than: float) -> int:
-    """Remove the jobs created before ``older_than`` and their item outcomes; how many jobs."""
+def purge_jobs(conn: sqlite3.Connection, older_than: float, limit: int) -> int:
+    """Remove up to ``limit`` of the jobs created before ``older_than`` (oldest first), with
+    their item outcomes and waiting items; how many jobs."""
     expired = [
-        row[0]
-        for row in conn.execute("SELECT job_id FROM jobs WHERE created_at < ?", (older_than,))
+        (row[0],)
+        for row in conn.execute(
+            "SELECT job_id FROM jobs WHERE created_at < ? ORDER BY created_at LIMIT ?",
+            (older_than, limit),
+        )
     ]
     if expired:
-        conn.executemany("DELETE FROM job_items WHERE job_id = ?", [(j,) for j in expired])
-        conn.executemany("DELETE FROM jobs WHERE job_id = ?", [(j,) for j in expired])
+        conn.executemany("DELETE FROM job_items WHERE job_id = ?", expired)
+        conn.executemany("DELETE FROM job_waiting WHERE job_id = ?", expired)
+        conn.executemany("DELETE FROM jobs WHERE job_id = ?", expired)
     return len(expired)

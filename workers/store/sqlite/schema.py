@@ -104,6 +104,14 @@ CREATE TABLE IF NOT EXISTS job_items (
     PRIMARY KEY (job_id, idx)
 ) WITHOUT ROWID;
 
+CREATE TABLE IF NOT EXISTS job_waiting (
+    job_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    entities TEXT NOT NULL,
+    since REAL NOT NULL,
+    PRIMARY KEY (job_id, idx)
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS api_keys (
     key_id TEXT PRIMARY KEY NOT NULL,
     secret_digest TEXT NOT NULL,
@@ -182,9 +190,10 @@ def configure(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
     # page_size only takes effect on a file with no table yet, before WAL is on.
     conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
     conn.execute("PRAGMA journal_mode = WAL")
-    # In WAL, NORMAL loses no committed transaction when the process crashes; only a power
-    # loss or OS crash may roll back the last transactions (never corrupts the file).
-    conn.execute("PRAGMA synchronous = NORMAL")
+    # A worker acks a message once its batch is committed, so a commit must survive a power
+    # loss or an OS crash too: in WAL, FULL syncs the log on every commit (NORMAL syncs only at
+    # checkpoints and may roll back the last commits). Its cost: bench/design-measurements.md.
+    conn.execute("PRAGMA synchronous = FULL")
     conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
     conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")

@@ -1,8 +1,9 @@
 """The embedded store: one SQLite file, safe for several worker processes on one machine.
 
 - WAL journal, so readers never block the writer and the writer never blocks readers.
-- ``synchronous=NORMAL``: a committed batch survives a crash of any process; only a power loss
-  or an OS crash may lose the last few commits (the file itself stays consistent).
+- ``synchronous=FULL``: a batch is on disk (the WAL synced) before ``write_batch`` returns, so
+  a committed batch survives a crash of any process, of the OS, or a power loss; the worker
+  acks a message only after that.
 - Every write is one ``BEGIN IMMEDIATE`` transaction: the write lock is taken before the batch
   reads what it is about to change, so concurrent writers (tasks, stores, processes) are
   serialised and an upsert can never be lost. A busy database is waited for (``busy_timeout``,
@@ -33,6 +34,7 @@ from workers.ground.errors import ConfigurationError, StoreUnavailable
 from workers.store.logic import (
     DEFAULT_JOB_TTL,
     JOB_ID_CURSOR,
+    PURGE_CHUNK_JOBS,
     checked_cursor,
     jobs_visible_since,
     page_limit,
@@ -297,7 +299,16 @@ class SqliteStore:
         )
 
     async def purge_expired_jobs(self, older_than: float) -> int:
-        return await self._run(self._write, job_queries.purge_jobs, older_than)
+        """See ``Store.purge_expired_jobs``: in transactions of at most
+        ``logic.PURGE_CHUNK_JOBS`` jobs each, so that batch writes run in between."""
+        purged = 0
+        while True:
+            count = await self._run(
+                self._write, job_queries.purge_jobs, older_than, PURGE_CHUNK_JOBS
+            )
+            purged += count
+            if count < PURGE_CHUNK_JOBS:
+                return purged
 
     # administration ---------------------------------------------------------------------
     async def put_api_key(self, key: ApiKeyRecord) -> None:

@@ -34,7 +34,8 @@ def group_size(batches: list[WriteBatch]) -> int:
     """How many of the leading ``batches`` (at least one) the next transaction carries."""
     count = items = 0
     for batch in batches:
-        items += len(batch.edges) + len(batch.deletes) + len(batch.entities) + len(batch.preset)
+        items += len(batch.edges) + len(batch.deletes) + len(batch.entities)
+        items += len(batch.preset) + len(batch.waiting)
         if count and items > GROUP_MAX_ITEMS:
             break
         count += 1
