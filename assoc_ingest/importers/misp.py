@@ -38,6 +38,7 @@ from typing import Any
 from assoc_ingest.importers.common import FeedBuilder, ImportResult, WrongFile
 from assoc_ingest.importers.provenance import Seen, feed_time, tlp_of_tags
 from schemas import AssociationRules
+from schemas.stix.vocabulary import MISP_EVENT_ATTRIBUTE_TYPES
 
 SOURCE = "misp"
 GALAXY_TYPES = {
@@ -63,25 +64,7 @@ GALAXY_TYPES = {
 _GALAXY_TAG = re.compile(r'^misp-galaxy:([^=]+)="(.+)"$')
 _SUBJECT = re.compile(r"^\s*([^:]{1,64}?)\s*:\s*\S")
 
-ATTRIBUTE_TYPES = {
-    "email": "email-address",
-    "email-src": "email-address",
-    "email-dst": "email-address",
-    "domain": "domain",
-    "hostname": "hostname",
-    "ip-src": "ip",
-    "ip-dst": "ip",
-    "url": "url",
-    "link": "link",
-    "md5": "md5",
-    "sha1": "sha1",
-    "sha256": "sha256",
-    "sha512": "sha512",
-    "mutex": "mutex",
-    "regkey": "regkey",
-    "user-agent": "user-agent",
-    "AS": "asn",
-}
+ATTRIBUTE_TYPES = MISP_EVENT_ATTRIBUTE_TYPES
 _FILE_HASHES = ("sha256", "sha1", "md5")
 _MERGED_OBJECTS = {"pe", "av-signature"}
 

@@ -11,7 +11,8 @@
 - ``PREFERRED_TYPES``: which association type a STIX relationship name picks where the matrix
   offers several for a pair of kinds (File -> File is "File Archive" or "File Drop");
 - ``TLP_MARKINGS``: the predefined TLP marking definitions (1.0 and 2.0) and their level;
-- ``MISP_ATTRIBUTE_TYPES``: MISP attribute types of ``x-misp-object`` custom objects.
+- ``MISP_EVENT_ATTRIBUTE_TYPES`` (the MISP event importer) and ``MISP_ATTRIBUTE_TYPES`` (the
+  same plus file names): MISP attribute types of events and of ``x-misp-object`` custom objects.
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ TLP2_MARKING_IDS: Final = MappingProxyType(
 )
 """TLP level -> the TLP 2.0 marking definition ID an export references."""
 
-MISP_ATTRIBUTE_TYPES: Final = MappingProxyType(
+MISP_EVENT_ATTRIBUTE_TYPES: Final = MappingProxyType(
     {
         "email": "email-address",
         "email-src": "email-address",
@@ -205,8 +206,13 @@ MISP_ATTRIBUTE_TYPES: Final = MappingProxyType(
         "regkey": "regkey",
         "user-agent": "user-agent",
         "AS": "asn",
-        "filename": "filename",
     }
+)
+"""MISP attribute types -> entity types, as the MISP event importer reads an event's attributes
+(a file name there is a property of its file object, not an entity of its own)."""
+
+MISP_ATTRIBUTE_TYPES: Final = MappingProxyType(
+    {**MISP_EVENT_ATTRIBUTE_TYPES, "filename": "filename"}
 )
 """MISP attribute type -> entity type, for the attributes of ``x-misp-object`` objects (the
 same table as the MISP feed importer's)."""
