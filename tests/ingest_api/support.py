@@ -47,10 +47,12 @@ def bearer(
     roles: tuple[str, ...] = ("reporter",),
     groups: tuple[str, ...] = (),
     *,
-    expires_in: float = 300.0,
+    expires_in: float = 24 * 3600.0,
     secret: str = JWT_SECRET,
 ) -> dict[str, str]:
-    """An Authorization header with an HS256 JWT."""
+    """An Authorization header with an HS256 JWT. Modules build some at import time and the
+    suite runs for minutes, so the default lifetime outlasts any run (a 300 s token expired
+    under a slow CI run)."""
     claims: dict[str, Any] = {
         "sub": user,
         "roles": list(roles),
