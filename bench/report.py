@@ -30,6 +30,8 @@ def _fmt(value: Any, digits: int = 0) -> str:
         return "—"
     if isinstance(value, float):
         return f"{value:,.{digits}f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
     return str(value)
 
 
@@ -100,7 +102,7 @@ def _http_rows(table: _Table, http: dict[str, Any]) -> None:
             node.get("peak_rss_mb"),
             target=target,
         )
-    half = http.get("then")
+    half = http.get("half_rate")
     if half:
         errors = ", ".join(f"{e * 100:.1f} %" for e in half["rate_errors"])
         table.row(
@@ -223,6 +225,11 @@ def markdown(results: dict[str, Any]) -> str:
         "Ratios divide by the baselines of this run: x bare and x naive by their req/s (one "
         "item a request), x raw SQL by the raw upsert rate of `store`.",
     ]
+    notes.append(
+        f"`python -m bench --runs {results.get('runs')} --seconds {results.get('seconds')}`, "
+        f"started {results.get('started')}, {results.get('machine', {}).get('cpus')} CPUs "
+        "shared with other work: figures are indicative; compare rows of one run only."
+    )
     if http:
         notes.append(
             f"HTTP rows: the servers up at once, {http['rounds']} rounds of "
@@ -245,7 +252,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
         ("front", ("http", "kinds", "front")),
         ("front memory", ("http", "kinds", "front_memory")),
         ("front x2", ("http", "kinds", "front_p2")),
-        ("front ½ rate", ("http", "then")),
+        ("front ½ rate", ("http", "half_rate")),
     ):
         node = _get(results, *keys)
         if node:
