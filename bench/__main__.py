@@ -138,16 +138,19 @@ def main() -> None:
     chosen = [name for name in args.only.split(",") if name] or list(available)
     OUT.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "runs": args.runs,
         "seconds": args.seconds,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "scenarios": {},
+        "load_average": {"start": os.getloadavg()[0]},
     }
     for name in chosen:
         print(f"== {name}", flush=True)
         started = time.perf_counter()
         results["scenarios"][name] = available[name]()
+        # The 1-minute load average when the scenario ends: how busy the shared machine was.
+        results["load_average"][name] = os.getloadavg()[0]
         print(f"   {time.perf_counter() - started:.0f} s", flush=True)
         (OUT / "results.json").write_text(json.dumps(results, indent=2))
     table = report.markdown(results)

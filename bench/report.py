@@ -230,6 +230,12 @@ def markdown(results: dict[str, Any]) -> str:
         f"started {results.get('started')}, {results.get('machine', {}).get('cpus')} CPUs "
         "shared with other work: figures are indicative; compare rows of one run only."
     )
+    loads = results.get("load_average")
+    if loads:
+        notes.append(
+            "1-minute load average (start, then at the end of each scenario): "
+            + ", ".join(f"{name} {value:.1f}" for name, value in loads.items())
+        )
     if http:
         notes.append(
             f"HTTP rows: the servers up at once, {http['rounds']} rounds of "
