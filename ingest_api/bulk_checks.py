@@ -6,14 +6,13 @@ lowercase hex digits, distinct, plain provenance if any) depends only on the two
 prefixes and the ``associationType`` given: that outcome (the canonical type name, or the
 refusal) is decided once by ``check_association`` itself and kept per rule set. An item of a
 chunk then costs a few dictionary lookups; the hex parts of all its IDs are checked by one
-regular expression over their concatenation. Everything else (other shapes, provenance in any
+pass over their concatenation. Everything else (other shapes, provenance in any
 but its plainest form, a chunk with a malformed hex part, unknown types) goes through
 ``check_association``, so every answer, refusal wording included, is the same.
 """
 
 from __future__ import annotations
 
-import re
 import weakref
 from typing import Any, Final
 
@@ -32,7 +31,7 @@ deletes only) and provenance."""
 _PLAIN_FIELDS: Final = (
     frozenset({"entityID", "relatedEntityID", "associationType"}) | PROVENANCE_FIELDS
 )
-_HEX_RUN: Final = re.compile("[0-9a-f]*")
+_HEX: Final = b"0123456789abcdef"
 _MAX_CACHED: Final = 4096
 """Outcomes kept per rule set and kind, and provenances kept: beyond, they start afresh."""
 
@@ -72,6 +71,7 @@ class AssociationChunkChecker:
         refused: list[tuple[int, ItemProblem]] = []
         hexes: list[str] = []
         outcomes = self._outcomes
+        delete = self._delete
         for index, value in chunk:
             outcome: Any = _SLOW
             if type(value) is dict:
@@ -105,7 +105,13 @@ class AssociationChunkChecker:
                                 refused.append((index, outcome))
                             else:
                                 valid.append(
-                                    (index, entity, related, outcome.association_type, provenance)
+                                    (
+                                        index,
+                                        entity,
+                                        related,
+                                        outcome.association_type,
+                                        None if delete else provenance,  # a delete keeps none
+                                    )
                                 )
                             continue
             checked = check_association(value, self._rules, delete=self._delete)
@@ -121,7 +127,7 @@ class AssociationChunkChecker:
                         checked.provenance,
                     )
                 )
-        if hexes and _HEX_RUN.fullmatch("".join(hexes)) is None:
+        if hexes and "".join(hexes).encode("utf-8", "surrogatepass").translate(None, _HEX):
             return self._one_by_one(chunk)  # some ID's hex part is malformed: words it
         return valid, refused
 

@@ -13,6 +13,8 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
+from ingest_api.bodies import BulkChunk
+from ingest_api.bulk_checks import AssociationChunkChecker
 from schemas import AssociationItem, EntityItem, MessageKind, entity_id
 from tests.backends import RabbitQueueFactory
 from tests.ingest_api.support import (
@@ -237,6 +239,41 @@ async def test_a_bulk_as_a_json_array_queues_only_the_valid_items(
     ]
     (item,) = await inbox.items(1)
     assert (item.index, item.entity_id, item.association_type) == (1, URL, "URL Host")
+
+
+async def test_a_request_sent_while_a_large_bulk_is_checked_is_answered_before_it_is_done(
+    client: Client, queue: MemoryJobQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bulk is checked a chunk at a time and the front serves other requests in between: a
+    probe sent once the checking of a 10,000-item bulk has begun is answered before its last
+    chunk is checked, and the bulk is still wholly queued."""
+    inbox = await consume(queue)
+    original = AssociationChunkChecker.check
+    probe: asyncio.Task[int] | None = None
+    probe_answered: list[bool] = []  # before each chunk is checked
+
+    async def health() -> int:
+        response = await client.get("/healthz")
+        return response.status
+
+    def check(self: AssociationChunkChecker, chunk: BulkChunk) -> Any:
+        nonlocal probe
+        if probe is None:
+            probe = asyncio.get_running_loop().create_task(health())
+        probe_answered.append(probe.done())
+        return original(self, chunk)
+
+    monkeypatch.setattr(AssociationChunkChecker, "check", check)
+    body = [{"entityID": ASN, "relatedEntityID": f"ip-{n:064x}"} for n in range(10_000)]
+    response = await client.post(f"{BASE}/associations", json=body, headers=bearer())
+
+    assert response.status == 202
+    assert (await response.json())["accepted"] == 10_000
+    assert probe is not None and await probe == 200
+    assert len(probe_answered) > 1 and not probe_answered[0]
+    assert probe_answered[-1], "the probe waited for the whole bulk to be checked"
+    items = await inbox.items(10_000)
+    assert [item.index for item in items] == list(range(10_000))
 
 
 async def test_a_bulk_of_entities_queues_one_item_per_valid_entity(
