@@ -11,9 +11,11 @@ items the answer is a 413.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -223,23 +225,30 @@ async def iter_bulk_chunks(
     max_bytes: int,
     digest: Digest | None = None,
     chunk_items: int = CHUNK_ITEMS,
-) -> AsyncIterator[BulkChunk]:
+    turn: asyncio.Lock | None = None,
+) -> AsyncGenerator[BulkChunk, None]:
     """The items of a bulk body in order (see the module docstring), at most ``chunk_items``
-    at a time; ``digest``, when given, is fed every byte of the body."""
+    at a time; ``digest``, when given, is fed every byte of the body.
+
+    ``turn``, when given, is held while chunks are parsed and handed out, never while the body
+    is awaited: from the end of the read of a JSON body to its last chunk, around each chunk of
+    a streamed one. Close the iterator (``contextlib.aclosing``) to give it back early."""
     content_type = request.content_type
     if content_type != JSON_TYPE and content_type not in NDJSON_TYPES:
         raise _unsupported("application/x-ndjson or application/json")
     _check_length(request, max_bytes)
+    held = contextlib.nullcontext() if turn is None else turn
     count = 0
     if content_type == JSON_TYPE:
         body = await request.read()
         if digest is not None:
             digest.update(body)
-        for chunk in _json_body_chunks(body, max_items, chunk_items):
-            count += len(chunk)
-            if count > max_items:
-                raise _too_many(max_items)
-            yield chunk
+        async with held:
+            for chunk in _json_body_chunks(body, max_items, chunk_items):
+                count += len(chunk)
+                if count > max_items:
+                    raise _too_many(max_items)
+                yield chunk
         return
 
     received = 0
@@ -264,7 +273,8 @@ async def iter_bulk_chunks(
             pending.append((number, _parse_value(line)))
         line_number += complete.count(b"\n") + 1
         while len(pending) >= chunk_items:
-            yield pending[:chunk_items]
+            async with held:
+                yield pending[:chunk_items]
             del pending[:chunk_items]
     tail = b"".join(parts)
     if tail.strip():
@@ -273,7 +283,8 @@ async def iter_bulk_chunks(
             raise _too_many(max_items)
         pending.append((line_number, _parse_value(tail)))
     if pending:
-        yield pending
+        async with held:
+            yield pending
 
 
 async def iter_bulk(

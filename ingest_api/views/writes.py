@@ -16,6 +16,7 @@ processed once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -45,7 +46,7 @@ from ingest_api.idempotency import (
 )
 from ingest_api.paths import BASE
 from ingest_api.publisher import TooLargeForOneMessage
-from ingest_api.state import JOB_REGISTRY, PRINCIPAL, PUBLISHER, RULES, SETTINGS
+from ingest_api.state import BULK_TURN, JOB_REGISTRY, PRINCIPAL, PUBLISHER, RULES, SETTINGS
 from schemas import EntityItem, MessageKind, encode_item
 from schemas.messages import AssociationItemEncoder
 from schemas.rules import AssociationRules
@@ -338,8 +339,9 @@ def _encode_associations(
 
 
 async def _bulk(request: web.Request, kind: MessageKind) -> web.Response:
-    """A bulk request, read and checked a chunk at a time; the event loop serves other
-    requests between chunks, so that a large body does not hold it."""
+    """A bulk request, read and checked a chunk at a time, one bulk after the other
+    (``BULK_TURN``); the event loop serves other requests and the broker's confirms between
+    two chunks, so that a large body does not hold it."""
     settings = request.app[SETTINGS]
     key = idempotency_key(request)
     digest = request_digest(request) if key else None
@@ -351,34 +353,40 @@ async def _bulk(request: web.Request, kind: MessageKind) -> web.Response:
     entities: list[tuple[int, Checked]] = []
     rejected: list[dict[str, Any]] = []
     least_size = 0
-    async for chunk in iter_bulk_chunks(
-        request, max_items=settings.bulk_max_items, max_bytes=settings.max_body_bytes, digest=digest
-    ):
-        if checker is not None:
-            valid, refused = _check_associations(chunk, checker)
-            associations += valid
-        else:
-            refused = []
-            for index, value in chunk:
-                outcome = (
-                    ItemProblem("invalid_json", value.message)
-                    if isinstance(value, NotJson)
-                    else check_entity(value, rules)
-                )
-                if isinstance(outcome, ItemProblem):
-                    refused.append((index, outcome))
-                    continue
-                entities.append((index, outcome))
-                # Refuse as soon as the items cannot fit in one message, rather than hold all.
-                least_size += _least_encoded_size(outcome)
-                if least_size > settings.publish_max_bytes:
-                    raise _too_large_for_one_message(
-                        f"at most {settings.publish_max_bytes} bytes of items per message"
+    chunks = iter_bulk_chunks(
+        request,
+        max_items=settings.bulk_max_items,
+        max_bytes=settings.max_body_bytes,
+        digest=digest,
+        turn=request.app[BULK_TURN],
+    )
+    async with contextlib.aclosing(chunks):
+        async for chunk in chunks:
+            if checker is not None:
+                valid, refused = _check_associations(chunk, checker)
+                associations += valid
+            else:
+                refused = []
+                for index, value in chunk:
+                    outcome = (
+                        ItemProblem("invalid_json", value.message)
+                        if isinstance(value, NotJson)
+                        else check_entity(value, rules)
                     )
-        if refused:
-            _count_invalid(refused)
-            rejected += [{"index": index, "error": p.as_error()} for index, p in refused]
-        await asyncio.sleep(0)  # let other requests run between chunks
+                    if isinstance(outcome, ItemProblem):
+                        refused.append((index, outcome))
+                        continue
+                    entities.append((index, outcome))
+                    # Refuse as soon as the items cannot fit in one message, rather than hold all.
+                    least_size += _least_encoded_size(outcome)
+                    if least_size > settings.publish_max_bytes:
+                        raise _too_large_for_one_message(
+                            f"at most {settings.publish_max_bytes} bytes of items per message"
+                        )
+            if refused:
+                _count_invalid(refused)
+                rejected += [{"index": index, "error": p.as_error()} for index, p in refused]
+            await asyncio.sleep(0)  # let other requests run between chunks
     accepted = len(associations) + len(entities)
     if not accepted:
         if not rejected:
