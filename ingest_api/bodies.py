@@ -179,9 +179,13 @@ def _too_many(max_items: int) -> ApiError:
     return ApiError(413, "too_many_items", f"A bulk request may hold at most {max_items} items.")
 
 
-def _chunks_of(items: Iterator[tuple[int, Any]], size: int) -> Iterator[BulkChunk]:
+def _chunks_of(items: Iterator[tuple[int, Any]], size: int, max_items: int) -> Iterator[BulkChunk]:
+    """``items`` ``size`` at a time; a 413 at the first item beyond ``max_items``, before
+    anything after it is parsed (so a fault further on is not what the answer names)."""
     chunk: BulkChunk = []
-    for item in items:
+    for count, item in enumerate(items, 1):
+        if count > max_items:
+            raise _too_many(max_items)
         chunk.append(item)
         if len(chunk) >= size:
             yield chunk
@@ -215,7 +219,7 @@ def _json_body_chunks(body: bytes, max_items: int, size: int) -> Iterator[BulkCh
         items: Iterator[tuple[int, Any]] = enumerate(_array_items(body))
     else:
         items = ((number, _parse_value(line)) for number, line in _lines(body))
-    yield from _chunks_of(items, size)
+    yield from _chunks_of(items, size, max_items)
 
 
 async def iter_bulk_chunks(
