@@ -30,7 +30,6 @@ from workers.store.records import (
 from workers.store.sources import merge_sources
 from workers.store.sqlite.entities import EntityRows
 from workers.store.sqlite.jobs import register_jobs
-from workers.store.sqlite.rows import insert_rows
 from workers.store.sqlite.schema import dump_sources, dumps, key64, load_sources
 
 _OUTCOMES = {outcome.value: outcome for outcome in Outcome}
@@ -182,13 +181,14 @@ class _Associations:
                         dump_sources(state.sources),
                     )
                 )
-        insert_rows(
-            conn,
-            "INSERT INTO associations (id_key, entity_key, related_key, id, entity_id,"
-            " related_id, entity_type, related_type, association_types, file_action,"
-            " created_at, last_seen, submissions, created_by, sources)",
-            inserts,
-        )
+        if inserts:
+            conn.executemany(
+                "INSERT INTO associations (id_key, entity_key, related_key, id, entity_id,"
+                " related_id, entity_type, related_type, association_types, file_action,"
+                " created_at, last_seen, submissions, created_by, sources)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                inserts,
+            )
         if updates:
             conn.executemany(
                 "UPDATE associations SET association_types = ?, last_seen = ?, submissions = ?,"
@@ -214,8 +214,8 @@ def recorded_outcomes(conn: sqlite3.Connection, keys: list[ItemKey]) -> dict[Ite
     return {(job_id, idx): _OUTCOMES[outcome] for job_id, idx, outcome in rows}
 
 
-_RECORD_OUTCOME = "INSERT INTO job_items (job_id, idx, outcome, code, message, at)"
-_RECORD_OUTCOME_CONFLICT = (
+_RECORD_OUTCOME = (
+    "INSERT INTO job_items (job_id, idx, outcome, code, message, at) VALUES (?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (job_id, idx) DO UPDATE SET outcome = excluded.outcome, code = excluded.code,"
     " message = excluded.message, at = excluded.at WHERE job_items.outcome = 'failed'"
 )
@@ -293,7 +293,8 @@ def apply_batch(
     associations.flush(conn, now)
     if after_effects is not None:
         after_effects(batch)
-    insert_rows(conn, _RECORD_OUTCOME, items, _RECORD_OUTCOME_CONFLICT)
+    if items:
+        conn.executemany(_RECORD_OUTCOME, items)
     settled = [(job, idx) for job, idx, *_ in items] if batch.clears_waiting else []
     _record_waiting(conn, fresh.waiting, settled)
     return BatchResult(outcomes=outcomes, skipped=frozenset(recorded))
