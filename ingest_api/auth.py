@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-import structlog
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -43,6 +42,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from ingest_api.errors import ApiError
 from ingest_api.keys import ROLES, digest_secret, secret_matches
 from workers.ground.errors import ConfigurationError, StoreUnavailable
+from workers.ground.logs import note_user
 from workers.ground.settings import Settings
 from workers.store.base import Store
 from workers.store.records import ApiKeyRecord, api_key_status
@@ -282,9 +282,9 @@ PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 
 async def authenticate(request: web.Request) -> Principal:
     """The caller of ``request`` whatever their roles (401 without valid credentials), kept
-    as ``request[PRINCIPAL]`` and bound as ``user_id`` in the log context."""
+    as ``request[PRINCIPAL]`` and named as ``user_id`` in the request's access line."""
     principal = await request.app[AUTHENTICATOR].authenticate(request)
-    structlog.contextvars.bind_contextvars(user_id=principal.user_id)
+    note_user(principal.user_id)
     request[PRINCIPAL] = principal
     return principal
 
@@ -292,8 +292,8 @@ async def authenticate(request: web.Request) -> Principal:
 def require_role(role: str) -> Callable[[Handler], Handler]:
     """Decorate a view so that it runs only for a caller holding ``role`` (401/403 otherwise).
 
-    The caller is available to the view as ``request[PRINCIPAL]`` and ``user_id`` is bound in
-    the log context.
+    The caller is available to the view as ``request[PRINCIPAL]`` and named as ``user_id`` in
+    the request's access line.
     """
 
     def decorate(handler: Handler) -> Handler:

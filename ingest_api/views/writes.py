@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import structlog
 from aiohttp import web
 
 from ingest_api.auth import Principal, require_role
@@ -49,7 +48,7 @@ from schemas.messages import AssociationItemEncoder
 from schemas.rules import AssociationRules
 from workers.ground import metrics
 from workers.ground.errors import BrokerUnavailable, QueueFull
-from workers.ground.logs import get_logger
+from workers.ground.logs import get_logger, note, note_job
 from workers.store.records import JobHeader
 
 __all__ = [
@@ -186,10 +185,11 @@ def _meta(job_id: str, index: int, total: int, principal: Principal, now: float)
 def _accepted(
     request: web.Request, kind: MessageKind, job_id: str, total: int, now: float
 ) -> dict[str, str]:
-    """Count, log and register an acknowledged job; return the Location header."""
+    """Count, note (in the access line) and register an acknowledged job; return the Location
+    header."""
     principal = request[PRINCIPAL]
     metrics.ITEMS_ACKNOWLEDGED.labels(kind=kind.value).inc(total)
-    log.info("job.accepted", kind=kind.value, items=total)
+    note(items=total)
     request.app[JOB_REGISTRY].add(
         JobHeader(
             job_id=job_id,
@@ -248,7 +248,7 @@ async def _single(request: web.Request, kind: MessageKind) -> tuple[str, Checked
         raise _refuse(checked)
     now = time.time()
     job = await choose_job(request, key, await whole_body_digest(request) if key else "", now)
-    structlog.contextvars.bind_contextvars(job_id=job.job_id)
+    note_job(job.job_id)
     items = [(0, checked)]
     if job.publish:
         await _publish(request, kind, _encode(job.job_id, items, request[PRINCIPAL], now))
@@ -334,7 +334,7 @@ async def _bulk(request: web.Request, kind: MessageKind) -> web.Response:
         )
     now = time.time()
     job = await choose_job(request, key, digest.hexdigest() if digest else "", now)
-    structlog.contextvars.bind_contextvars(job_id=job.job_id)
+    note_job(job.job_id)
     if job.publish:
         await _publish(request, kind, _encode(job.job_id, valid, request[PRINCIPAL], now))
     headers = _answered(request, kind, job, job_total(valid), now)

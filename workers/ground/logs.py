@@ -1,8 +1,12 @@
-"""structlog set-up: JSON lines in production, readable lines on a terminal.
+"""structlog set-up: JSON lines in production (rendered by orjson), readable lines on a terminal.
 
-``request_id``, ``job_id`` and ``user_id`` are bound through contextvars
-(``structlog.contextvars.bind_contextvars``) and appear on every event logged under them.
-Events are dotted past-tense names: ``job.accepted``, ``job.stored``, ``job.rejected``.
+Events are dotted past-tense names: ``request.completed``, ``job.stored``, ``job.rejected``.
+
+A request handled by the front is one ``RequestLog`` in the ``REQUEST_LOG`` context variable,
+set by its middleware: the views fill it (``note_user``, ``note_job``, ``note``) instead of
+binding context per request, and the middleware writes it as the request's one access line.
+Any other event logged while the request is handled (a warning, an error) carries its
+``request_id``, ``user_id`` and ``job_id`` too.
 
 The libraries' own logs (aio-pika, aiormq, aiohttp, pymongo: the standard ``logging`` module)
 go through the same renderer, so a JSON log stays one JSON object a line. A lost broker
@@ -15,12 +19,124 @@ library record is one JSON line with its ``logger`` and ``level``, a traceback i
 
 from __future__ import annotations
 
+import contextvars
+import json
 import logging
 import re
 import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import structlog
+
+__all__ = [
+    "REQUEST_LOG",
+    "RequestLog",
+    "configure_logging",
+    "get_logger",
+    "note",
+    "note_job",
+    "note_user",
+]
+
+
+@dataclass(slots=True)
+class RequestLog:
+    """What the access line of one request says beyond its method, path, status and time."""
+
+    request_id: str
+    user_id: str | None = None
+    job_id: str | None = None
+    fields: dict[str, Any] | None = None
+    """Other facts of the request (``note``), e.g. the items of its job."""
+
+
+REQUEST_LOG: contextvars.ContextVar[RequestLog | None] = contextvars.ContextVar(
+    "request_log", default=None
+)
+
+
+def note_user(user_id: str) -> None:
+    """Name the caller of the request being handled (nothing outside a request)."""
+    entry = REQUEST_LOG.get()
+    if entry is not None:
+        entry.user_id = user_id
+
+
+def note_job(job_id: str) -> None:
+    """Name the job the request being handled made or answered with."""
+    entry = REQUEST_LOG.get()
+    if entry is not None:
+        entry.job_id = job_id
+
+
+def note(**fields: Any) -> None:
+    """Add ``fields`` to the access line of the request being handled."""
+    entry = REQUEST_LOG.get()
+    if entry is not None:
+        if entry.fields is None:
+            entry.fields = fields
+        else:
+            entry.fields.update(fields)
+
+
+def _request_fields(
+    logger: Any, method_name: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """``request_id``, ``user_id`` and ``job_id`` of the request being handled, if any."""
+    entry = REQUEST_LOG.get()
+    if entry is not None:
+        event_dict.setdefault("request_id", entry.request_id)
+        if entry.user_id is not None:
+            event_dict.setdefault("user_id", entry.user_id)
+        if entry.job_id is not None:
+            event_dict.setdefault("job_id", entry.job_id)
+    return event_dict
+
+
+class _UtcTimestamp:
+    """``timestamp`` as structlog's ``TimeStamper(fmt="iso", utc=True)`` writes it (always with
+    microseconds), the date and time of day formatted once a second."""
+
+    def __init__(self) -> None:
+        self._second: tuple[int, str] = (-1, "")
+
+    def __call__(
+        self, logger: Any, method_name: str, event_dict: structlog.typing.EventDict
+    ) -> structlog.typing.EventDict:
+        now = time.time()
+        whole = int(now)
+        second, text = self._second
+        if whole != second:
+            text = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = (whole, text)
+        event_dict["timestamp"] = f"{text}.{int((now - whole) * 1e6):06d}Z"
+        return event_dict
+
+
+def _fallback(value: Any) -> str:
+    return repr(value)
+
+
+def _json_bytes(event_dict: structlog.typing.EventDict, **_: Any) -> bytes:
+    """One event as a JSON object: orjson, or the standard library for what orjson refuses (an
+    integer beyond 64 bits, a lone surrogate, a key that is not a string)."""
+    try:
+        return orjson.dumps(event_dict, default=_fallback)
+    except TypeError:
+        return json.dumps(event_dict, default=_fallback).encode()
+
+
+def _render_json(logger: Any, method_name: str, event_dict: structlog.typing.EventDict) -> bytes:
+    return _json_bytes(event_dict)
+
+
+def _render_json_text(logger: Any, method_name: str, event_dict: structlog.typing.EventDict) -> str:
+    return _json_bytes(event_dict).decode()
+
 
 # aio-pika's reconnect messages (aio_pika.robust_connection), as structured events.
 _RETRY = r"(?P<retry_in>[0-9.]+) seconds\.$"
@@ -103,13 +219,13 @@ def _library_event(
 def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     """Configure structlog and the standard library's root logger to render alike, on stderr."""
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
-    renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
+    text_renderer: structlog.typing.Processor = (
+        structlog.dev.ConsoleRenderer() if use_console else _render_json_text
     )
     shared: list[structlog.typing.Processor] = [
-        structlog.contextvars.merge_contextvars,
+        _request_fields,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _UtcTimestamp(),
     ]
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_RepeatsOfALoss())
@@ -119,19 +235,26 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
-                renderer,
+                text_renderer,
             ],
         )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # JSON lines go out as bytes, straight to stderr's binary stream.
+    binary = getattr(sys.stderr, "buffer", None)
+    renderer, factory = (
+        (_render_json, structlog.BytesLoggerFactory(binary))
+        if not use_console and binary is not None
+        else (text_renderer, structlog.PrintLoggerFactory(sys.stderr))
+    )
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )
 
