@@ -130,6 +130,7 @@ class GatewayRoles:
 class _Verified:
     record: ApiKeyRecord
     verified_at: float
+    principal: Principal
 
 
 class Authenticator:
@@ -190,6 +191,7 @@ class Authenticator:
         ttl = self._settings.api_key_cache_seconds
         if hit is not None and now - hit.verified_at < ttl:
             record = hit.record
+            principal = hit.principal
         else:
             try:
                 found = await self._store.get_api_key(key_id)
@@ -203,20 +205,21 @@ class Authenticator:
             if found is None or not secret_matches(found, secret):
                 raise _unauthorized("The API key or secret is wrong.")
             record = found
+            principal = Principal(
+                user_id=record.user_id,
+                roles=frozenset(record.roles),
+                groups=tuple(record.groups),
+                method="api-key",
+                key_id=record.key_id,
+            )
             if ttl > 0:
-                self._remember(cache_key, _Verified(record, now))
+                self._remember(cache_key, _Verified(record, now, principal))
         status = api_key_status(record, now)
         if status == "revoked":
             raise _unauthorized("The API key has been revoked.")
         if status == "expired":
             raise _unauthorized("The API key has expired.")
-        return Principal(
-            user_id=record.user_id,
-            roles=frozenset(record.roles),
-            groups=tuple(record.groups),
-            method="api-key",
-            key_id=record.key_id,
-        )
+        return principal
 
     def _remember(self, cache_key: tuple[str, str], entry: _Verified) -> None:
         self._cache[cache_key] = entry

@@ -29,7 +29,7 @@ from prometheus_client import Counter, Histogram
 from ingest_api.body_budget import BodyBudget, reserved_size
 from ingest_api.errors import ERROR_CODE, ApiError, error_response, reason_code
 from workers.ground import metrics
-from workers.ground.logs import REQUEST_LOG, RequestLog, get_logger
+from workers.ground.logs import REQUEST_LOG, RequestLog, get_logger, log_info_fast
 
 __all__ = ["observe_requests", "request_middleware"]
 
@@ -103,21 +103,21 @@ def request_middleware(budget: BodyBudget | None = None, max_body: int = 0) -> M
             route = _route_of(request)
             _request_counter(route, status).inc()
             _request_timer(route).observe(elapsed)
-            fields = entry.fields or {}
+            line = {
+                "request_id": request_id,
+                "user_id": entry.user_id,
+                "job_id": entry.job_id,
+                "method": request.method,
+                "path": request.path[:_MAX_PATH],
+                "route": route,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 3),
+            }
             if status >= 400:
-                fields["code"] = response.get(ERROR_CODE) or reason_code(status)
-            log.info(
-                "request.completed",
-                request_id=request_id,
-                user_id=entry.user_id,
-                job_id=entry.job_id,
-                method=request.method,
-                path=request.path[:_MAX_PATH],
-                route=route,
-                status=status,
-                duration_ms=round(elapsed * 1000, 3),
-                **fields,
-            )
+                line["code"] = response.get(ERROR_CODE) or reason_code(status)
+            if entry.fields:
+                line.update(entry.fields)
+            log_info_fast("request.completed", line)
             return response
         finally:
             REQUEST_LOG.reset(token)
