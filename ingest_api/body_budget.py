@@ -37,6 +37,8 @@ class BodyBudget:
         self.wait = wait
         self.in_flight = 0
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+        # Read when scraped, not set on every request (the newest budget of the process).
+        metrics.HTTP_BODY_BYTES_IN_FLIGHT.set_function(lambda: self.in_flight)
 
     def _fits(self, size: int) -> bool:
         return self.in_flight == 0 or self.in_flight + size <= self.capacity
@@ -89,12 +91,10 @@ class BodyBudget:
     def release(self, size: int) -> None:
         """Give back ``size`` bytes reserved by ``acquire``."""
         self.in_flight -= size
-        metrics.HTTP_BODY_BYTES_IN_FLIGHT.set(self.in_flight)
         self._grant()
 
     def _take(self, size: int) -> None:
         self.in_flight += size
-        metrics.HTTP_BODY_BYTES_IN_FLIGHT.set(self.in_flight)
 
     def _grant(self) -> None:
         while self._waiters and self._fits(self._waiters[0][0]):

@@ -15,15 +15,18 @@ processed once.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
 from aiohttp import web
+from prometheus_client import Counter
 
 from ingest_api.auth import Principal, require_role
-from ingest_api.bodies import iter_bulk, read_json
+from ingest_api.bodies import JSON_TYPE, iter_bulk, read_json
 from ingest_api.checks import (
     AssociationRequest,
     EntityRequest,
@@ -43,7 +46,7 @@ from ingest_api.idempotency import (
 from ingest_api.paths import BASE
 from ingest_api.publisher import TooLargeForOneMessage
 from ingest_api.state import JOB_REGISTRY, PRINCIPAL, PUBLISHER, RULES, SETTINGS
-from schemas import EntityItem, MessageKind, encode_item
+from schemas import EntityItem, MessageKind, encode_item, new_job_id
 from schemas.messages import AssociationItemEncoder
 from schemas.rules import AssociationRules
 from workers.ground import metrics
@@ -133,8 +136,6 @@ def _checker(kind: MessageKind, rules: AssociationRules) -> Callable[[Any], Chec
 async def _publish(request: web.Request, kind: MessageKind, items: Sequence[bytes]) -> None:
     """Hand ``items`` to the publisher; 503 with ``Retry-After`` unless all are confirmed, 413
     when they cannot travel in one message (then nothing is queued)."""
-    settings = request.app[SETTINGS]
-    retry_after = str(max(1, math.ceil(settings.publish_timeout)))
     # No timer here: the publisher bounds each message's wait for its confirm by
     # publish_timeout, and a request waits at most for the message in flight, then its own.
     try:
@@ -149,7 +150,7 @@ async def _publish(request: web.Request, kind: MessageKind, items: Sequence[byte
             503,
             "queue_full",
             "The work queue is full; retry later.",
-            headers={"Retry-After": retry_after},
+            headers={"Retry-After": _retry_after(request)},
         ) from exc
     except BrokerUnavailable as exc:
         metrics.BACKPRESSURE_RESPONSES.inc()
@@ -158,8 +159,13 @@ async def _publish(request: web.Request, kind: MessageKind, items: Sequence[byte
             503,
             "broker_unavailable",
             "The broker could not confirm the job in time; retry later.",
-            headers={"Retry-After": retry_after},
+            headers={"Retry-After": _retry_after(request)},
         ) from exc
+
+
+def _retry_after(request: web.Request) -> str:
+    """Seconds a refused publish should wait before it is retried: the publish timeout."""
+    return str(max(1, math.ceil(request.app[SETTINGS].publish_timeout)))
 
 
 def _too_large_for_one_message(limit: str) -> ApiError:
@@ -188,7 +194,7 @@ def _accepted(
     """Count, note (in the access line) and register an acknowledged job; return the Location
     header."""
     principal = request[PRINCIPAL]
-    metrics.ITEMS_ACKNOWLEDGED.labels(kind=kind.value).inc(total)
+    _acknowledged(kind).inc(total)
     note(items=total)
     request.app[JOB_REGISTRY].add(
         JobHeader(
@@ -201,6 +207,11 @@ def _accepted(
         )
     )
     return {"Location": f"{BASE}/jobs/{job_id}"}
+
+
+@functools.cache
+def _acknowledged(kind: MessageKind) -> Counter:
+    return metrics.ITEMS_ACKNOWLEDGED.labels(kind=kind.value)
 
 
 def _answered(
@@ -247,7 +258,10 @@ async def _single(request: web.Request, kind: MessageKind) -> tuple[str, Checked
     if isinstance(checked, ItemProblem):
         raise _refuse(checked)
     now = time.time()
-    job = await choose_job(request, key, await whole_body_digest(request) if key else "", now)
+    if key is None:  # what choose_job gives without a key, without awaiting it
+        job = JobChoice(new_job_id(), publish=True, replayed=False)
+    else:
+        job = await choose_job(request, key, await whole_body_digest(request), now)
     note_job(job.job_id)
     items = [(0, checked)]
     if job.publish:
@@ -257,7 +271,9 @@ async def _single(request: web.Request, kind: MessageKind) -> tuple[str, Checked
 
 async def _single_association(request: web.Request, kind: MessageKind) -> web.Response:
     job_id, _, headers = await _single(request, kind)
-    return json_response({"message": "acknowledged", "jobID": job_id}, status=202, headers=headers)
+    # What json_response gives for {"message": "acknowledged", "jobID": job_id}, by hand.
+    body = b'{"message":"acknowledged","jobID":%s}' % orjson.dumps(job_id)
+    return web.Response(body=body, status=202, headers=headers, content_type=JSON_TYPE)
 
 
 @require_role("reporter")
