@@ -43,11 +43,17 @@ class BodyBudget:
     def _fits(self, size: int) -> bool:
         return self.in_flight == 0 or self.in_flight + size <= self.capacity
 
+    def take_now(self, size: int) -> bool:
+        """Reserve ``size`` bytes if that needs no wait (nobody waits and they fit)."""
+        if not self._waiters and self._fits(size):
+            self._take(size)
+            return True
+        return False
+
     async def admit(self, size: int) -> None:
         """Reserve ``size`` bytes for a request, or refuse it: 503 ``too_many_large_bodies``
         with ``Retry-After`` when they could not be had within ``wait`` seconds."""
-        if not self._waiters and self._fits(size):
-            self._take(size)
+        if self.take_now(size):
             return
         if not await self.acquire(size):
             metrics.BACKPRESSURE_RESPONSES.inc()

@@ -95,34 +95,64 @@ def request_middleware(budget: BodyBudget | None = None, max_body: int = 0) -> M
         entry = RequestLog(request_id)
         token = REQUEST_LOG.set(entry)
         try:
-            response = await _answer(request, handler, budget, max_body)
-            elapsed = time.perf_counter() - started
-            status = response.status
-            if not response.prepared:
-                response.headers["x-request-id"] = request_id
-            route = _route_of(request)
-            _request_counter(route, status).inc()
-            _request_timer(route).observe(elapsed)
-            line = {
-                "request_id": request_id,
-                "user_id": entry.user_id,
-                "job_id": entry.job_id,
-                "method": request.method,
-                "path": request.path[:_MAX_PATH],
-                "route": route,
-                "status": status,
-                "duration_ms": round(elapsed * 1000, 3),
-            }
-            if status >= 400:
-                line["code"] = response.get(ERROR_CODE) or reason_code(status)
-            if entry.fields:
-                line.update(entry.fields)
-            log_info_fast("request.completed", line)
+            # The view's answer, or the error answer of what it raised.
+            try:
+                size = None if budget is None else reserved_size(request, max_body)
+                if budget is None or size is None:
+                    response = await handler(request)
+                else:
+                    if not budget.take_now(size):
+                        await budget.admit(size)
+                    try:
+                        response = await handler(request)
+                    finally:
+                        budget.release(size)
+            except ApiError as exc:
+                response = exc.to_response()
+            except web.HTTPException as exc:
+                if exc.status < 400:
+                    raise
+                response = _from_http_exception(request, exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("request.crashed", method=request.method, route=_route_of(request))
+                response = error_response(
+                    500, "internal_error", "An unexpected error occurred; it has been logged."
+                )
+            _answered(request, response, entry, time.perf_counter() - started)
             return response
         finally:
             REQUEST_LOG.reset(token)
 
     return observe_requests
+
+
+def _answered(
+    request: web.Request, response: web.StreamResponse, entry: RequestLog, elapsed: float
+) -> None:
+    """Name the request in its answer, count it, time it and write its access line."""
+    status = response.status
+    if not response.prepared:
+        response.headers["x-request-id"] = entry.request_id
+    route = _route_of(request)
+    _request_counter(route, status).inc()
+    _request_timer(route).observe(elapsed)
+    line = {
+        "request_id": entry.request_id,
+        "user_id": entry.user_id,
+        "job_id": entry.job_id,
+        "method": request.method,
+        "path": request.path[:_MAX_PATH],
+        "route": route,
+        "status": status,
+        "duration_ms": round(elapsed * 1000, 3),
+    }
+    if status >= 400:
+        line["code"] = response.get(ERROR_CODE) or reason_code(status)
+    if entry.fields:
+        line.update(entry.fields)
+    log_info_fast("request.completed", line)
 
 
 observe_requests = request_middleware()

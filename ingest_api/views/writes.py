@@ -269,9 +269,9 @@ async def _single(request: web.Request, kind: MessageKind) -> tuple[str, Checked
     return job.job_id, checked, _answered(request, kind, job, job_total(items), now)
 
 
-async def _single_association(request: web.Request, kind: MessageKind) -> web.Response:
-    job_id, _, headers = await _single(request, kind)
-    # What json_response gives for {"message": "acknowledged", "jobID": job_id}, by hand.
+def _acknowledged_response(job_id: str, headers: dict[str, str]) -> web.Response:
+    """The 202 of a single association: what ``json_response`` gives for
+    ``{"message": "acknowledged", "jobID": job_id}``, built by hand."""
     body = b'{"message":"acknowledged","jobID":%s}' % orjson.dumps(job_id)
     return web.Response(body=body, status=202, headers=headers, content_type=JSON_TYPE)
 
@@ -279,13 +279,15 @@ async def _single_association(request: web.Request, kind: MessageKind) -> web.Re
 @require_role("reporter")
 async def post_association(request: web.Request) -> web.StreamResponse:
     """``POST /association``: queue one association."""
-    return await _single_association(request, MessageKind.ASSOCIATION)
+    job_id, _, headers = await _single(request, MessageKind.ASSOCIATION)
+    return _acknowledged_response(job_id, headers)
 
 
 @require_role("reporter")
 async def delete_association(request: web.Request) -> web.StreamResponse:
     """``DELETE /association``: queue the removal of one association type (or all of a pair)."""
-    return await _single_association(request, MessageKind.ASSOCIATION_DELETE)
+    job_id, _, headers = await _single(request, MessageKind.ASSOCIATION_DELETE)
+    return _acknowledged_response(job_id, headers)
 
 
 @require_role("reporter")
