@@ -75,7 +75,7 @@ class _Batch:
     size: int = _ENVELOPE_OVERHEAD
 
     def fits_all(self, items: Sequence[bytes], max_items: int, max_bytes: int) -> bool:
-        added = sum(len(item) for item in items) + len(items)
+        added = sum(map(len, items)) + len(items)
         return self.items + len(items) <= max_items and self.size + added <= max_bytes
 
     def add(self, ticket: _Ticket, item: bytes) -> None:
@@ -157,7 +157,7 @@ class CoalescingPublisher:
         if len(items) > self._max_items:
             raise TooLargeForOneMessage(f"at most {self._max_items} items per message")
         # What _Batch().fits_all says, without making a batch.
-        if _ENVELOPE_OVERHEAD + sum(len(item) for item in items) + len(items) > self._max_bytes:
+        if _ENVELOPE_OVERHEAD + sum(map(len, items)) + len(items) > self._max_bytes:
             raise TooLargeForOneMessage(f"at most {self._max_bytes} bytes of items per message")
 
     async def wait_idle(self) -> None:
