@@ -88,7 +88,11 @@ def _parts(checked: Checked) -> int:
 
 def job_total(items: Sequence[tuple[int, Checked]]) -> int:
     """Items of a job: every queued item, and every child and link of its entities (SPEC §4)."""
-    return len(items) + sum(_parts(checked) for _, checked in items)
+    total = len(items)
+    for _, checked in items:
+        if isinstance(checked, EntityRequest):
+            total += len(checked.children) + len(checked.links)
+    return total
 
 
 def _encode(
