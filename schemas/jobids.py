@@ -54,12 +54,9 @@ def new_job_id() -> str:
         rand_b = _random.getrandbits(62) | (0b10 << 62)
     # Formatted by hand: uuid.UUID's constructor and __str__ cost more than the rest together.
     now_ms &= 0xFFFFFFFFFFFF
-    return "%08x-%04x-7%03x-%04x-%012x" % (
-        now_ms >> 16,
-        now_ms & 0xFFFF,
-        counter & 0xFFF,
-        rand_b >> 48,
-        rand_b & 0xFFFFFFFFFFFF,
+    return (
+        f"{now_ms >> 16:08x}-{now_ms & 0xFFFF:04x}-7{counter & 0xFFF:03x}"
+        f"-{rand_b >> 48:04x}-{rand_b & 0xFFFFFFFFFFFF:012x}"
     )
 
 
