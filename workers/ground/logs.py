@@ -111,13 +111,13 @@ class _UtcTimestamp:
     def __call__(
         self, logger: Any, method_name: str, event_dict: structlog.typing.EventDict
     ) -> structlog.typing.EventDict:
-        now = time.time()
-        whole = int(now)
+        now = time.time_ns() // 1000  # microseconds
+        whole = now // 1_000_000
         second, text = self._second
         if whole != second:
             text = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
             self._second = (whole, text)
-        event_dict["timestamp"] = f"{text}.{int((now - whole) * 1e6):06d}Z"
+        event_dict["timestamp"] = f"{text}.{now % 1_000_000:06d}Z"
         return event_dict
 
 
