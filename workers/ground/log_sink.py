@@ -60,11 +60,14 @@ class LineSink:
         loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        """Write every line held."""
+        """Write every line held (dropped if the stream is closed: at exit, nowhere to go)."""
         with self._lock:
             self._flush_on = None
             if self._held:
-                self._write_held()
+                try:
+                    self._write_held()
+                except (OSError, ValueError):
+                    self._held = []
 
     def _write_held(self) -> None:
         lines, self._held = self._held, []
