@@ -1,8 +1,7 @@
 """The processes of the chaos scenario and the faults injected into them.
 
 ``Pipeline`` runs the front and the workers as ``python -m assoc_ingest`` subprocesses whose
-logs go to files (``bench.common.process`` pipes stderr without reading it, which would stall a
-process that logs many warnings, as every process here does while faults last). The faults:
+logs go to files of their own in the run's directory, which the checks read afterwards. The faults:
 ``kill_worker`` (SIGKILL, then a fresh worker in its place), ``kill_front`` (SIGKILL, then a
 fresh front on the same port), ``kill_broker`` (SIGKILL of the scenario's own RabbitMQ node,
 ``bench.private_broker``, then the same node again with its data) and ``lock_store``

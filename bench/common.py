@@ -9,6 +9,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -100,38 +101,43 @@ class PeakRss:
 def process(
     args: Sequence[str], env: dict[str, str] | None = None, port: int | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Start a process (quiet), wait for its port when given, and stop it afterwards."""
+    """Start a process, wait for its port when given, and stop it afterwards.
+
+    Its standard output and error go to a file, as an operator's log does (a pipe nobody reads
+    would stop a process logging at the shipped INFO once the pipe is full); the file's tail is
+    quoted when the process does not start."""
     full_env = {**os.environ, **(env or {})}
-    proc = subprocess.Popen(
-        list(args), env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT
-    )
-    try:
-        if port is not None:
-            try:
-                wait_for_port(port)
-            except TimeoutError:
-                proc.kill()
-                _, err = proc.communicate()
-                raise RuntimeError(f"{args} did not start: {err.decode()[-2000:]}") from None
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with tempfile.TemporaryFile(prefix="bench-log-") as log:
+        proc = subprocess.Popen(list(args), env=full_env, stdout=log, stderr=log, cwd=ROOT)
+        try:
+            if port is not None:
+                try:
+                    wait_for_port(port)
+                except TimeoutError:
+                    proc.kill()
+                    proc.wait()
+                    log.seek(0)
+                    tail = log.read().decode(errors="replace")[-2000:]
+                    raise RuntimeError(f"{args} did not start: {tail}") from None
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
 
 def pipeline_env(topology: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a benchmark's processes: their own queues and data directory, every
+    other setting at its shipped default (log level and format, metrics port, durable commits),
+    with ``extra`` on top. A benchmark that sets anything else says so in its figure's row."""
     return {
         "AMQP_URL": amqp_url(),
         "INGEST_TOPOLOGY_NAME": topology,
         "INGEST_DATA_DIR": str(data_dir),
-        "INGEST_LOG_LEVEL": "WARNING",
-        "INGEST_LOG_FORMAT": "json",
-        "INGEST_METRICS_PORT": "0",
         **extra,
     }
 

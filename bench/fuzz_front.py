@@ -63,8 +63,6 @@ def served_front(data_dir: Path, broker: str | None) -> Iterator[Front]:
         "INGEST_HOST": "127.0.0.1",
         "INGEST_PORT": str(port),
         "INGEST_DATA_DIR": str(data_dir),
-        "INGEST_LOG_FORMAT": "json",
-        "INGEST_LOG_LEVEL": "WARNING",
         "INGEST_METRICS_PORT": "0",
         "INGEST_JWT_SECRET": JWT_SECRET,
         "INGEST_ENTITY_WAIT": "1",

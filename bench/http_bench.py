@@ -1,9 +1,9 @@
-"""HTTP scenarios: the raw ceilings and the front, all driven by wrk in the same run.
+"""HTTP scenarios driven by wrk, and the servers they run against.
 
-- ``bare``: aiohttp parse-and-202, no broker (the HTTP ceiling);
-- ``naive``: the same handler publishing one message per request with a confirm;
-- ``front``: ``assoc-ingest api`` through real RabbitMQ (coalescing publisher, auth, checks),
-  at fixed concurrency and then at a fixed rate of half the measured maximum;
+- ``baseline_server``: bare aiohttp or the naive front (``bench.baseline_servers``);
+- ``front_server``: ``assoc-ingest api [--processes N]`` on RabbitMQ, or the front on the
+  in-process queue; ``bench.side_by_side`` runs them alternating, ``bench.half_rate`` at a
+  fixed rate;
 - ``bulk``: ``POST /associations`` with 1,000 items per request;
 - ``front_keys``: ``POST /association`` without and with an ``Idempotency-Key`` on every
   request, runs alternating on one front, and what a key costs per request.
@@ -33,7 +33,7 @@ from bench.common import (
     process,
     unique,
 )
-from bench.wrk import WrkResult, fixed_rate, run_wrk
+from bench.wrk import WrkResult, run_wrk
 
 KEY_HEADER = "Idempotency-Key"
 PATH_SINGLE = "/api/ingest/v1/association"
@@ -95,10 +95,11 @@ def baseline_server(kind: str) -> Iterator[tuple[str, PeakRss]]:
 
 @contextmanager
 def front_server(
-    *, memory: bool = False, **extra_env: str
+    *, memory: bool = False, processes: int = 1, **extra_env: str
 ) -> Iterator[tuple[str, dict[str, str], PeakRss]]:
-    """``assoc-ingest api`` on RabbitMQ, or with ``memory`` the front alone on the in-process
-    queue (``bench.memory_front``)."""
+    """``assoc-ingest api [--processes N]`` on RabbitMQ, or with ``memory`` the front alone on
+    the in-process queue (``bench.memory_front``). Every process of it is watched as
+    ``front`` (with ``processes`` above one, the supervisor and its front processes)."""
     port = free_port()
     topology = unique("bench-front")
     with tempfile.TemporaryDirectory(prefix="bench-front-") as tmp:
@@ -106,69 +107,38 @@ def front_server(
         key, secret = create_key(env)
         headers = {"api-key": key, "api-secret": secret, "Content-Type": "application/json"}
         args = [*CLI, "api"]
+        if processes != 1:
+            args += ["--processes", str(processes)]
         if memory:
             args = [sys.executable, "-m", "bench.memory_front", "--port", str(port)]
             args += ["--data-dir", tmp]
         try:
             with process(args, env=env, port=port) as proc, PeakRss() as rss:
                 rss.watch("front", proc.pid)
+                if processes > 1:
+                    for child in _children(proc.pid, processes):
+                        rss.watch("front", child)
                 yield f"http://127.0.0.1:{port}", headers, rss
         finally:
             if not memory:
                 delete_topology(topology)
 
 
-def ceiling(kind: str, runs: int, seconds: float, connections: int) -> dict[str, Any]:
-    bodies = association_bodies(20_000)
-    with baseline_server(kind) as (url, rss):
-        run_wrk(
-            url,
-            PATH_SINGLE,
-            bodies[:2000],
-            {"Content-Type": "application/json"},
-            seconds=1,
-            connections=connections,
-        )  # warm-up
-        results = [
-            run_wrk(
-                url,
-                PATH_SINGLE,
-                bodies,
-                {"Content-Type": "application/json"},
-                seconds=seconds,
-                connections=connections,
-            )
-            for _ in range(runs)
-        ]
-    return {**summarise(results), "peak_rss_mb": rss.peaks.get("server", 0.0)}
+def _children(pid: int, count: int, timeout: float = 30.0) -> list[int]:
+    """The PIDs of the ``count`` front processes ``pid`` forked, once they all listen."""
+    import time
 
+    import psutil
 
-def front_single(runs: int, seconds: float, connections: int) -> dict[str, Any]:
-    bodies = association_bodies(20_000)
-    with front_server() as (url, headers, rss):
-        run_wrk(url, PATH_SINGLE, bodies[:2000], headers, seconds=1, connections=connections)
-        at_max = [
-            run_wrk(url, PATH_SINGLE, bodies, headers, seconds=seconds, connections=connections)
-            for _ in range(runs)
-        ]
-        half = summarise(at_max)["rate"] / 2
-        at_half = [
-            fixed_rate(
-                url,
-                PATH_SINGLE,
-                bodies,
-                headers,
-                rate=half,
-                seconds=seconds,
-                connections=connections,
-            )[0]
-            for _ in range(runs)
-        ]
-    return {
-        "max": summarise(at_max),
-        "half_rate": {**summarise(at_half), "target_rate": half},
-        "peak_rss_mb": rss.peaks.get("front", 0.0),
-    }
+    deadline = time.monotonic() + timeout
+    parent = psutil.Process(pid)
+    while time.monotonic() < deadline:
+        children = parent.children()
+        listening = [c for c in children if any(x.status == "LISTEN" for x in c.net_connections())]
+        if len(listening) >= count:
+            return [c.pid for c in listening]
+        time.sleep(0.1)
+    raise TimeoutError(f"{count} front processes of {pid} do not all listen after {timeout} s")
 
 
 def front_bulk(runs: int, seconds: float, connections: int, items: int = 1000) -> dict[str, Any]:

@@ -220,7 +220,7 @@ class SoakResult:
 
 def _fixed_delay(url: str, bodies: list[bytes], headers: dict[str, str], rate: float) -> int:
     """The per-connection wrk delay that gives about ``rate`` requests/s (one correction after
-    a short probe, as ``bench.wrk.fixed_rate`` does)."""
+    a short probe)."""
     delay = int(CONNECTIONS * 1000 / rate)
     probe = run_wrk(
         url,

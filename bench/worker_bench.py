@@ -5,7 +5,10 @@ processes (``python -m workers``) on a topology of its own, then publishes ``ite
 items (``url`` -> ``domain``, type named, so that matching, the entity check and the upsert all
 run) in messages of ``MESSAGE_ITEMS`` items, one job each, and waits until every job is done.
 ``items_per_s`` counts from the first publish to the last job done, so publishing and the
-workers overlap as they do in production. The topology is deleted afterwards.
+workers overlap as they do in production; ``worker_cpu_us_per_item`` is the CPU time (user +
+system, all threads) the worker processes spent over the same span, per item: on a machine
+shared with other work it moves far less than the throughput does. The topology is deleted
+afterwards.
 
 Run ``python -m bench.worker_bench [--items N] [--workers 1,2] [--runs R]``; it prints the
 median of each figure over the runs for each worker count. The default of 200,000 items makes
@@ -115,10 +118,11 @@ def _messages(items: int, urls: list[str], domains: list[str]) -> tuple[list[byt
 
 
 def _spawn(
-    amqp_url: str, topology_name: str, data_dir: Path, index: int
+    amqp_url: str, topology_name: str, data_dir: Path, index: int, extra: dict[str, str]
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        **extra,
         "AMQP_URL": amqp_url,
         "INGEST_TOPOLOGY_NAME": topology_name,
         "INGEST_DATA_DIR": str(data_dir),
@@ -143,7 +147,9 @@ async def _until_done(store: SqliteStore, jobs: list[str], deadline: float) -> N
         await asyncio.sleep(0.02)
 
 
-async def _run(amqp_url: str, workers: int, items: int, tmp_dir: Path) -> dict[str, float]:
+async def _run(
+    amqp_url: str, workers: int, items: int, tmp_dir: Path, extra: dict[str, str]
+) -> dict[str, float]:
     name = f"bench-{uuid.uuid4().hex[:10]}"
     data_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=tmp_dir))
     topology = Topology.from_settings(Settings.model_validate({"topology_name": name}))
@@ -157,15 +163,17 @@ async def _run(amqp_url: str, workers: int, items: int, tmp_dir: Path) -> dict[s
     await queue.start()
     await store.start()
     await _seed(store, urls, domains)
-    processes = [_spawn(amqp_url, name, data_dir, i) for i in range(workers)]
+    processes = [_spawn(amqp_url, name, data_dir, i, extra) for i in range(workers)]
     try:
         await _wait_started(processes, data_dir)
+        cpu_before = sum(_cpu_seconds(process.pid) for process in processes)
         started = time.monotonic()
         for body in bodies:
             await queue.publish(body, message_id=new_job_id(), timeout=30)
         published = time.monotonic()
         await _until_done(store, jobs, deadline=started + 600)
         elapsed = time.monotonic() - started
+        cpu = sum(_cpu_seconds(process.pid) for process in processes) - cpu_before
     finally:
         for process in processes:
             if process.poll() is None:
@@ -184,7 +192,14 @@ async def _run(amqp_url: str, workers: int, items: int, tmp_dir: Path) -> dict[s
         "seconds": elapsed,
         "publish_seconds": published - started,
         "items_per_s": items / elapsed,
+        "worker_cpu_us_per_item": cpu / items * 1e6,
     }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far, all its threads (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _wait_started(processes: list[subprocess.Popen[bytes]], data_dir: Path) -> None:
@@ -197,9 +212,12 @@ async def _wait_started(processes: list[subprocess.Popen[bytes]], data_dir: Path
             await asyncio.sleep(0.05)
 
 
-def run(amqp_url: str, workers: int, items: int, tmp_dir: Path) -> dict[str, float]:
-    """One measurement: ``items`` association items through ``workers`` worker processes."""
-    return asyncio.run(_run(amqp_url, workers, items, tmp_dir))
+def run(
+    amqp_url: str, workers: int, items: int, tmp_dir: Path, extra: dict[str, str] | None = None
+) -> dict[str, float]:
+    """One measurement: ``items`` association items through ``workers`` worker processes, whose
+    environment has ``extra`` on top of this process's (settings at their defaults otherwise)."""
+    return asyncio.run(_run(amqp_url, workers, items, tmp_dir, extra or {}))
 
 
 def main() -> None:
@@ -208,10 +226,20 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=200_000)
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a variable of the workers' environment (repeatable), e.g. a setting to compare",
+    )
     args = parser.parse_args()
+    extra = dict(pair.split("=", 1) for pair in args.env)
     with tempfile.TemporaryDirectory(prefix="worker-bench-") as tmp:
         for count in (int(n) for n in args.workers.split(",")):
-            results = [run(args.amqp_url, count, args.items, Path(tmp)) for _ in range(args.runs)]
+            results = [
+                run(args.amqp_url, count, args.items, Path(tmp), extra) for _ in range(args.runs)
+            ]
             summary = {
                 key: statistics.median(result[key] for result in results) for key in results[0]
             }

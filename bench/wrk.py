@@ -2,10 +2,11 @@
 bottleneck it measures.
 
 Bodies are generated in Python and cycled by the script (no per-request work in Lua beyond
-picking the next one). A fixed rate is approximated with wrk's ``delay()`` hook: each connection
-waits ``connections / rate`` seconds between requests. wrk measures latency from the moment a
-request is sent, so at a fixed rate a stalled server shows up as lower throughput rather than
-as coordinated-omission-corrected latency; the report says which mode produced each figure.
+picking the next one). wrk measures the maximum rate at a fixed concurrency; ``delay_ms``
+makes each connection wait between a response and its next request, which only approximates a
+rate (it moves with the server's latency) and times requests from when they were sent: fixed-rate
+figures come from ``bench.paced`` instead, which holds its schedule and times each request from
+when it was due.
 
 ``key_header`` gives every request a header of that name with a value no other request of the
 run has (``<prefix>-<thread>-<n>``), as a client sending one ``Idempotency-Key`` per logical
@@ -113,7 +114,7 @@ def run_wrk(
     key_header: str | None = None,
 ) -> WrkResult:
     """Run wrk against ``url + path`` cycling ``bodies``; each connection waits ``delay_ms``
-    between a response and its next request (see ``fixed_rate``); ``key_header``: see the
+    between a response and its next request; ``key_header``: see the
     module docstring."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (apt-get install wrk)")
@@ -157,47 +158,3 @@ def run_wrk(
         p99_ms=raw["p99_us"] / 1000,
         p999_ms=raw["p999_us"] / 1000,
     )
-
-
-def fixed_rate(
-    url: str,
-    path: str,
-    bodies: list[bytes],
-    headers: dict[str, str],
-    *,
-    rate: float,
-    seconds: float,
-    connections: int,
-    key_header: str | None = None,
-) -> tuple[WrkResult, int]:
-    """Run at about ``rate`` requests/s; return the result and the per-connection delay used.
-
-    A connection sends every ``delay + latency``, so a short calibration run measures the
-    latency at that load and the delay is corrected once: ``delay = connections / rate -
-    latency``.
-    """
-    delay = int(connections * 1000 / rate)
-    probe = run_wrk(
-        url,
-        path,
-        bodies,
-        headers,
-        seconds=2,
-        connections=connections,
-        delay_ms=delay,
-        key_header=key_header,
-    )
-    if probe.rate > 0:
-        latency_ms = connections * 1000 / probe.rate - delay
-        delay = max(int(connections * 1000 / rate - latency_ms), 0)
-    result = run_wrk(
-        url,
-        path,
-        bodies,
-        headers,
-        seconds=seconds,
-        connections=connections,
-        delay_ms=delay,
-        key_header=key_header,
-    )
-    return result, delay

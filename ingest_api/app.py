@@ -18,6 +18,7 @@ from ingest_api.queue_depth import QueueDepthSampler
 from ingest_api.routes import ROUTES
 from ingest_api.state import (
     AUTHENTICATOR,
+    BULK_TURN,
     JOB_REGISTRY,
     OPENAPI_DOCUMENT,
     PUBLISHER,
@@ -100,6 +101,7 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[BODY_BUDGET] = budget
+    app[BULK_TURN] = asyncio.Lock()
     app[QUEUE] = queue
     app[STORE] = store
     app[AUTHENTICATOR] = Authenticator(settings, store)

@@ -11,9 +11,11 @@ items the answer is a 413.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,7 +24,17 @@ from aiohttp import web
 
 from ingest_api.errors import ApiError
 
-__all__ = ["JSON_TYPE", "NDJSON_TYPES", "BulkLine", "iter_bulk", "read_json"]
+__all__ = [
+    "CHUNK_ITEMS",
+    "JSON_TYPE",
+    "NDJSON_TYPES",
+    "BulkChunk",
+    "BulkLine",
+    "NotJson",
+    "iter_bulk",
+    "iter_bulk_chunks",
+    "read_json",
+]
 
 JSON_TYPE = "application/json"
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
@@ -70,13 +82,6 @@ async def read_json(request: web.Request, max_bytes: int) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, "invalid_json", f"The body is not valid JSON: {exc}.") from exc
-
-
-def _parse_line(index: int, line: bytes) -> BulkLine:
-    try:
-        return BulkLine(index, orjson.loads(line))
-    except orjson.JSONDecodeError as exc:
-        return BulkLine(index, parse_error=f"Line is not valid JSON: {exc}.")
 
 
 def _lines(data: bytes, first: int = 0) -> Iterator[tuple[int, bytes]]:
@@ -147,57 +152,155 @@ def _array_items(body: bytes) -> Iterator[Any]:
         raise _invalid_json(f"unexpected data after the array at character {position}")
 
 
-async def iter_bulk(
-    request: web.Request, *, max_items: int, max_bytes: int, digest: Digest | None = None
-) -> AsyncIterator[BulkLine]:
-    """The items of a bulk body in order (see the module docstring); ``digest``, when given, is
-    fed every byte of the body."""
+CHUNK_ITEMS = 256
+"""Items a bulk body is handed out in at a time (``iter_bulk_chunks``): the caller checks a
+chunk, then lets the event loop run other requests before the next one."""
+
+
+@dataclass(frozen=True, slots=True)
+class NotJson:
+    """The value of a bulk item whose line could not be parsed: why."""
+
+    message: str
+
+
+BulkChunk = list[tuple[int, Any]]
+"""Items of a bulk body in order, each ``(index, value)``; a ``NotJson`` value is a line that
+could not be parsed."""
+
+
+def _parse_value(line: bytes) -> Any:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return NotJson(f"Line is not valid JSON: {exc}.")
+
+
+def _too_many(max_items: int) -> ApiError:
+    return ApiError(413, "too_many_items", f"A bulk request may hold at most {max_items} items.")
+
+
+def _chunks_of(items: Iterator[tuple[int, Any]], size: int, max_items: int) -> Iterator[BulkChunk]:
+    """``items`` ``size`` at a time; a 413 at the first item beyond ``max_items``, before
+    anything after it is parsed (so a fault further on is not what the answer names)."""
+    chunk: BulkChunk = []
+    for count, item in enumerate(items, 1):
+        if count > max_items:
+            raise _too_many(max_items)
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _whole_array_chunks(body: bytes, max_items: int, size: int) -> Iterator[BulkChunk]:
+    """The items of a JSON array parsed at once, ``size`` at a time; each chunk's values are
+    let go by the array as soon as the chunk is handed out."""
+    try:
+        values = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _invalid_json(exc) from exc
+    if len(values) > max_items:
+        raise _too_many(max_items)
+    for start in range(0, len(values), size):
+        end = min(start + size, len(values))
+        chunk = list(zip(range(start, end), values[start:end], strict=True))
+        values[start:end] = [None] * (end - start)
+        yield chunk
+
+
+def _json_body_chunks(body: bytes, max_items: int, size: int) -> Iterator[BulkChunk]:
+    """The items of an ``application/json`` bulk body: a JSON array, or NDJSON lines."""
+    if body.lstrip()[:1] == b"[":
+        if len(body) <= LARGE_ARRAY_BYTES:
+            yield from _whole_array_chunks(body, max_items, size)
+            return
+        items: Iterator[tuple[int, Any]] = enumerate(_array_items(body))
+    else:
+        items = ((number, _parse_value(line)) for number, line in _lines(body))
+    yield from _chunks_of(items, size, max_items)
+
+
+async def iter_bulk_chunks(
+    request: web.Request,
+    *,
+    max_items: int,
+    max_bytes: int,
+    digest: Digest | None = None,
+    chunk_items: int = CHUNK_ITEMS,
+    turn: asyncio.Lock | None = None,
+) -> AsyncGenerator[BulkChunk, None]:
+    """The items of a bulk body in order (see the module docstring), at most ``chunk_items``
+    at a time; ``digest``, when given, is fed every byte of the body.
+
+    ``turn``, when given, is held while chunks are parsed and handed out, never while the body
+    is awaited: from the end of the read of a JSON body to its last chunk, around each chunk of
+    a streamed one. Close the iterator (``contextlib.aclosing``) to give it back early."""
     content_type = request.content_type
     if content_type != JSON_TYPE and content_type not in NDJSON_TYPES:
         raise _unsupported("application/x-ndjson or application/json")
     _check_length(request, max_bytes)
+    held = contextlib.nullcontext() if turn is None else turn
     count = 0
-
-    def counted(index: int) -> int:
-        nonlocal count
-        count += 1
-        if count > max_items:
-            raise ApiError(
-                413, "too_many_items", f"A bulk request may hold at most {max_items} items."
-            )
-        return index
-
     if content_type == JSON_TYPE:
         body = await request.read()
         if digest is not None:
             digest.update(body)
-        if body.lstrip()[:1] == b"[":
-            items = _array_items(body) if len(body) > LARGE_ARRAY_BYTES else _whole_array(body)
-            for position, value in enumerate(items):
-                yield BulkLine(counted(position), value)
-            return
-        for number, line in _lines(body):
-            yield _parse_line(counted(number), line)
+        async with held:
+            for chunk in _json_body_chunks(body, max_items, chunk_items):
+                count += len(chunk)
+                if count > max_items:
+                    raise _too_many(max_items)
+                yield chunk
         return
 
     received = 0
     line_number = 0  # of the first line not yet complete
     parts: list[bytes] = []  # the unfinished line, joined only once its end arrives
-    async for chunk in request.content.iter_chunked(_CHUNK):
-        received += len(chunk)
+    pending: BulkChunk = []
+    async for data in request.content.iter_chunked(_CHUNK):
+        received += len(data)
         if received > max_bytes:
             raise _too_large(max_bytes)
         if digest is not None:
-            digest.update(chunk)
-        if b"\n" not in chunk:
-            parts.append(chunk)
+            digest.update(data)
+        parts.append(data)
+        if b"\n" not in data:
             continue
-        parts.append(chunk)
         complete, _, rest = b"".join(parts).rpartition(b"\n")
         parts = [rest] if rest else []
         for number, line in _lines(complete, line_number):
-            yield _parse_line(counted(number), line)
+            count += 1
+            if count > max_items:
+                raise _too_many(max_items)
+            pending.append((number, _parse_value(line)))
         line_number += complete.count(b"\n") + 1
+        while len(pending) >= chunk_items:
+            async with held:
+                yield pending[:chunk_items]
+            del pending[:chunk_items]
     tail = b"".join(parts)
     if tail.strip():
-        yield _parse_line(counted(line_number), tail)
+        count += 1
+        if count > max_items:
+            raise _too_many(max_items)
+        pending.append((line_number, _parse_value(tail)))
+    if pending:
+        async with held:
+            yield pending
+
+
+async def iter_bulk(
+    request: web.Request, *, max_items: int, max_bytes: int, digest: Digest | None = None
+) -> AsyncIterator[BulkLine]:
+    """The items of a bulk body in order, one at a time (``iter_bulk_chunks``)."""
+    async for chunk in iter_bulk_chunks(
+        request, max_items=max_items, max_bytes=max_bytes, digest=digest
+    ):
+        for index, value in chunk:
+            if isinstance(value, NotJson):
+                yield BulkLine(index, parse_error=value.message)
+            else:
+                yield BulkLine(index, value)

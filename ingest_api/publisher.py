@@ -78,13 +78,17 @@ class _Batch:
         added = sum(map(len, items)) + len(items)
         return self.items + len(items) <= max_items and self.size + added <= max_bytes
 
-    def add(self, ticket: _Ticket, item: bytes) -> None:
+    def add_all(self, ticket: _Ticket, items: Sequence[bytes]) -> None:
+        """Add a caller's ``items`` (the size counts a comma between any two items)."""
+        if not items:
+            return
         if not self.entries or self.entries[-1][0] is not ticket:
             self.entries.append((ticket, []))
             ticket.parts += 1
-        self.entries[-1][1].append(item)
-        self.items += 1
-        self.size += len(item) + (1 if self.items > 1 else 0)
+        self.entries[-1][1].extend(items)
+        separators = len(items) if self.items else len(items) - 1
+        self.items += len(items)
+        self.size += sum(map(len, items)) + separators
 
     def remove(self, ticket: _Ticket) -> None:
         kept = [(t, items) for t, items in self.entries if t is not ticket]
@@ -173,8 +177,7 @@ class CoalescingPublisher:
         if batch is None or not batch.fits_all(items, self._max_items, self._max_bytes):
             batch = _Batch()
             lane.pending.append(batch)
-        for item in items:
-            batch.add(ticket, item)
+        batch.add_all(ticket, items)
 
     def _withdraw(self, lane: _Lane, ticket: _Ticket) -> None:
         """Take a cancelled caller's items out of the batches not sent yet."""

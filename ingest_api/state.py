@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUTHENTICATOR",
+    "BULK_TURN",
     "JOB_REGISTRY",
     "OPENAPI_DOCUMENT",
     "PRINCIPAL",
@@ -35,3 +37,7 @@ PUBLISHER: web.AppKey[CoalescingPublisher] = web.AppKey("publisher")
 RULES: web.AppKey[RulesCache] = web.AppKey("rules")
 JOB_REGISTRY: web.AppKey[JobRegistry] = web.AppKey("job_registry")
 OPENAPI_DOCUMENT: web.AppKey[dict[str, Any]] = web.AppKey("openapi_document")
+BULK_TURN = web.AppKey("bulk_turn", asyncio.Lock)
+"""Held by the bulk request whose items are being parsed and checked: one at a time, in the
+order they asked, so that each is done (and published) as soon as it can be, and the event
+loop, free between two chunks, is never long away from the broker's confirms."""

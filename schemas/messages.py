@@ -183,6 +183,7 @@ class AssociationItemEncoder:
             ).encode(),
         )
         self._types: dict[str | None, bytes] = {}
+        self._plain_tails: dict[str | None, bytes] = {}
         self._provenances: dict[tuple[object, ...], bytes] = {}
 
     def encode(
@@ -193,35 +194,64 @@ class AssociationItemEncoder:
         association_type: str | None,
         provenance: Provenance | None = None,
     ) -> bytes:
-        tail = self._types.get(association_type)
-        if tail is None:
-            tail = f'","association_type":{json.dumps(association_type)},"provenance":'.encode()
-            self._types[association_type] = tail
-        if provenance is None:
-            encoded = b"null"
-        else:
-            # Keyed by the values: hashing a tuple is cheaper than hashing the model.
-            key = (
-                provenance.source,
-                provenance.confidence,
-                provenance.tlp,
-                provenance.first_seen,
-                provenance.last_seen,
-            )
-            found = self._provenances.get(key)
-            if found is None:
-                found = self._provenances[key] = provenance.model_dump_json().encode()
-            encoded = found
         first, second = self._head
-        return b'%s%d%s%s","related_id":"%s%s%s}' % (
+        return b'%s%d%s%s","related_id":"%s%s' % (
             first,
             index,
             second,
             entity_id.encode(),
             related_id.encode(),
-            tail,
-            encoded,
+            self._tail(association_type, provenance),
         )
+
+    def encode_many(
+        self, items: Sequence[tuple[int, str, str, str | None, Provenance | None]]
+    ) -> list[bytes]:
+        """``encode`` of each ``(index, entity_id, related_id, association_type,
+        provenance)``, in order: a bulk's items share their tails, found once."""
+        first, second = self._head
+        tails: dict[tuple[str | None, int], bytes] = {}
+        encoded = []
+        for index, entity_id, related_id, association_type, provenance in items:
+            # Keyed by identity: ``items`` holds the provenances alive, and equal ones found
+            # under two identities still encode alike.
+            tail = tails.get((association_type, id(provenance)))
+            if tail is None:
+                tail = self._tail(association_type, provenance)
+                tails[association_type, id(provenance)] = tail
+            encoded.append(
+                b'%s%d%s%s","related_id":"%s%s'
+                % (first, index, second, entity_id.encode(), related_id.encode(), tail)
+            )
+        return encoded
+
+    def _tail(self, association_type: str | None, provenance: Provenance | None) -> bytes:
+        """The end of an item after its related ID: type, provenance and the closing brace."""
+        if provenance is None:
+            found = self._plain_tails.get(association_type)
+            if found is None:
+                found = self._type_part(association_type) + b"null}"
+                self._plain_tails[association_type] = found
+            return found
+        # Keyed by the values: hashing a tuple is cheaper than hashing the model.
+        key = (
+            provenance.source,
+            provenance.confidence,
+            provenance.tlp,
+            provenance.first_seen,
+            provenance.last_seen,
+        )
+        found = self._provenances.get(key)
+        if found is None:
+            found = self._provenances[key] = provenance.model_dump_json().encode()
+        return self._type_part(association_type) + found + b"}"
+
+    def _type_part(self, association_type: str | None) -> bytes:
+        tail = self._types.get(association_type)
+        if tail is None:
+            tail = f'","association_type":{json.dumps(association_type)},"provenance":'.encode()
+            self._types[association_type] = tail
+        return tail
 
 
 def encode_envelope(kind: MessageKind, encoded_items: Sequence[bytes]) -> bytes:

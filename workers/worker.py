@@ -398,19 +398,27 @@ class Worker:
         kind = message.kind.value
         submitted = {(item.job, item.index): item.submitted_at for item in message.items}
         codes = {preset.key: preset.code or "" for preset in plan.batch.preset}
-        now = self._clock()
-        labelled: Counter[tuple[str, str]] = Counter()
+        skipped = result.skipped
+        rejected = Outcome.REJECTED
+        labelled: Counter[tuple[Outcome, str]] = Counter()
+        # Items by submission time: a message's items share a few, so the end-to-end histogram
+        # is updated once per distinct time, not once per item.
+        waited: Counter[float] = Counter()
         for key, outcome in result.outcomes.items():
-            if key in result.skipped:
+            if key in skipped:
                 continue
-            reason = codes.get(key, "") if outcome == Outcome.REJECTED else ""
-            labelled[(outcome.value, reason)] += 1
-            if key in submitted:
-                metrics.END_TO_END_SECONDS.observe(max(0.0, now - submitted[key]))
+            labelled[(outcome, codes.get(key, "") if outcome == rejected else "")] += 1
+            at = submitted.get(key)
+            if at is not None:
+                waited[at] += 1
+        now = self._clock()
+        for at, count in waited.items():
+            metrics.observe_many(metrics.END_TO_END_SECONDS, max(0.0, now - at), count)
         # One counter update per (outcome, reason), not per item: labels() is a locked lookup.
         outcomes: Counter[str] = Counter()
         reasons: Counter[str] = Counter()
-        for (outcome_name, reason), count in labelled.items():
+        for (outcome, reason), count in labelled.items():
+            outcome_name = outcome.value
             metrics.ITEMS_PROCESSED.labels(kind, outcome_name, reason).inc(count)
             outcomes[outcome_name] += count
             if reason:

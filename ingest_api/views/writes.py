@@ -15,6 +15,8 @@ processed once.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import math
 import time
@@ -26,7 +28,8 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from ingest_api.auth import Principal, require_role
-from ingest_api.bodies import JSON_TYPE, iter_bulk, read_json
+from ingest_api.bodies import JSON_TYPE, BulkChunk, NotJson, iter_bulk_chunks, read_json
+from ingest_api.bulk_checks import AssociationChunkChecker, CheckedAssociation
 from ingest_api.checks import (
     AssociationRequest,
     EntityRequest,
@@ -45,7 +48,7 @@ from ingest_api.idempotency import (
 )
 from ingest_api.paths import BASE
 from ingest_api.publisher import TooLargeForOneMessage
-from ingest_api.state import JOB_REGISTRY, PRINCIPAL, PUBLISHER, RULES, SETTINGS
+from ingest_api.state import BULK_TURN, JOB_REGISTRY, PRINCIPAL, PUBLISHER, RULES, SETTINGS
 from schemas import EntityItem, MessageKind, encode_item, new_job_id
 from schemas.messages import AssociationItemEncoder
 from schemas.rules import AssociationRules
@@ -319,33 +322,95 @@ def _least_encoded_size(checked: Checked) -> int:
     return records + links
 
 
+def _count_invalid(refused: Sequence[tuple[int, ItemProblem]]) -> None:
+    counts: dict[str, int] = {}
+    for _, problem in refused:
+        counts[problem.code] = counts.get(problem.code, 0) + 1
+    for code, count in counts.items():
+        metrics.ITEMS_INVALID.labels(code=code).inc(count)
+
+
+def _check_associations(
+    chunk: BulkChunk, checker: AssociationChunkChecker
+) -> tuple[list[CheckedAssociation], list[tuple[int, ItemProblem]]]:
+    if not any(type(value) is NotJson for _, value in chunk):
+        return checker.check(chunk)
+    valid, refused = checker.check([item for item in chunk if type(item[1]) is not NotJson])
+    refused += [
+        (index, ItemProblem("invalid_json", value.message))
+        for index, value in chunk
+        if isinstance(value, NotJson)
+    ]
+    refused.sort(key=lambda entry: entry[0])
+    return valid, refused
+
+
+def _encode_associations(
+    job_id: str, items: list[CheckedAssociation], principal: Principal, now: float
+) -> list[bytes]:
+    """The queue items of a bulk association job, each keeping its position in the request
+    as its index (what ``_encode`` gives for the same items)."""
+    encoder = AssociationItemEncoder(
+        job=job_id,
+        total=len(items),
+        user=principal.user_id,
+        groups=principal.groups,
+        submitted_at=now,
+    )
+    return encoder.encode_many(items)
+
+
 async def _bulk(request: web.Request, kind: MessageKind) -> web.Response:
+    """A bulk request, read and checked a chunk at a time, one bulk after the other
+    (``BULK_TURN``); the event loop serves other requests and the broker's confirms between
+    two chunks, so that a large body does not hold it."""
     settings = request.app[SETTINGS]
     key = idempotency_key(request)
     digest = request_digest(request) if key else None
-    check = _checker(kind, request.app[RULES].rules)
-    valid: list[tuple[int, Checked]] = []
+    rules = request.app[RULES].rules
+    checker = None
+    if kind is not MessageKind.ENTITY:
+        checker = AssociationChunkChecker(rules, delete=kind is MessageKind.ASSOCIATION_DELETE)
+    associations: list[CheckedAssociation] = []
+    entities: list[tuple[int, Checked]] = []
     rejected: list[dict[str, Any]] = []
     least_size = 0
-    async for line in iter_bulk(
-        request, max_items=settings.bulk_max_items, max_bytes=settings.max_body_bytes, digest=digest
-    ):
-        if line.parse_error is not None:
-            outcome: Checked | ItemProblem = ItemProblem("invalid_json", line.parse_error)
-        else:
-            outcome = check(line.value)
-        if isinstance(outcome, ItemProblem):
-            metrics.ITEMS_INVALID.labels(code=outcome.code).inc()
-            rejected.append({"index": line.index, "error": outcome.as_error()})
-            continue
-        valid.append((line.index, outcome))
-        # Refuse as soon as the items cannot fit in one message, rather than hold them all.
-        least_size += _least_encoded_size(outcome)
-        if least_size > settings.publish_max_bytes:
-            raise _too_large_for_one_message(
-                f"at most {settings.publish_max_bytes} bytes of items per message"
-            )
-    if not valid:
+    chunks = iter_bulk_chunks(
+        request,
+        max_items=settings.bulk_max_items,
+        max_bytes=settings.max_body_bytes,
+        digest=digest,
+        turn=request.app[BULK_TURN],
+    )
+    async with contextlib.aclosing(chunks):
+        async for chunk in chunks:
+            if checker is not None:
+                valid, refused = _check_associations(chunk, checker)
+                associations += valid
+            else:
+                refused = []
+                for index, value in chunk:
+                    outcome = (
+                        ItemProblem("invalid_json", value.message)
+                        if isinstance(value, NotJson)
+                        else check_entity(value, rules)
+                    )
+                    if isinstance(outcome, ItemProblem):
+                        refused.append((index, outcome))
+                        continue
+                    entities.append((index, outcome))
+                    # Refuse as soon as the items cannot fit in one message, rather than hold all.
+                    least_size += _least_encoded_size(outcome)
+                    if least_size > settings.publish_max_bytes:
+                        raise _too_large_for_one_message(
+                            f"at most {settings.publish_max_bytes} bytes of items per message"
+                        )
+            if refused:
+                _count_invalid(refused)
+                rejected += [{"index": index, "error": p.as_error()} for index, p in refused]
+            await asyncio.sleep(0)  # let other requests run between chunks
+    accepted = len(associations) + len(entities)
+    if not accepted:
         if not rejected:
             raise ApiError(400, "invalid_body", "The bulk body holds no items.")
         raise ApiError(
@@ -357,14 +422,21 @@ async def _bulk(request: web.Request, kind: MessageKind) -> web.Response:
     now = time.time()
     job = await choose_job(request, key, digest.hexdigest() if digest else "", now)
     note_job(job.job_id)
+    principal = request[PRINCIPAL]
     if job.publish:
-        await _publish(request, kind, _encode(job.job_id, valid, request[PRINCIPAL], now))
-    headers = _answered(request, kind, job, job_total(valid), now)
+        encoded = (
+            _encode_associations(job.job_id, associations, principal, now)
+            if checker is not None
+            else _encode(job.job_id, entities, principal, now)
+        )
+        await _publish(request, kind, encoded)
+    total = len(associations) if checker is not None else job_total(entities)
+    headers = _answered(request, kind, job, total, now)
     return json_response(
         {
             "message": "acknowledged",
             "jobID": job.job_id,
-            "accepted": len(valid),
+            "accepted": accepted,
             "rejected": rejected,
         },
         status=202,

@@ -70,6 +70,23 @@ async def test_a_bulk_over_the_item_limit_is_a_well_formed_413(
     assert (await error_of(response, 413))["code"] == "too_many_items"
 
 
+async def test_a_large_array_over_the_item_limit_is_a_413_whatever_follows_the_limit(
+    make_client: ClientFactory,
+) -> None:
+    """A JSON array above 1 MiB is read an item at a time: the item beyond the limit is
+    refused before what follows it is parsed, so a fault further on is not the answer."""
+    client = await make_client(bulk_max_items=3)
+    item = orjson.dumps({"entityID": ASN, "relatedEntityID": IP, "source": "s" * 400_000})
+    body = b"[" + b",".join([item] * 4) + b", {not json]"
+    assert len(body) > 1024 * 1024
+    response = await client.post(
+        f"{BASE}/associations",
+        data=body,
+        headers={**bearer(), "Content-Type": "application/json"},
+    )
+    assert (await error_of(response, 413))["code"] == "too_many_items"
+
+
 async def test_a_body_that_is_not_json_is_a_well_formed_415(client: Client) -> None:
     response = await client.post(
         f"{BASE}/association",

@@ -136,3 +136,27 @@ def test_the_template_encoder_gives_what_the_model_gives(
     assert decode_message(encode_envelope(MessageKind.ASSOCIATION, [fast])).items == (model,)
     again = encoder.encode(index, entity, related, type_name, provenance)  # from the caches
     assert again == fast
+
+
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=10_000),
+            st.none() | st.sampled_from(["ASN to Address", "indicates", 'quote " and \\']),
+            provenances,
+        ),
+        max_size=12,
+    )
+)
+def test_a_bulk_encoded_at_once_is_encoded_as_item_by_item(
+    rows: list[tuple[int, str | None, Provenance | None]],
+) -> None:
+    entity, related = "asn-" + "a" * 64, "ip-" + "b" * 64
+    items = [(index, entity, related, name, provenance) for index, name, provenance in rows]
+    shared = Provenance(source="feed-a", confidence=5)
+    items += [(n, entity, related, "ASN to Address", shared) for n in range(3)]  # one value, many
+    one_by_one = AssociationItemEncoder(
+        job="job-1", total=5, user="u", groups=["g"], submitted_at=1.5
+    )
+    at_once = AssociationItemEncoder(job="job-1", total=5, user="u", groups=["g"], submitted_at=1.5)
+    assert at_once.encode_many(items) == [one_by_one.encode(*item) for item in items]

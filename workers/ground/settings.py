@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = Field(default=None, description="required JWT issuer")
 
     # workers ----------------------------------------------------------------------------
-    worker_concurrency: int = Field(default=4, ge=1, description="messages handled at once")
+    worker_concurrency: int = Field(default=8, ge=1, description="messages handled at once")
     worker_prefetch: int = Field(default=16, ge=1, description="unacked messages per worker")
     metrics_port: int = Field(default=9100, ge=0, le=65535, description="worker metrics port")
     entity_wait: float = Field(

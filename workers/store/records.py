@@ -92,10 +92,14 @@ class JobHeader:
     created_at: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EdgeWrite:
     """Upsert one association; its outcome is ``stored`` when the record or the type name is
-    new, ``duplicate`` otherwise (then ``lastSeen`` and ``submissions`` are refreshed)."""
+    new, ``duplicate`` otherwise (then ``lastSeen`` and ``submissions`` are refreshed).
+
+    Treat it as immutable. It is not declared frozen because the worker builds one per
+    association item, and a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__``, several times slower (bench/worker-cpu.md)."""
 
     key: ItemKey
     association_id: str

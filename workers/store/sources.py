@@ -81,11 +81,14 @@ def merge_sources(
 ) -> tuple[SourceEntry, ...]:
     """``current`` with each of ``new`` merged into the entry of its source (``merge_source``)
     or added after the others: a report from one source changes no other source's entry."""
-    if len(current) == 1 and isinstance(new, tuple) and len(new) == 1:
-        # The common case: one user's entry reported again by that user.
-        (old,), (entry,) = current, new
-        if old[:2] == entry[:2]:
-            return (merge_source(old, entry),)
+    if isinstance(new, tuple) and len(new) == 1:
+        if not current:  # the common case of a new record: its first report
+            return new
+        if len(current) == 1:
+            # The common case of a known record: one user's entry reported again by that user.
+            (old,), (entry,) = current, new
+            if old[:2] == entry[:2]:
+                return (merge_source(old, entry),)
     merged: dict[tuple[str, str], SourceEntry] = {(e.kind, e.name): e for e in current}
     for entry in new:
         key = (entry.kind, entry.name)

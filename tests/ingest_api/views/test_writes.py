@@ -13,6 +13,8 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
+from ingest_api.bodies import BulkChunk
+from ingest_api.bulk_checks import AssociationChunkChecker
 from schemas import AssociationItem, EntityItem, MessageKind, entity_id
 from tests.backends import RabbitQueueFactory
 from tests.ingest_api.support import (
@@ -237,6 +239,106 @@ async def test_a_bulk_as_a_json_array_queues_only_the_valid_items(
     ]
     (item,) = await inbox.items(1)
     assert (item.index, item.entity_id, item.association_type) == (1, URL, "URL Host")
+
+
+async def test_a_request_sent_while_a_large_bulk_is_checked_is_answered_before_it_is_done(
+    client: Client, queue: MemoryJobQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bulk is checked a chunk at a time and the front serves other requests in between: a
+    probe sent once the checking of a 10,000-item bulk has begun is answered before its last
+    chunk is checked, and the bulk is still wholly queued."""
+    inbox = await consume(queue)
+    original = AssociationChunkChecker.check
+    probe: asyncio.Task[int] | None = None
+    probe_answered: list[bool] = []  # before each chunk is checked
+
+    async def health() -> int:
+        response = await client.get("/healthz")
+        return response.status
+
+    def check(self: AssociationChunkChecker, chunk: BulkChunk) -> Any:
+        nonlocal probe
+        if probe is None:
+            probe = asyncio.get_running_loop().create_task(health())
+        probe_answered.append(probe.done())
+        return original(self, chunk)
+
+    monkeypatch.setattr(AssociationChunkChecker, "check", check)
+    body = [{"entityID": ASN, "relatedEntityID": f"ip-{n:064x}"} for n in range(10_000)]
+    response = await client.post(f"{BASE}/associations", json=body, headers=bearer())
+
+    assert response.status == 202
+    assert (await response.json())["accepted"] == 10_000
+    assert probe is not None and await probe == 200
+    assert len(probe_answered) > 1 and not probe_answered[0]
+    assert probe_answered[-1], "the probe waited for the whole bulk to be checked"
+    items = await inbox.items(10_000)
+    assert [item.index for item in items] == list(range(10_000))
+
+
+async def test_concurrent_bulks_are_each_answered_when_some_are_refused_midway(
+    make_client: ClientFactory, queue: MemoryJobQueue
+) -> None:
+    """Bulks are parsed and checked one after the other; one refused midway (too many items,
+    as a JSON array or streamed, or not JSON) lets the next one through."""
+    client = await make_client(bulk_max_items=300)
+    inbox = await consume(queue)
+
+    def items(count: int, first: int = 0) -> list[dict[str, str]]:
+        return [
+            {"entityID": ASN, "relatedEntityID": f"ip-{n:064x}"}
+            for n in range(first, first + count)
+        ]
+
+    def ndjson(values: list[dict[str, str]]) -> bytes:
+        return b"\n".join(orjson.dumps(value) for value in values)
+
+    ndjson_headers = {**bearer(), "Content-Type": "application/x-ndjson"}
+    requests = [
+        client.post(f"{BASE}/associations", json=items(300, 0), headers=bearer()),
+        client.post(f"{BASE}/associations", json=items(301), headers=bearer()),
+        client.post(f"{BASE}/associations", data=ndjson(items(301)), headers=ndjson_headers),
+        client.post(
+            f"{BASE}/associations",
+            data=orjson.dumps(items(290))[:-1] + b",",
+            headers={**bearer(), "Content-Type": "application/json"},
+        ),
+        client.post(f"{BASE}/associations", data=ndjson(items(300, 300)), headers=ndjson_headers),
+        client.post(f"{BASE}/associations", json=items(300, 600), headers=bearer()),
+    ]
+    responses = await asyncio.gather(*requests)
+
+    assert [r.status for r in responses] == [202, 413, 413, 400, 202, 202]
+    assert [(await r.json())["error"]["code"] for r in responses[1:4]] == [
+        "too_many_items",
+        "too_many_items",
+        "invalid_json",
+    ]
+    queued = await inbox.items(900)
+    assert sorted(int(item.related_id[3:], 16) for item in queued) == list(range(900))
+
+
+async def test_a_bulk_refused_while_its_items_are_checked_lets_the_next_bulk_through(
+    make_client: ClientFactory, queue: MemoryJobQueue
+) -> None:
+    client = await make_client(publish_max_bytes=1024)
+    inbox = await consume(queue)
+    entities = [{"type": "asn", "attributes": {"asn": f"AS{n + 1}"}} for n in range(600)]
+    refused = await client.post(f"{BASE}/entities", json=entities, headers=bearer())
+    assert refused.status == 413
+    assert (await refused.json())["error"]["code"] == "too_large_for_one_message"
+
+    accepted = await asyncio.wait_for(
+        client.post(
+            f"{BASE}/associations",
+            json=[{"entityID": ASN, "relatedEntityID": IP}],
+            headers=bearer(),
+        ),
+        timeout=30,
+    )
+    assert accepted.status == 202
+    (item,) = await inbox.items(1)
+    assert item.related_id == IP
 
 
 async def test_a_bulk_of_entities_queues_one_item_per_valid_entity(

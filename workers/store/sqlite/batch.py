@@ -77,15 +77,15 @@ class _Associations:
 
     def __init__(self, conn: sqlite3.Connection, ids: Iterable[str]) -> None:
         self.edges: dict[str, _Edge] = {}
-        wanted = set(ids)
-        if wanted:
+        self._keys = {aid: key64(aid) for aid in ids}
+        if self._keys:
             rows = conn.execute(
                 "SELECT seq, id, association_types, submissions, file_action, sources"
                 " FROM associations WHERE id_key IN (SELECT value FROM json_each(?))",
-                (orjson.dumps([key64(aid) for aid in wanted]),),
+                (orjson.dumps(list(self._keys.values())),),
             )
             for seq, aid, names, submissions, file_action, sources in rows:
-                if aid in wanted:
+                if aid in self._keys:
                     self.edges[aid] = _Edge(
                         orjson.loads(names),
                         submissions,
@@ -164,7 +164,7 @@ class _Associations:
                 assert edge is not None
                 inserts.append(
                     (
-                        key64(edge.association_id),
+                        self._keys[edge.association_id],
                         key64(edge.entity_id),
                         key64(edge.related_id),
                         edge.association_id,
