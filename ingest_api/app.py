@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from ingest_api.auth import Authenticator
-from ingest_api.body_budget import BODY_BUDGET, BodyBudget, bound_body_bytes
+from ingest_api.body_budget import BODY_BUDGET, BodyBudget
 from ingest_api.jobs import JobRegistry
-from ingest_api.middlewares import observe_requests
+from ingest_api.middlewares import request_middleware
 from ingest_api.openapi import openapi_document
 from ingest_api.publisher import CoalescingPublisher
 from ingest_api.queue_depth import QueueDepthSampler
@@ -94,12 +94,13 @@ def create_app(
     those of ``ingest_api.routes.ROUTES`` (a GET answers no HEAD), and ``/openapi.json`` serves
     the document rendered from the same table.
     """
+    budget = BodyBudget(settings.max_body_bytes_in_flight, settings.body_wait_seconds)
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[observe_requests, bound_body_bytes(settings.max_body_bytes)],
+        middlewares=[request_middleware(budget, settings.max_body_bytes)],
     )
     app[SETTINGS] = settings
-    app[BODY_BUDGET] = BodyBudget(settings.max_body_bytes_in_flight, settings.body_wait_seconds)
+    app[BODY_BUDGET] = budget
     app[BULK_TURN] = asyncio.Lock()
     app[QUEUE] = queue
     app[STORE] = store

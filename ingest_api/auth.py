@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-import structlog
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -43,6 +42,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from ingest_api.errors import ApiError
 from ingest_api.keys import ROLES, digest_secret, secret_matches
 from workers.ground.errors import ConfigurationError, StoreUnavailable
+from workers.ground.logs import note_user
 from workers.ground.settings import Settings
 from workers.store.base import Store
 from workers.store.records import ApiKeyRecord, api_key_status
@@ -130,6 +130,17 @@ class GatewayRoles:
 class _Verified:
     record: ApiKeyRecord
     verified_at: float
+    principal: Principal
+
+
+def _active(record: ApiKeyRecord, principal: Principal, now: float) -> Principal:
+    """``principal``, the caller of ``record``, unless the key is revoked or expired (401)."""
+    status = api_key_status(record, now)
+    if status == "revoked":
+        raise _unauthorized("The API key has been revoked.")
+    if status == "expired":
+        raise _unauthorized("The API key has expired.")
+    return principal
 
 
 class Authenticator:
@@ -160,6 +171,17 @@ class Authenticator:
 
     async def authenticate(self, request: web.Request) -> Principal:
         """The caller of ``request`` (see the module docstring for the rules)."""
+        principal = self.authenticate_now(request)
+        if principal is None:
+            headers = request.headers
+            principal = await self._look_up_key(
+                headers.get("api-key", ""), headers.get("api-secret", "")
+            )
+        return principal
+
+    def authenticate_now(self, request: web.Request) -> Principal | None:
+        """``authenticate`` without waiting, or None when the caller's API key must be looked up
+        in the store (it was not verified in the last ``api_key_cache_seconds``)."""
         headers = request.headers
         if self._settings.trust_gateway_headers:
             return self._from_gateway(request)
@@ -172,7 +194,7 @@ class Authenticator:
                 "Send either api-key and api-secret or an Authorization header, not both.",
             )
         if has_key:
-            return await self._from_api_key(headers.get("api-key", ""), headers.get("api-secret"))
+            return self._verified_key(headers.get("api-key", ""), headers.get("api-secret"))
         if authorization is not None:
             scheme, _, token = authorization.strip().partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
@@ -181,42 +203,41 @@ class Authenticator:
         raise _unauthorized("Credentials are required: api-key and api-secret, or a Bearer token.")
 
     # api keys -------------------------------------------------------------------------
-    async def _from_api_key(self, key_id: str, secret: str | None) -> Principal:
+    def _verified_key(self, key_id: str, secret: str | None) -> Principal | None:
+        """The caller of a key verified in the last ``api_key_cache_seconds``, else None."""
         if not key_id or not secret:
             raise _unauthorized("Both api-key and api-secret headers are required.")
+        hit = self._cache.get((key_id, digest_secret(secret)))
+        if hit is None:
+            return None
         now = self._clock()
-        cache_key = (key_id, digest_secret(secret))
-        hit = self._cache.get(cache_key)
-        ttl = self._settings.api_key_cache_seconds
-        if hit is not None and now - hit.verified_at < ttl:
-            record = hit.record
-        else:
-            try:
-                found = await self._store.get_api_key(key_id)
-            except StoreUnavailable as exc:
-                raise ApiError(
-                    503,
-                    "store_unavailable",
-                    "Credentials cannot be checked right now; retry shortly.",
-                    headers={"Retry-After": "5"},
-                ) from exc
-            if found is None or not secret_matches(found, secret):
-                raise _unauthorized("The API key or secret is wrong.")
-            record = found
-            if ttl > 0:
-                self._remember(cache_key, _Verified(record, now))
-        status = api_key_status(record, now)
-        if status == "revoked":
-            raise _unauthorized("The API key has been revoked.")
-        if status == "expired":
-            raise _unauthorized("The API key has expired.")
-        return Principal(
-            user_id=record.user_id,
-            roles=frozenset(record.roles),
-            groups=tuple(record.groups),
+        if now - hit.verified_at >= self._settings.api_key_cache_seconds:
+            return None
+        return _active(hit.record, hit.principal, now)
+
+    async def _look_up_key(self, key_id: str, secret: str) -> Principal:
+        now = self._clock()
+        try:
+            found = await self._store.get_api_key(key_id)
+        except StoreUnavailable as exc:
+            raise ApiError(
+                503,
+                "store_unavailable",
+                "Credentials cannot be checked right now; retry shortly.",
+                headers={"Retry-After": "5"},
+            ) from exc
+        if found is None or not secret_matches(found, secret):
+            raise _unauthorized("The API key or secret is wrong.")
+        principal = Principal(
+            user_id=found.user_id,
+            roles=frozenset(found.roles),
+            groups=tuple(found.groups),
             method="api-key",
-            key_id=record.key_id,
+            key_id=found.key_id,
         )
+        if self._settings.api_key_cache_seconds > 0:
+            self._remember((key_id, digest_secret(secret)), _Verified(found, now, principal))
+        return _active(found, principal, now)
 
     def _remember(self, cache_key: tuple[str, str], entry: _Verified) -> None:
         self._cache[cache_key] = entry
@@ -280,26 +301,40 @@ AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 
 
+def _keep(request: web.Request, principal: Principal) -> None:
+    note_user(principal.user_id)
+    request[PRINCIPAL] = principal
+
+
+def _caller_now(request: web.Request) -> Principal | None:
+    """``authenticate`` when it needs no wait (see ``Authenticator.authenticate_now``)."""
+    principal = request.app[AUTHENTICATOR].authenticate_now(request)
+    if principal is not None:
+        _keep(request, principal)
+    return principal
+
+
 async def authenticate(request: web.Request) -> Principal:
     """The caller of ``request`` whatever their roles (401 without valid credentials), kept
-    as ``request[PRINCIPAL]`` and bound as ``user_id`` in the log context."""
-    principal = await request.app[AUTHENTICATOR].authenticate(request)
-    structlog.contextvars.bind_contextvars(user_id=principal.user_id)
-    request[PRINCIPAL] = principal
+    as ``request[PRINCIPAL]`` and named as ``user_id`` in the request's access line."""
+    principal = _caller_now(request)
+    if principal is None:
+        principal = await request.app[AUTHENTICATOR].authenticate(request)
+        _keep(request, principal)
     return principal
 
 
 def require_role(role: str) -> Callable[[Handler], Handler]:
     """Decorate a view so that it runs only for a caller holding ``role`` (401/403 otherwise).
 
-    The caller is available to the view as ``request[PRINCIPAL]`` and ``user_id`` is bound in
-    the log context.
+    The caller is available to the view as ``request[PRINCIPAL]`` and named as ``user_id`` in
+    the request's access line.
     """
 
     def decorate(handler: Handler) -> Handler:
         @functools.wraps(handler)
         async def guarded(request: web.Request) -> web.StreamResponse:
-            principal = await authenticate(request)
+            principal = _caller_now(request) or await authenticate(request)
             if not principal.has_role(role):
                 raise ApiError(403, "forbidden", f"This operation needs the '{role}' role.")
             return await handler(request)

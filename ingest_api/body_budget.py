@@ -20,12 +20,11 @@ import math
 from collections import deque
 
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
 
 from ingest_api.errors import ApiError
 from workers.ground import metrics
 
-__all__ = ["BODY_BUDGET", "BodyBudget", "bound_body_bytes"]
+__all__ = ["BODY_BUDGET", "BodyBudget", "reserved_size"]
 
 
 class BodyBudget:
@@ -38,9 +37,32 @@ class BodyBudget:
         self.wait = wait
         self.in_flight = 0
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+        # Read when scraped, not set on every request (the newest budget of the process).
+        metrics.HTTP_BODY_BYTES_IN_FLIGHT.set_function(lambda: self.in_flight)
 
     def _fits(self, size: int) -> bool:
         return self.in_flight == 0 or self.in_flight + size <= self.capacity
+
+    def take_now(self, size: int) -> bool:
+        """Reserve ``size`` bytes if that needs no wait (nobody waits and they fit)."""
+        if not self._waiters and self._fits(size):
+            self._take(size)
+            return True
+        return False
+
+    async def admit(self, size: int) -> None:
+        """Reserve ``size`` bytes for a request, or refuse it: 503 ``too_many_large_bodies``
+        with ``Retry-After`` when they could not be had within ``wait`` seconds."""
+        if self.take_now(size):
+            return
+        if not await self.acquire(size):
+            metrics.BACKPRESSURE_RESPONSES.inc()
+            raise ApiError(
+                503,
+                "too_many_large_bodies",
+                "Too many large request bodies are being handled; retry later.",
+                headers={"Retry-After": str(max(1, math.ceil(self.wait)))},
+            )
 
     async def acquire(self, size: int) -> bool:
         """Reserve ``size`` bytes; False when they could not be had within ``wait`` seconds."""
@@ -75,12 +97,10 @@ class BodyBudget:
     def release(self, size: int) -> None:
         """Give back ``size`` bytes reserved by ``acquire``."""
         self.in_flight -= size
-        metrics.HTTP_BODY_BYTES_IN_FLIGHT.set(self.in_flight)
         self._grant()
 
     def _take(self, size: int) -> None:
         self.in_flight += size
-        metrics.HTTP_BODY_BYTES_IN_FLIGHT.set(self.in_flight)
 
     def _grant(self) -> None:
         while self._waiters and self._fits(self._waiters[0][0]):
@@ -92,7 +112,7 @@ class BodyBudget:
 BODY_BUDGET: web.AppKey[BodyBudget] = web.AppKey("body_budget")
 
 
-def _reserved_size(request: web.Request, max_body: int) -> int | None:
+def reserved_size(request: web.Request, max_body: int) -> int | None:
     """Bytes to reserve for ``request``: none without a body, or for one that the view will
     refuse as too large without reading it."""
     if not request.body_exists:
@@ -101,28 +121,3 @@ def _reserved_size(request: web.Request, max_body: int) -> int | None:
     if length is None:
         return max_body  # chunked: it may grow up to the limit
     return length if length <= max_body else None
-
-
-def bound_body_bytes(max_body: int) -> Middleware:
-    """The middleware reserving each request's body bytes from the app's ``BODY_BUDGET``."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        size = _reserved_size(request, max_body)
-        if size is None:
-            return await handler(request)
-        budget = request.app[BODY_BUDGET]
-        if not await budget.acquire(size):
-            metrics.BACKPRESSURE_RESPONSES.inc()
-            raise ApiError(
-                503,
-                "too_many_large_bodies",
-                "Too many large request bodies are being handled; retry later.",
-                headers={"Retry-After": str(max(1, math.ceil(budget.wait)))},
-            )
-        try:
-            return await handler(request)
-        finally:
-            budget.release(size)
-
-    return middleware

@@ -18,6 +18,7 @@ from aiohttp import web
 from workers.ground.errors import StoreUnavailable
 
 __all__ = [
+    "ERROR_CODE",
     "ApiError",
     "error_response",
     "json_response",
@@ -41,6 +42,10 @@ _STATUS_CODES: dict[int, str] = {
     500: "internal_error",
     503: "service_unavailable",
 }
+
+
+ERROR_CODE: web.ResponseKey[str] = web.ResponseKey("error_code")
+"""The ``code`` of an error answer, kept on the response for the request's access line."""
 
 
 def reason_code(status: int) -> str:
@@ -143,4 +148,6 @@ def error_response(
     all_headers = {"x-error": _header_safe(message), "x-error-id": error_id}
     if headers:
         all_headers.update(headers)
-    return json_response(body, status=status, headers=all_headers)
+    response = json_response(body, status=status, headers=all_headers)
+    response[ERROR_CODE] = code
+    return response

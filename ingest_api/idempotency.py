@@ -30,7 +30,7 @@ from ingest_api.errors import ApiError, store_errors
 from ingest_api.state import SETTINGS, STORE
 from schemas import new_job_id
 from workers.ground import metrics
-from workers.ground.logs import get_logger
+from workers.ground.logs import note
 from workers.store.records import KeyReservation
 
 __all__ = [
@@ -51,8 +51,6 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 """1 to 255 visible ASCII characters."""
 _KEY = re.compile(KEY_PATTERN)
-
-log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,5 +119,5 @@ async def choose_job(request: web.Request, key: str | None, digest: str, now: fl
         return JobChoice(held.job_id, publish=True, replayed=False)
     result = "replayed" if reserved.job_known else "republished"
     metrics.IDEMPOTENCY_KEYS.labels(result).inc()
-    log.info("job.replayed", job_id=held.job_id, published_again=not reserved.job_known)
+    note(replayed=True, published_again=not reserved.job_known)
     return JobChoice(held.job_id, publish=not reserved.job_known, replayed=True)

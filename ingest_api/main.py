@@ -28,7 +28,7 @@ from aiohttp import web
 from ingest_api.app import create_app
 from workers.backends import assemble_backends
 from workers.ground.errors import ConfigurationError
-from workers.ground.logs import get_logger
+from workers.ground.logs import flush_logs, get_logger
 from workers.ground.loop import run
 from workers.ground.settings import Settings
 
@@ -143,6 +143,7 @@ def _supervise(settings: Settings, processes: int) -> int:
                 log.error("api.process_failed", error=repr(exc))
                 status = 1
             finally:
+                flush_logs()
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(status)

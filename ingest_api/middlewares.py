@@ -1,10 +1,16 @@
-"""The request middleware: request IDs, logs, metrics, and the error body on every non-2xx.
+"""The front's one middleware: request IDs, the access line, metrics, the bound on bodies in
+flight, and the error body on every non-2xx.
 
 Every answer carries ``x-request-id`` (the client's, when it sent a sane one, else a random one).
 ``ApiError``s, the HTTP errors aiohttp raises itself (404, 405, 413, ...) and unexpected
 exceptions (logged, answered 500) all leave with the standard error body. Metrics are labelled
 with the route's canonical path (``unmatched`` when no route matched), never the raw URL.
-Headers are never logged, so credentials cannot leak into logs.
+
+Each request is logged once, at INFO, when it is answered: ``request.completed`` with its
+``request_id``, ``method``, ``path``, ``route``, ``status`` and ``duration_ms``, the ``code`` of
+an error answer, and what the views noted (``workers.ground.logs.note_user``, ``note_job``,
+``note``): the caller's ``user_id``, the ``job_id`` of a job made or answered with, its
+``items``... Headers are never logged, so credentials cannot leak into logs.
 """
 
 from __future__ import annotations
@@ -16,16 +22,16 @@ import random
 import re
 import time
 
-import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import Counter, Histogram
 
-from ingest_api.errors import ApiError, error_response, reason_code
+from ingest_api.body_budget import BodyBudget, reserved_size
+from ingest_api.errors import ERROR_CODE, ApiError, error_response, reason_code
 from workers.ground import metrics
-from workers.ground.logs import get_logger
+from workers.ground.logs import REQUEST_LOG, RequestLog, get_logger, log_info_fast
 
-__all__ = ["observe_requests"]
+__all__ = ["observe_requests", "request_middleware"]
 
 log = get_logger(__name__)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -77,41 +83,107 @@ def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.Re
     return error_response(exc.status, code, _message_for(request, exc), headers=headers)
 
 
-@web.middleware
-async def observe_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """See the module docstring."""
-    sent_id = request.headers.get("x-request-id", "")
-    request_id = sent_id if sent_id and _REQUEST_ID.fullmatch(sent_id) else new_request_id()
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(request_id=request_id)
-    started = time.perf_counter()
+def request_middleware(budget: BodyBudget | None = None, max_body: int = 0) -> Middleware:
+    """The middleware of the module docstring; with ``budget``, a request with a body first
+    reserves its bytes from it (``ingest_api.body_budget``; ``max_body``: the body limit)."""
+
+    @web.middleware
+    async def observe_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        sent_id = request.headers.get("x-request-id")
+        request_id = sent_id if sent_id and _REQUEST_ID.fullmatch(sent_id) else new_request_id()
+        entry = RequestLog(request_id)
+        token = REQUEST_LOG.set(entry)
+        try:
+            # The view's answer, or the error answer of what it raised.
+            try:
+                size = None if budget is None else reserved_size(request, max_body)
+                if budget is None or size is None:
+                    response = await handler(request)
+                else:
+                    if not budget.take_now(size):
+                        await budget.admit(size)
+                    try:
+                        response = await handler(request)
+                    finally:
+                        budget.release(size)
+            except ApiError as exc:
+                response = exc.to_response()
+            except web.HTTPException as exc:
+                if exc.status < 400:
+                    raise
+                response = _from_http_exception(request, exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("request.crashed", method=request.method, route=_route_of(request))
+                response = error_response(
+                    500, "internal_error", "An unexpected error occurred; it has been logged."
+                )
+            _answered(request, response, entry, time.perf_counter() - started)
+            return response
+        finally:
+            REQUEST_LOG.reset(token)
+
+    return observe_requests
+
+
+def _answered(
+    request: web.Request, response: web.StreamResponse, entry: RequestLog, elapsed: float
+) -> None:
+    """Name the request in its answer, count it, time it and write its access line."""
+    status = response.status
+    if not response.prepared:
+        response.headers["x-request-id"] = entry.request_id
     route = _route_of(request)
-    response: web.StreamResponse
+    _request_counter(route, status).inc()
+    _request_timer(route).observe(elapsed)
+    line = {
+        "request_id": entry.request_id,
+        "user_id": entry.user_id,
+        "job_id": entry.job_id,
+        "method": request.method,
+        "path": request.path[:_MAX_PATH],
+        "route": route,
+        "status": status,
+        "duration_ms": round(elapsed * 1000, 3),
+    }
+    if status >= 400:
+        line["code"] = response.get(ERROR_CODE) or reason_code(status)
+    if entry.fields:
+        line.update(entry.fields)
+    log_info_fast("request.completed", line)
+
+
+observe_requests = request_middleware()
+"""The middleware without a bound on bodies in flight."""
+
+_MAX_PATH = 512
+
+
+async def _answer(
+    request: web.Request, handler: Handler, budget: BodyBudget | None, max_body: int
+) -> web.StreamResponse:
+    """The view's answer, or the error answer of what it raised."""
     try:
-        response = await handler(request)
+        size = None if budget is None else reserved_size(request, max_body)
+        if budget is None or size is None:
+            return await handler(request)
+        await budget.admit(size)
+        try:
+            return await handler(request)
+        finally:
+            budget.release(size)
     except ApiError as exc:
-        response = exc.to_response()
+        return exc.to_response()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        response = _from_http_exception(request, exc)
+        return _from_http_exception(request, exc)
     except asyncio.CancelledError:
         raise
     except Exception:
-        log.exception("request.crashed", method=request.method, route=route)
-        response = error_response(
+        log.exception("request.crashed", method=request.method, route=_route_of(request))
+        return error_response(
             500, "internal_error", "An unexpected error occurred; it has been logged."
         )
-    elapsed = time.perf_counter() - started
-    if not response.prepared:
-        response.headers["x-request-id"] = request_id
-    _request_counter(route, response.status).inc()
-    _request_timer(route).observe(elapsed)
-    log.info(
-        "request.completed",
-        method=request.method,
-        route=route,
-        status=response.status,
-        duration_ms=round(elapsed * 1000, 3),
-    )
-    return response

@@ -138,7 +138,9 @@ class CoalescingPublisher:
         if not encoded_items:
             return
         self._check_fits_one_message(encoded_items)
-        lane = self._lanes.setdefault(kind, _Lane())
+        lane = self._lanes.get(kind)
+        if lane is None:
+            lane = self._lanes[kind] = _Lane()
         if len(lane.pending) >= self._max_pending and not lane.pending[-1].fits_all(
             encoded_items, self._max_items, self._max_bytes
         ):
@@ -158,7 +160,8 @@ class CoalescingPublisher:
     def _check_fits_one_message(self, items: Sequence[bytes]) -> None:
         if len(items) > self._max_items:
             raise TooLargeForOneMessage(f"at most {self._max_items} items per message")
-        if not _Batch().fits_all(items, self._max_items, self._max_bytes):
+        # What _Batch().fits_all says, without making a batch.
+        if _ENVELOPE_OVERHEAD + sum(map(len, items)) + len(items) > self._max_bytes:
             raise TooLargeForOneMessage(f"at most {self._max_bytes} bytes of items per message")
 
     async def wait_idle(self) -> None:

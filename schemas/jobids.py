@@ -53,9 +53,11 @@ def new_job_id() -> str:
         counter = _counter
         rand_b = _random.getrandbits(62) | (0b10 << 62)
     # Formatted by hand: uuid.UUID's constructor and __str__ cost more than the rest together.
-    hex_ms = f"{now_ms & 0xFFFFFFFFFFFF:012x}"
-    hex_b = f"{rand_b:016x}"
-    return f"{hex_ms[:8]}-{hex_ms[8:]}-7{counter & 0xFFF:03x}-{hex_b[:4]}-{hex_b[4:]}"
+    now_ms &= 0xFFFFFFFFFFFF
+    return (
+        f"{now_ms >> 16:08x}-{now_ms & 0xFFFF:04x}-7{counter & 0xFFF:03x}"
+        f"-{rand_b >> 48:04x}-{rand_b & 0xFFFFFFFFFFFF:012x}"
+    )
 
 
 def job_id_timestamp(job_id: str) -> float:

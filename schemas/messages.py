@@ -14,6 +14,7 @@ bound a message by bytes cheaply.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from enum import StrEnum
@@ -156,6 +157,12 @@ def encode_item(item: ItemMeta) -> bytes:
     return item.model_dump_json(exclude_defaults=False).encode()
 
 
+@functools.lru_cache(maxsize=1024)
+def _caller_json(user: str, groups: tuple[str, ...]) -> str:
+    """The ``user`` and ``groups`` members of an item: the same for every job of a caller."""
+    return f'"user":{json.dumps(user)},"groups":{json.dumps(list(groups))}'
+
+
 class AssociationItemEncoder:
     """Encodes the association items of one job, fast: what ``encode_item`` gives for an
     ``AssociationItem`` with the same fields, built from a template instead of a model.
@@ -171,7 +178,7 @@ class AssociationItemEncoder:
         self._head = (
             f'{{"job":{json.dumps(job)},"index":'.encode(),
             (
-                f',"total":{total},"user":{json.dumps(user)},"groups":{json.dumps(list(groups))}'
+                f',"total":{total},{_caller_json(user, tuple(groups))}'
                 f',"submitted_at":{float(submitted_at)!r},"entity_id":"'
             ).encode(),
         )

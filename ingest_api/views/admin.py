@@ -29,11 +29,11 @@ from ingest_api.http_models import ApiKeyBody, ApiKeyCreatedResponse, ApiKeyResp
 from ingest_api.keys import new_api_key
 from ingest_api.paths import BASE
 from ingest_api.responses import as_datetime, dump
-from ingest_api.state import AUTHENTICATOR, PRINCIPAL, RULES, SETTINGS, STORE
+from ingest_api.state import AUTHENTICATOR, RULES, SETTINGS, STORE
 from schemas.http import AssociationTypeBody, AssociationTypeResponse
 from schemas.rules import InvalidAssociationType, validate_custom_type
 from workers.ground.errors import TransientError
-from workers.ground.logs import get_logger
+from workers.ground.logs import get_logger, note
 from workers.rules_cache import custom_type_record
 from workers.store.records import ApiKeyRecord, api_key_status
 
@@ -108,7 +108,7 @@ async def put_association_type(request: web.Request) -> web.StreamResponse:
             409, "association_type_exists", f"An association type named {new.name!r} exists."
         )
     await _reload_rules(request)
-    log.info("association_type.added", name=new.name, by=request[PRINCIPAL].user_id)
+    note(action="association_type.added", name=new.name)
     return json_response(
         dump(AssociationTypeResponse.from_type(new)),
         status=201,
@@ -136,7 +136,7 @@ async def delete_association_type(request: web.Request) -> web.StreamResponse:
             f"There is no custom association type named {name.strip()[:128]!r}.",
         )
     await _reload_rules(request)
-    log.info("association_type.removed", name=name.strip(), by=request[PRINCIPAL].user_id)
+    note(action="association_type.removed", name=name.strip())
     return web.Response(status=204)
 
 
@@ -154,7 +154,7 @@ async def create_key(request: web.Request) -> web.StreamResponse:
         raise ApiError(400, "invalid_body", f"{exc}.") from exc
     with store_errors():
         await request.app[STORE].put_api_key(record)
-    log.info("api_key.created", key_id=record.key_id, for_user=record.user_id)
+    note(action="api_key.created", key_id=record.key_id, for_user=record.user_id)
     created = ApiKeyCreatedResponse(**key_response(record, now), apiSecret=secret)
     return json_response(dump(created), status=201)
 
@@ -178,5 +178,5 @@ async def revoke_key(request: web.Request) -> web.StreamResponse:
     if not revoked:
         raise ApiError(404, "api_key_not_found", f"There is no API key {key_id[:128]!r}.")
     request.app[AUTHENTICATOR].forget_key(key_id)
-    log.info("api_key.revoked", key_id=key_id)
+    note(action="api_key.revoked", key_id=key_id)
     return web.Response(status=204)

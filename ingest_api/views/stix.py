@@ -23,7 +23,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
-import structlog
 from aiohttp import web
 
 from ingest_api.auth import require_role
@@ -43,7 +42,7 @@ from schemas.stix.export import (
 )
 from schemas.stix.vocabulary import TLP_LEVELS
 from workers.ground import metrics
-from workers.ground.logs import get_logger
+from workers.ground.logs import get_logger, note, note_job
 from workers.ground.settings import Settings
 from workers.store.records import AssociationRecord, Direction, SourceEntry, StoredEntity
 from workers.store.sources import SOURCE
@@ -182,7 +181,7 @@ async def post_stix(request: web.Request) -> web.StreamResponse:
         answer, conversion, total = _convert(request, body)
     now = time.time()
     job = await choose_job(request, key, await whole_body_digest(request) if key else "", now)
-    structlog.contextvars.bind_contextvars(job_id=job.job_id)
+    note_job(job.job_id)
     principal = request[PRINCIPAL]
 
     def encode() -> list[bytes]:
@@ -197,7 +196,7 @@ async def post_stix(request: web.Request) -> web.StreamResponse:
 
     headers = await queue_job(request, MessageKind.ENTITY, job, encode, total, now)
     objects = answer["objects"]
-    log.info("stix.accepted", objects=objects["total"], not_represented=objects["notRepresented"])
+    note(objects=objects["total"], not_represented=objects["notRepresented"])
     return json_response({"jobID": job.job_id, **answer}, status=202, headers=headers)
 
 

@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import structlog
+import orjson
 from aiohttp import web
+from prometheus_client import Counter
 
 from ingest_api.auth import Principal, require_role
-from ingest_api.bodies import BulkChunk, NotJson, iter_bulk_chunks, read_json
+from ingest_api.bodies import JSON_TYPE, BulkChunk, NotJson, iter_bulk_chunks, read_json
 from ingest_api.bulk_checks import AssociationChunkChecker, CheckedAssociation
 from ingest_api.checks import (
     AssociationRequest,
@@ -47,12 +49,12 @@ from ingest_api.idempotency import (
 from ingest_api.paths import BASE
 from ingest_api.publisher import TooLargeForOneMessage
 from ingest_api.state import BULK_TURN, JOB_REGISTRY, PRINCIPAL, PUBLISHER, RULES, SETTINGS
-from schemas import EntityItem, MessageKind, encode_item
+from schemas import EntityItem, MessageKind, encode_item, new_job_id
 from schemas.messages import AssociationItemEncoder
 from schemas.rules import AssociationRules
 from workers.ground import metrics
 from workers.ground.errors import BrokerUnavailable, QueueFull
-from workers.ground.logs import get_logger
+from workers.ground.logs import get_logger, note, note_job
 from workers.store.records import JobHeader
 
 __all__ = [
@@ -89,7 +91,11 @@ def _parts(checked: Checked) -> int:
 
 def job_total(items: Sequence[tuple[int, Checked]]) -> int:
     """Items of a job: every queued item, and every child and link of its entities (SPEC §4)."""
-    return len(items) + sum(_parts(checked) for _, checked in items)
+    total = len(items)
+    for _, checked in items:
+        if isinstance(checked, EntityRequest):
+            total += len(checked.children) + len(checked.links)
+    return total
 
 
 def _encode(
@@ -137,8 +143,6 @@ def _checker(kind: MessageKind, rules: AssociationRules) -> Callable[[Any], Chec
 async def _publish(request: web.Request, kind: MessageKind, items: Sequence[bytes]) -> None:
     """Hand ``items`` to the publisher; 503 with ``Retry-After`` unless all are confirmed, 413
     when they cannot travel in one message (then nothing is queued)."""
-    settings = request.app[SETTINGS]
-    retry_after = str(max(1, math.ceil(settings.publish_timeout)))
     # No timer here: the publisher bounds each message's wait for its confirm by
     # publish_timeout, and a request waits at most for the message in flight, then its own.
     try:
@@ -153,7 +157,7 @@ async def _publish(request: web.Request, kind: MessageKind, items: Sequence[byte
             503,
             "queue_full",
             "The work queue is full; retry later.",
-            headers={"Retry-After": retry_after},
+            headers={"Retry-After": _retry_after(request)},
         ) from exc
     except BrokerUnavailable as exc:
         metrics.BACKPRESSURE_RESPONSES.inc()
@@ -162,8 +166,13 @@ async def _publish(request: web.Request, kind: MessageKind, items: Sequence[byte
             503,
             "broker_unavailable",
             "The broker could not confirm the job in time; retry later.",
-            headers={"Retry-After": retry_after},
+            headers={"Retry-After": _retry_after(request)},
         ) from exc
+
+
+def _retry_after(request: web.Request) -> str:
+    """Seconds a refused publish should wait before it is retried: the publish timeout."""
+    return str(max(1, math.ceil(request.app[SETTINGS].publish_timeout)))
 
 
 def _too_large_for_one_message(limit: str) -> ApiError:
@@ -189,10 +198,11 @@ def _meta(job_id: str, index: int, total: int, principal: Principal, now: float)
 def _accepted(
     request: web.Request, kind: MessageKind, job_id: str, total: int, now: float
 ) -> dict[str, str]:
-    """Count, log and register an acknowledged job; return the Location header."""
+    """Count, note (in the access line) and register an acknowledged job; return the Location
+    header."""
     principal = request[PRINCIPAL]
-    metrics.ITEMS_ACKNOWLEDGED.labels(kind=kind.value).inc(total)
-    log.info("job.accepted", kind=kind.value, items=total)
+    _acknowledged(kind).inc(total)
+    note(items=total)
     request.app[JOB_REGISTRY].add(
         JobHeader(
             job_id=job_id,
@@ -204,6 +214,11 @@ def _accepted(
         )
     )
     return {"Location": f"{BASE}/jobs/{job_id}"}
+
+
+@functools.cache
+def _acknowledged(kind: MessageKind) -> Counter:
+    return metrics.ITEMS_ACKNOWLEDGED.labels(kind=kind.value)
 
 
 def _answered(
@@ -250,29 +265,36 @@ async def _single(request: web.Request, kind: MessageKind) -> tuple[str, Checked
     if isinstance(checked, ItemProblem):
         raise _refuse(checked)
     now = time.time()
-    job = await choose_job(request, key, await whole_body_digest(request) if key else "", now)
-    structlog.contextvars.bind_contextvars(job_id=job.job_id)
+    if key is None:  # what choose_job gives without a key, without awaiting it
+        job = JobChoice(new_job_id(), publish=True, replayed=False)
+    else:
+        job = await choose_job(request, key, await whole_body_digest(request), now)
+    note_job(job.job_id)
     items = [(0, checked)]
     if job.publish:
         await _publish(request, kind, _encode(job.job_id, items, request[PRINCIPAL], now))
     return job.job_id, checked, _answered(request, kind, job, job_total(items), now)
 
 
-async def _single_association(request: web.Request, kind: MessageKind) -> web.Response:
-    job_id, _, headers = await _single(request, kind)
-    return json_response({"message": "acknowledged", "jobID": job_id}, status=202, headers=headers)
+def _acknowledged_response(job_id: str, headers: dict[str, str]) -> web.Response:
+    """The 202 of a single association: what ``json_response`` gives for
+    ``{"message": "acknowledged", "jobID": job_id}``, built by hand."""
+    body = b'{"message":"acknowledged","jobID":%s}' % orjson.dumps(job_id)
+    return web.Response(body=body, status=202, headers=headers, content_type=JSON_TYPE)
 
 
 @require_role("reporter")
 async def post_association(request: web.Request) -> web.StreamResponse:
     """``POST /association``: queue one association."""
-    return await _single_association(request, MessageKind.ASSOCIATION)
+    job_id, _, headers = await _single(request, MessageKind.ASSOCIATION)
+    return _acknowledged_response(job_id, headers)
 
 
 @require_role("reporter")
 async def delete_association(request: web.Request) -> web.StreamResponse:
     """``DELETE /association``: queue the removal of one association type (or all of a pair)."""
-    return await _single_association(request, MessageKind.ASSOCIATION_DELETE)
+    job_id, _, headers = await _single(request, MessageKind.ASSOCIATION_DELETE)
+    return _acknowledged_response(job_id, headers)
 
 
 @require_role("reporter")
@@ -399,7 +421,7 @@ async def _bulk(request: web.Request, kind: MessageKind) -> web.Response:
         )
     now = time.time()
     job = await choose_job(request, key, digest.hexdigest() if digest else "", now)
-    structlog.contextvars.bind_contextvars(job_id=job.job_id)
+    note_job(job.job_id)
     principal = request[PRINCIPAL]
     if job.publish:
         encoded = (

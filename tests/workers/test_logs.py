@@ -38,3 +38,33 @@ def test_library_records_and_tracebacks_are_json_lines_with_their_logger_and_lev
     ]
     assert events[0]["logger"] == "aiormq.connection"
     assert "ConnectionResetError" in events[0]["exception"]
+
+
+ON_A_LOOP = """
+import asyncio, logging
+from workers.ground.logs import configure_logging, get_logger
+
+configure_logging("INFO", "json")
+log = get_logger("workers")
+
+async def main():
+    log.info("first")
+    log.warning("second")
+    logging.getLogger("aiohttp.server").warning("third")
+    await asyncio.sleep(0)
+    log.info("fourth")
+    log.info("fifth")
+
+asyncio.run(main())
+log.info("sixth")
+"""
+
+
+def test_lines_logged_on_an_event_loop_keep_their_order_and_none_is_lost() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", ON_A_LOOP], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+
+    events = [json.loads(line)["event"] for line in done.stderr.splitlines()]
+
+    assert events == ["first", "second", "third", "fourth", "fifth", "sixth"]
