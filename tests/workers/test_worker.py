@@ -13,6 +13,7 @@ import orjson
 import pytest
 from structlog.testing import capture_logs
 
+from schemas import EntityItem
 from schemas.jobids import new_job_id
 from schemas.messages import decode_message, encode_item
 from tests.backends import MemoryQueueFactory, SqliteStoreFactory, StoreFactory
@@ -149,8 +150,7 @@ async def test_an_association_whose_entity_never_arrives_is_rejected_after_the_w
 async def test_waiting_items_do_not_hold_back_the_others_of_their_message(
     queue: MemoryJobQueue, store: Store
 ) -> None:
-    await publish(queue, entities(entity(ASN), entity(ADDRESS)))
-    await wait_for_job(store, (await _stored_job(queue, store)))
+    await _seed(queue, store, entity(ASN), entity(ADDRESS))
     job = new_job_id()
     ready = association(ASN, ADDRESS, job=job, index=0, total=2)
     waiting = association(ASN, ("ip", "198.51.100.9"), job=job, index=1, total=2)
@@ -303,6 +303,14 @@ async def _counts(store: Store, job: str, counts: dict[str, int]) -> bool:
     return status is not None and status.counts == counts
 
 
+async def _seed(queue: MemoryJobQueue, store: Store, *items: EntityItem) -> None:
+    # Published and stored: a worker handles several messages at once, so a later message's
+    # job being done says nothing of an earlier one's.
+    await publish(queue, entities(*items))
+    for item in items:
+        await wait_for_job(store, item.job)
+
+
 async def _stored_job(queue: MemoryJobQueue, store: Store) -> str:
     # A marker job: once it is done, every message published before it on this queue was seen.
     marker = entity(("domain", "marker.example.com"))
@@ -351,9 +359,8 @@ async def test_a_redelivered_message_changes_nothing_the_second_time(
 async def test_a_delete_removes_the_association_and_a_second_one_finds_nothing(
     queue: MemoryJobQueue, store: Store
 ) -> None:
-    await publish(queue, entities(entity(ASN, [ADDRESS], [(ASN, ADDRESS, "ASN to Address")])))
+    await _seed(queue, store, entity(ASN, [ADDRESS], [(ASN, ADDRESS, "ASN to Address")]))
     first, second = association(ASN, ADDRESS), association(ASN, ADDRESS, "ASN to Address")
-    await wait_for_job(store, (await _stored_job(queue, store)))
     await publish(queue, deletes(first))
     await wait_for_job(store, first.job)
     await publish(queue, deletes(second))
@@ -444,8 +451,7 @@ async def test_a_custom_type_added_after_start_is_used_without_waiting_for_the_r
 
 @pytest.mark.usefixtures("worker")
 async def test_each_message_is_summarised_in_the_log(queue: MemoryJobQueue, store: Store) -> None:
-    await publish(queue, entities(entity(ASN), entity(ADDRESS)))
-    await wait_for_job(store, (await _stored_job(queue, store)))
+    await _seed(queue, store, entity(ASN), entity(ADDRESS))
     job = new_job_id()
     good = association(ASN, ADDRESS, job=job, index=0, total=2)
     bad = association(ADDRESS, ASN, job=job, index=1, total=2)
