@@ -233,7 +233,6 @@ def _plan_associations(
         waiting_since=since,
     )
     pending: list[AssociationItem] = []
-    decided: list[AssociationItem] = []
     edges = plan.batch.edges
     types: dict[str, str | InvalidEntityId] = {}
     matches: dict[tuple[str, str, str | None], Match | Rejection] = {}
@@ -245,7 +244,6 @@ def _plan_associations(
         if isinstance(entity_type, InvalidEntityId) or isinstance(related_type, InvalidEntityId):
             bad = entity_type if isinstance(entity_type, InvalidEntityId) else related_type
             _reject(plan, item, RejectionCode.INVALID_ENTITY, str(bad))
-            decided.append(item)
             continue
         if entity_id == related_id:
             matched = rules.match(entity_id, related_id, item.association_type)
@@ -257,7 +255,6 @@ def _plan_associations(
             matched = found
         if isinstance(matched, Rejection):
             _reject(plan, item, matched.code, _rejection_text(matched))
-            decided.append(item)
             continue
         if entity_id not in existing or related_id not in existing:
             missing = tuple(dict.fromkeys(e for e in (entity_id, related_id) if e not in existing))
@@ -268,7 +265,6 @@ def _plan_associations(
                 continue
             names = " and ".join(missing)
             _reject(plan, item, RejectionCode.ENTITY_NOT_FOUND, f"entity {names} does not exist")
-            decided.append(item)
             continue
         edges.append(
             EdgeWrite(
@@ -284,8 +280,8 @@ def _plan_associations(
                 sources=sources.of(item, item.provenance),
             )
         )
-        decided.append(item)
-    plan.batch.jobs = _headers(MessageKind.ASSOCIATION, [*decided, *pending])
+    # Every item is decided or pending: their jobs are the jobs of ``items``.
+    plan.batch.jobs = _headers(MessageKind.ASSOCIATION, items)
     plan.pending = tuple(pending)
     return plan
 

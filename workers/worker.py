@@ -396,33 +396,40 @@ class Worker:
 
     def _report(self, message: Message, plan: Plan, result: BatchResult) -> None:
         kind = message.kind.value
-        submitted = {(item.job, item.index): item.submitted_at for item in message.items}
-        codes = {preset.key: preset.code or "" for preset in plan.batch.preset}
         skipped = result.skipped
-        rejected = Outcome.REJECTED
-        labelled: Counter[tuple[Outcome, str]] = Counter()
+        decided = result.outcomes
+        if skipped:
+            decided = {key: outcome for key, outcome in decided.items() if key not in skipped}
+        # Counted by name: ``str`` of an ``Outcome`` is its value, and a plain string hashes
+        # in C where an enum member hashes through Python (this runs once per item).
+        outcomes: Counter[str] = Counter(map(str, decided.values()))
+        rejected = Outcome.REJECTED.value
+        # Rejected items by reason ("" when a rejection names none), for the counter and log.
+        by_reason: Counter[str] = Counter()
+        if outcomes[rejected]:
+            codes = {preset.key: preset.code or "" for preset in plan.batch.preset}
+            by_reason.update(codes.get(key, "") for key, o in decided.items() if o == rejected)
         # Items by submission time: a message's items share a few, so the end-to-end histogram
         # is updated once per distinct time, not once per item.
-        waited: Counter[float] = Counter()
-        for key, outcome in result.outcomes.items():
-            if key in skipped:
-                continue
-            labelled[(outcome, codes.get(key, "") if outcome == rejected else "")] += 1
-            at = submitted.get(key)
-            if at is not None:
-                waited[at] += 1
+        times = {item.submitted_at for item in message.items}
+        waited: Counter[float]
+        if len(times) == 1 and message.kind != MessageKind.ENTITY:
+            # Every outcome of an association message is one of its items'.
+            waited = Counter({times.pop(): len(decided)} if decided else {})
+        else:
+            submitted = {(item.job, item.index): item.submitted_at for item in message.items}
+            waited = Counter(at for key in decided if (at := submitted.get(key)) is not None)
         now = self._clock()
         for at, count in waited.items():
             metrics.observe_many(metrics.END_TO_END_SECONDS, max(0.0, now - at), count)
         # One counter update per (outcome, reason), not per item: labels() is a locked lookup.
-        outcomes: Counter[str] = Counter()
-        reasons: Counter[str] = Counter()
-        for (outcome, reason), count in labelled.items():
-            outcome_name = outcome.value
-            metrics.ITEMS_PROCESSED.labels(kind, outcome_name, reason).inc(count)
-            outcomes[outcome_name] += count
-            if reason:
-                reasons[reason] += count
+        for outcome_name, count in outcomes.items():
+            if outcome_name == rejected:
+                for reason, n in by_reason.items():
+                    metrics.ITEMS_PROCESSED.labels(kind, outcome_name, reason).inc(n)
+            else:
+                metrics.ITEMS_PROCESSED.labels(kind, outcome_name, "").inc(count)
+        reasons = {reason: n for reason, n in by_reason.items() if reason}
         jobs = {item.job for item in message.items}
         summary = {
             "kind": kind,
@@ -433,11 +440,11 @@ class Worker:
         }
         if len(jobs) == 1:
             summary["job_id"] = next(iter(jobs))
-        written = sum(n for outcome, n in outcomes.items() if outcome != Outcome.REJECTED)
+        written = sum(n for outcome, n in outcomes.items() if outcome != rejected)
         if written:
             log.info("job.stored", **summary, **dict(outcomes))
         if reasons:
-            log.info("job.rejected", **summary, **dict(reasons))
+            log.info("job.rejected", **summary, **reasons)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from schemas import EntityItem
@@ -466,6 +467,42 @@ async def test_each_message_is_summarised_in_the_log(queue: MemoryJobQueue, stor
     rejected = [e for e in mine if e["event"] == "job.rejected"]
     assert [(e["job_id"], e["stored"]) for e in stored] == [(job, 1)]
     assert [(e["job_id"], e["association_not_allowed"]) for e in rejected] == [(job, 1)]
+
+
+@pytest.mark.usefixtures("worker")
+async def test_each_item_is_counted_once_by_outcome_and_reason(
+    queue: MemoryJobQueue, store: Store
+) -> None:
+    await publish(queue, entities(entity(ASN), entity(ADDRESS)))
+    await wait_for_job(store, (await _stored_job(queue, store)))
+    job = new_job_id()
+    good = association(ASN, ADDRESS, job=job, index=0, total=3)
+    again = association(ASN, ADDRESS, job=job, index=1, total=3)
+    bad = association(ADDRESS, ASN, job=job, index=2, total=3)
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    def counts() -> tuple[float, ...]:
+        return (
+            sample("ingest_worker_items_total", kind="association", outcome="stored", reason=""),
+            sample("ingest_worker_items_total", kind="association", outcome="duplicate", reason=""),
+            sample(
+                "ingest_worker_items_total",
+                kind="association",
+                outcome="rejected",
+                reason="association_not_allowed",
+            ),
+            sample("ingest_end_to_end_seconds_count"),
+        )
+
+    before = counts()
+    await publish(queue, associations(good, again, bad))
+    await wait_for_job(store, job)
+    # the outcomes are readable just before the worker counts them
+    await eventually(lambda: counts()[3] - before[3] >= 3)
+
+    assert [after - was for after, was in zip(counts(), before, strict=True)] == [1, 1, 1, 3]
 
 
 async def test_a_started_worker_removes_jobs_older_than_the_job_ttl(

@@ -179,6 +179,17 @@ def fresh_items(batch: WriteBatch, recorded: Collection[ItemKey]) -> FreshItems:
     An entity write is applied when its own key is fresh; its part keys are recorded with it
     (adapters record only the keys that have no outcome yet). A waiting item is kept when its
     key has no outcome and no other item of the batch gives it one."""
+    if not recorded:
+        keys = item_keys(batch)
+        taken = set(keys)
+        if len(taken) == len(keys):  # the common case: nothing to leave out but waiting items
+            return FreshItems(
+                entities=list(batch.entities),
+                edges=list(batch.edges),
+                deletes=list(batch.deletes),
+                preset=list(batch.preset),
+                waiting=[w for w in batch.waiting if w.key not in taken],
+            )
     seen: set[ItemKey] = set(recorded)
 
     def fresh(key: ItemKey) -> bool:

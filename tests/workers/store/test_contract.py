@@ -255,6 +255,45 @@ async def test_a_redelivered_batch_changes_nothing_and_reports_the_skipped_keys(
     assert status.counts == {"stored": 2, "rejected": 1}
 
 
+async def test_only_the_redelivered_items_of_a_batch_mixing_jobs_are_skipped(
+    store: Store,
+) -> None:
+    # Job ``earlier`` has outcomes for items 1 and 3 (3 failed, which is not final); a batch
+    # then carries its items 0 to 4 with the first items of two jobs never seen before.
+    earlier, fresh, other = f.new_job(total=5), f.new_job(total=2), f.new_job(total=1)
+    await store.write_batch(
+        f.batch(
+            jobs=[earlier], edges=[f.edge(earlier, 1, URL, HOST)], preset=[f.failure(earlier, 3)]
+        )
+    )
+    ends = [f.entity_id("domain", f"d{n}.example") for n in range(6)]
+
+    result = await store.write_batch(
+        f.batch(
+            jobs=[fresh, earlier, other],
+            edges=[
+                f.edge(fresh, 0, URL, ends[5]),
+                *(f.edge(earlier, n, URL, ends[n]) for n in (0, 2, 3, 4)),
+                f.edge(earlier, 1, URL, HOST),
+                f.edge(other, 0, URL, IP),
+            ],
+            preset=[f.rejection(fresh, 1)],
+        )
+    )
+
+    assert result.skipped == frozenset({(earlier.job_id, 1)})
+    assert result.outcomes == {
+        (fresh.job_id, 0): Outcome.STORED,
+        (fresh.job_id, 1): Outcome.REJECTED,
+        **{(earlier.job_id, n): Outcome.STORED for n in (0, 2, 3, 4)},
+        (earlier.job_id, 1): Outcome.STORED,
+        (other.job_id, 0): Outcome.STORED,
+    }
+    record = await store.get_association(f.association_id(URL, HOST))
+    assert record is not None
+    assert record.submissions == 1
+
+
 # reads ------------------------------------------------------------------------------------
 async def _star(store: Store, centre: str, count: int) -> list[str]:
     """``count`` URLs pointing at the host ``centre`` (URL Host); their association IDs."""

@@ -141,6 +141,7 @@ class _Associations:
         inserts: list[tuple[Any, ...]] = []
         updates: list[tuple[Any, ...]] = []
         removed: list[tuple[int]] = []
+        ends: dict[str, int] = {}  # index keys of the association ends, one per entity ID
         for state in self.edges.values():
             if not state.dirty:
                 continue
@@ -162,11 +163,17 @@ class _Associations:
             else:
                 edge = state.new
                 assert edge is not None
+                entity_key = ends.get(edge.entity_id)
+                if entity_key is None:
+                    entity_key = ends[edge.entity_id] = key64(edge.entity_id)
+                related_key = ends.get(edge.related_id)
+                if related_key is None:
+                    related_key = ends[edge.related_id] = key64(edge.related_id)
                 inserts.append(
                     (
                         self._keys[edge.association_id],
-                        key64(edge.entity_id),
-                        key64(edge.related_id),
+                        entity_key,
+                        related_key,
                         edge.association_id,
                         edge.entity_id,
                         edge.related_id,
@@ -201,10 +208,35 @@ class _Associations:
 
 def recorded_outcomes(conn: sqlite3.Connection, keys: list[ItemKey]) -> dict[ItemKey, Outcome]:
     """Final outcomes already stored for ``keys`` (``failed`` is not final: a later outcome
-    replaces it). One query; CROSS JOIN keeps the planner probing the primary key once per key
-    instead of scanning job_items."""
+    replaces it).
+
+    Most items are seen for the first time, so one query first asks which jobs hold any
+    outcome between the lowest and the highest index of their keys (one primary-key probe a
+    job); the keys of the other jobs cannot have one. A second query, only for the keys of the
+    jobs that do, reads their outcomes; CROSS JOIN keeps the planner probing the primary key
+    once per key instead of scanning job_items."""
     if not keys:
         return {}
+    spans: dict[str, list[int]] = {}
+    for job, idx in keys:
+        span = spans.get(job)
+        if span is None:
+            spans[job] = [idx, idx]
+        elif idx < span[0]:
+            span[0] = idx
+        elif idx > span[1]:
+            span[1] = idx
+    rows = conn.execute(
+        "SELECT json_extract(s.value, '$[0]') FROM json_each(?) AS s WHERE EXISTS"
+        " (SELECT 1 FROM job_items AS ji WHERE ji.job_id = json_extract(s.value, '$[0]')"
+        " AND ji.idx BETWEEN json_extract(s.value, '$[1]') AND json_extract(s.value, '$[2]'))",
+        (dumps([[job, *span] for job, span in spans.items()]),),
+    )
+    busy = {job for (job,) in rows}
+    if not busy:
+        return {}
+    if len(busy) < len(spans):
+        keys = [key for key in keys if key[0] in busy]
     rows = conn.execute(
         "SELECT ji.job_id, ji.idx, ji.outcome FROM json_each(?) AS k"
         " CROSS JOIN job_items AS ji ON ji.job_id = json_extract(k.value, '$[0]')"
@@ -269,25 +301,27 @@ def apply_batch(
         linked = [associations.upsert(edge) for edge in write.edges]
         outcome = Outcome.STORED if new and new[0] else Outcome.DUPLICATE
         outcomes[write.key] = outcome
-        items.append((write.key[0], write.key[1], outcome.value, None, None, now))
+        items.append((write.key[0], write.key[1], str(outcome), None, None, now))
         if write.part_keys:
             parts = [Outcome.STORED if n else Outcome.DUPLICATE for n in new[1:]] + linked
             for key, part in zip(write.part_keys, parts, strict=True):
                 outcomes.setdefault(key, part)
-                items.append((key[0], key[1], part.value, None, None, now))
+                items.append((key[0], key[1], str(part), None, None, now))
+    # ``str`` of an ``Outcome`` is its value, without the enum's Python-level ``value``
+    # property: this loop runs once per item.
+    upsert = associations.upsert
     for edge in edges:
-        outcome = associations.upsert(edge)
-        outcomes[edge.key] = outcome
-        items.append((edge.key[0], edge.key[1], outcome.value, None, None, now))
+        key = edge.key
+        outcome = outcomes[key] = upsert(edge)
+        items.append((key[0], key[1], str(outcome), None, None, now))
     for delete in deletes:
-        outcome = associations.delete(delete)
-        outcomes[delete.key] = outcome
-        items.append((delete.key[0], delete.key[1], outcome.value, None, None, now))
+        key = delete.key
+        outcome = outcomes[key] = associations.delete(delete)
+        items.append((key[0], key[1], str(outcome), None, None, now))
     for preset in fresh.preset:
-        outcomes[preset.key] = preset.outcome
-        items.append(
-            (preset.key[0], preset.key[1], preset.outcome.value, preset.code, preset.message, now)
-        )
+        key = preset.key
+        outcomes[key] = preset.outcome
+        items.append((key[0], key[1], str(preset.outcome), preset.code, preset.message, now))
 
     entities.flush(conn, touched, now)
     associations.flush(conn, now)
