@@ -44,7 +44,7 @@ def test_histogram_tally_scrapes_like_one_observe_per_value() -> None:
     registry = CollectorRegistry()
     one_by_one = Histogram("direct_seconds", "test", ["route"], buckets=BUCKETS, registry=registry)
     tallied = Histogram("tallied_seconds", "test", ["route"], buckets=BUCKETS, registry=registry)
-    tally = HistogramTally(tallied, BUCKETS)
+    tally = HistogramTally(tallied)
     for value, count in OBSERVED:
         for _ in range(count):
             one_by_one.labels("/a").observe(value)

@@ -73,9 +73,9 @@ class HistogramTally:
     ``observe``.
     """
 
-    def __init__(self, histogram: Histogram, buckets: tuple[float, ...]) -> None:
+    def __init__(self, histogram: Histogram) -> None:
         self._histogram = histogram
-        self._bounds = [float(bound) for bound in buckets]
+        self._bounds: list[float] = histogram._upper_bounds[:-1]  # its buckets but +Inf
         self._pending: dict[tuple[str, ...], list[float]] = {}
         _FOLD.tallies.append(self)
 
@@ -113,7 +113,7 @@ ITEMS_ACKNOWLEDGED = Counter(
 )
 HTTP_REQUESTS_TALLY = CounterTally(HTTP_REQUESTS)
 """``HTTP_REQUESTS`` for the front's per-request path: labels ``(route, status)``."""
-HTTP_REQUEST_SECONDS_TALLY = HistogramTally(HTTP_REQUEST_SECONDS, LATENCY_BUCKETS)
+HTTP_REQUEST_SECONDS_TALLY = HistogramTally(HTTP_REQUEST_SECONDS)
 """``HTTP_REQUEST_SECONDS`` for the front's per-request path: labels ``(route,)``."""
 ITEMS_ACKNOWLEDGED_TALLY = CounterTally(ITEMS_ACKNOWLEDGED)
 """``ITEMS_ACKNOWLEDGED`` for the front's per-request path: labels ``(kind,)``."""
