@@ -24,7 +24,6 @@ import time
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
-from prometheus_client import Counter, Histogram
 
 from ingest_api.body_budget import BodyBudget, reserved_size
 from ingest_api.errors import ERROR_CODE, ApiError, error_response, reason_code
@@ -47,14 +46,13 @@ def new_request_id() -> str:
 
 
 @functools.cache
-def _request_counter(route: str, status: int) -> Counter:
+def _request_labels(route: str, status: int) -> tuple[str, str]:
     # Routes are the app's canonical paths (plus "unmatched"): a small, bounded set.
-    return metrics.HTTP_REQUESTS.labels(route=route, status=str(status))
+    return (route, str(status))
 
 
-@functools.cache
-def _request_timer(route: str) -> Histogram:
-    return metrics.HTTP_REQUEST_SECONDS.labels(route=route)
+_REQUESTS = metrics.HTTP_REQUESTS_TALLY
+_REQUEST_SECONDS = metrics.HTTP_REQUEST_SECONDS_TALLY
 
 
 def _route_of(request: web.Request) -> str:
@@ -136,8 +134,8 @@ def _answered(
     if not response.prepared:
         response.headers["x-request-id"] = entry.request_id
     route = _route_of(request)
-    _request_counter(route, status).inc()
-    _request_timer(route).observe(elapsed)
+    _REQUESTS.inc(_request_labels(route, status))
+    _REQUEST_SECONDS.observe((route,), elapsed)
     line = {
         "request_id": entry.request_id,
         "user_id": entry.user_id,

@@ -25,7 +25,6 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from prometheus_client import Counter
 
 from ingest_api.auth import Principal, require_role
 from ingest_api.bodies import JSON_TYPE, BulkChunk, NotJson, iter_bulk_chunks, read_json
@@ -201,7 +200,7 @@ def _accepted(
     """Count, note (in the access line) and register an acknowledged job; return the Location
     header."""
     principal = request[PRINCIPAL]
-    _acknowledged(kind).inc(total)
+    metrics.ITEMS_ACKNOWLEDGED_TALLY.inc(_kind_label(kind), total)
     note(items=total)
     request.app[JOB_REGISTRY].add(
         JobHeader(
@@ -217,8 +216,8 @@ def _accepted(
 
 
 @functools.cache
-def _acknowledged(kind: MessageKind) -> Counter:
-    return metrics.ITEMS_ACKNOWLEDGED.labels(kind=kind.value)
+def _kind_label(kind: MessageKind) -> tuple[str]:
+    return (kind.value,)
 
 
 def _answered(

@@ -6,11 +6,97 @@ name they use is defined in this module.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from bisect import bisect_left
+from collections.abc import Iterable
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 E2E_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+class _FoldTallies(Collector):
+    """Registered before every metric below, so a scrape of the default registry folds the
+    tallies (``CounterTally``, ``HistogramTally``) into their metrics before it reads them."""
+
+    def __init__(self) -> None:
+        self.tallies: list[CounterTally | HistogramTally] = []
+
+    def describe(self) -> Iterable[Metric]:
+        return ()
+
+    def collect(self) -> Iterable[Metric]:
+        fold_tallies()
+        return ()
+
+
+_FOLD = _FoldTallies()
+REGISTRY.register(_FOLD)
+
+
+def fold_tallies() -> None:
+    """Add what every tally holds to its metric (a scrape of the default registry does this)."""
+    for tally in _FOLD.tallies:
+        tally.fold()
+
+
+class CounterTally:
+    """Increments of a labelled ``Counter`` kept in a plain dict, added to the counter at the
+    next scrape (``fold``): a hot path pays a dict update instead of a locked increment.
+
+    For one thread (the front's event loop); the values a scrape shows are the same.
+    """
+
+    def __init__(self, counter: Counter) -> None:
+        self._counter = counter
+        self._pending: dict[tuple[str, ...], float] = {}
+        _FOLD.tallies.append(self)
+
+    def inc(self, labels: tuple[str, ...], amount: float = 1) -> None:
+        pending = self._pending
+        pending[labels] = pending.get(labels, 0) + amount
+
+    def fold(self) -> None:
+        pending, self._pending = self._pending, {}
+        for labels, amount in pending.items():
+            self._counter.labels(*labels).inc(amount)
+
+
+class HistogramTally:
+    """Observations of a labelled ``Histogram`` kept as plain per-bucket counts and sums, added
+    to the histogram at the next scrape (``fold``). Bounded memory: one list per label set.
+
+    For one thread (the front's event loop); the values a scrape shows are the same as with
+    ``observe``.
+    """
+
+    def __init__(self, histogram: Histogram) -> None:
+        self._histogram = histogram
+        self._bounds: list[float] = histogram._upper_bounds[:-1]  # its buckets but +Inf
+        self._pending: dict[tuple[str, ...], list[float]] = {}
+        _FOLD.tallies.append(self)
+
+    def observe(self, labels: tuple[str, ...], value: float) -> None:
+        counts = self._pending.get(labels)
+        if counts is None:
+            # One count per bound, one past the last (+Inf), then the sum.
+            counts = self._pending[labels] = [0.0] * (len(self._bounds) + 2)
+        counts[bisect_left(self._bounds, value)] += 1
+        counts[-1] += value
+
+    def fold(self) -> None:
+        pending, self._pending = self._pending, {}
+        for labels, counts in pending.items():
+            child = self._histogram.labels(*labels)
+            # prometheus_client has no bulk observe; these are the values ``observe`` updates.
+            child._sum.inc(counts[-1])
+            for bucket, count in zip(child._buckets, counts[:-1], strict=True):
+                if count:
+                    bucket.inc(count)
+
 
 # front ---------------------------------------------------------------------------------
 HTTP_REQUESTS = Counter(
@@ -25,6 +111,12 @@ HTTP_REQUEST_SECONDS = Histogram(
 ITEMS_ACKNOWLEDGED = Counter(
     "ingest_items_acknowledged_total", "Items answered with 202 (durably queued)", ["kind"]
 )
+HTTP_REQUESTS_TALLY = CounterTally(HTTP_REQUESTS)
+"""``HTTP_REQUESTS`` for the front's per-request path: labels ``(route, status)``."""
+HTTP_REQUEST_SECONDS_TALLY = HistogramTally(HTTP_REQUEST_SECONDS)
+"""``HTTP_REQUEST_SECONDS`` for the front's per-request path: labels ``(route,)``."""
+ITEMS_ACKNOWLEDGED_TALLY = CounterTally(ITEMS_ACKNOWLEDGED)
+"""``ITEMS_ACKNOWLEDGED`` for the front's per-request path: labels ``(kind,)``."""
 ITEMS_INVALID = Counter(
     "ingest_items_invalid_total", "Items refused by the front's synchronous checks", ["code"]
 )

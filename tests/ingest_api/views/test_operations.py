@@ -87,6 +87,26 @@ async def test_metrics_count_requests_by_canonical_route_and_status(client: Clie
     assert 'ingest_items_acknowledged_total{kind="association"}' in text
 
 
+def _sample(text: str, line_start: str) -> float:
+    found = [line for line in text.splitlines() if line.startswith(line_start + " ")]
+    return float(found[0].rsplit(" ", 1)[1]) if found else 0.0
+
+
+async def test_each_scrape_counts_every_request_answered_before_it(client: Client) -> None:
+    accepted = f'ingest_http_requests_total{{route="{BASE}/association",status="202"}}'
+    timed = f'ingest_http_request_seconds_count{{route="{BASE}/association"}}'
+    items = 'ingest_items_acknowledged_total{kind="association"}'
+    before = await (await client.get("/metrics")).text()
+    for _ in range(3):
+        response = await client.post(
+            f"{BASE}/association", json={"entityID": ASN, "relatedEntityID": IP}, headers=bearer()
+        )
+        assert response.status == 202
+    after = await (await client.get("/metrics")).text()
+    for name in (accepted, timed, items):
+        assert _sample(after, name) - _sample(before, name) == 3, name
+
+
 async def test_openapi_is_a_valid_openapi_31_document_listing_every_spec_path(
     client: Client,
 ) -> None:
