@@ -114,19 +114,7 @@ class AssociationChunkChecker:
                                     )
                                 )
                             continue
-            checked = check_association(value, self._rules, delete=self._delete)
-            if isinstance(checked, ItemProblem):
-                refused.append((index, checked))
-            else:
-                valid.append(
-                    (
-                        index,
-                        checked.entity_id,
-                        checked.related_id,
-                        checked.association_type,
-                        checked.provenance,
-                    )
-                )
+            self._check_one(index, value, valid, refused)
         if hexes and "".join(hexes).encode("utf-8", "surrogatepass").translate(None, _HEX):
             return self._one_by_one(chunk)  # some ID's hex part is malformed: words it
         return valid, refused
@@ -155,20 +143,30 @@ class AssociationChunkChecker:
         valid: list[CheckedAssociation] = []
         refused: list[tuple[int, ItemProblem]] = []
         for index, value in chunk:
-            checked = check_association(value, self._rules, delete=self._delete)
-            if isinstance(checked, ItemProblem):
-                refused.append((index, checked))
-            else:
-                valid.append(
-                    (
-                        index,
-                        checked.entity_id,
-                        checked.related_id,
-                        checked.association_type,
-                        checked.provenance,
-                    )
-                )
+            self._check_one(index, value, valid, refused)
         return valid, refused
+
+    def _check_one(
+        self,
+        index: int,
+        value: Any,
+        valid: list[CheckedAssociation],
+        refused: list[tuple[int, ItemProblem]],
+    ) -> None:
+        """``check_association``'s answer for one item, added to ``valid`` or ``refused``."""
+        checked = check_association(value, self._rules, delete=self._delete)
+        if isinstance(checked, ItemProblem):
+            refused.append((index, checked))
+        else:
+            valid.append(
+                (
+                    index,
+                    checked.entity_id,
+                    checked.related_id,
+                    checked.association_type,
+                    checked.provenance,
+                )
+            )
 
 
 def _provenance(value: dict[str, Any]) -> Provenance | object | None:
