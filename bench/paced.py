@@ -127,11 +127,13 @@ class _Pacer:
 
     def dispatch(self, due: float) -> None:
         if self.idle:
-            conn = self.idle.popleft()
-            conn.send(self.requests[self.sent % len(self.requests)], due)
-            self.sent += 1
+            self._send(self.idle.popleft(), due)
         else:
             self.waiting.append(due)
+
+    def _send(self, conn: _Connection, due: float) -> None:
+        conn.send(self.requests[self.sent % len(self.requests)], due)
+        self.sent += 1
 
     def answered(self, conn: _Connection, status: int) -> None:
         now = time.perf_counter()
@@ -142,9 +144,7 @@ class _Pacer:
         else:
             self.errors += 1
         if self.waiting:
-            due = self.waiting.popleft()
-            conn.send(self.requests[self.sent % len(self.requests)], due)
-            self.sent += 1
+            self._send(conn, self.waiting.popleft())
         else:
             self.idle.append(conn)
         if len(self.latencies) >= self.count and not self.finished.done():
