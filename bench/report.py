@@ -228,7 +228,7 @@ def markdown(results: dict[str, Any]) -> str:
     notes.append(
         f"`python -m bench --runs {results.get('runs')} --seconds {results.get('seconds')}`, "
         f"started {results.get('started')}, {results.get('machine', {}).get('cpus')} CPUs "
-        "shared with other work: figures are indicative; compare rows of one run only."
+        "(the load average below says what else ran): compare rows of one run only."
     )
     loads = results.get("load_average")
     if loads:
