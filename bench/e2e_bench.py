@@ -110,7 +110,9 @@ def chunks(items: list[dict[str, Any]], size: int) -> list[bytes]:
 async def submit(
     session: aiohttp.ClientSession, url: str, bodies: list[bytes], concurrency: int = 4
 ) -> list[str]:
-    """POST every body (retrying 503s); return the job IDs."""
+    """POST every body, ``concurrency`` at a time (retrying 503s); return the job IDs. Answers
+    are read with orjson: a STIX 202 lists every object not represented, which the stdlib
+    parser would make this client, on the same machine, the slowest party."""
     jobs: list[str] = []
     pending = iter(bodies)
 
@@ -121,7 +123,7 @@ async def submit(
                     if response.status == 503:
                         await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
                         continue
-                    data = await response.json()
+                    data = orjson.loads(await response.read())
                     if response.status != 202:
                         raise RuntimeError(f"{url} answered {response.status}: {data}")
                     jobs.append(data["jobID"])

@@ -37,7 +37,7 @@ from bench.common import (
     process,
     unique,
 )
-from bench.e2e_bench import wait_done
+from bench.e2e_bench import submit, wait_done
 
 FIREEYE = (
     ROOT.parent / "shared" / "data" / "stix" / "elevator_fireeye_pivy_report_with_indicators.json"
@@ -79,30 +79,6 @@ def replayed_bundles(count: int) -> list[bytes]:
             objects.append(copy)
         bodies.append(orjson.dumps({**document, "objects": objects}))
     return bodies
-
-
-async def submit(session: aiohttp.ClientSession, url: str, bodies: list[bytes]) -> list[str]:
-    """POST every body, four at a time (retrying 503s); return the job IDs. Answers are read
-    with orjson: a 202 lists every object not represented, which the stdlib parser would make
-    this client, on the same machine, the slowest party."""
-    jobs: list[str] = []
-    pending = iter(bodies)
-
-    async def sender() -> None:
-        for body in pending:
-            while True:
-                async with session.post(url, data=body) as response:
-                    if response.status == 503:
-                        await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
-                        continue
-                    data = orjson.loads(await response.read())
-                    if response.status != 202:
-                        raise RuntimeError(f"{url} answered {response.status}: {data}")
-                    jobs.append(data["jobID"])
-                    break
-
-    await asyncio.gather(*(sender() for _ in range(4)))
-    return jobs
 
 
 async def drive(
