@@ -2,8 +2,8 @@
 the shipped defaults (a figure at other settings says which in its row).
 
 Writes ``bench/results.json``, ``bench/results.md`` (the table the notes quote) and
-``bench/chart.png``. Figures are medians of the runs; ratios compare against the raw-stack
-baselines measured in the same run (``http``: bare aiohttp and the naive front, alternating
+``bench/chart.png``; with ``--only`` it prints the table and writes nothing. Figures are
+medians of the runs; ratios compare against the raw-stack baselines measured in the same run (``http``: bare aiohttp and the naive front, alternating
 with the fronts round by round, ``bench.side_by_side``; then the fixed-rate run of
 ``bench.half_rate`` on the same front). The ``*_mongodb`` scenario runs end to end on MongoDB:
 the server ``MONGODB_URL`` names, else a SecantusDB server started for them (labelled so: a
@@ -136,6 +136,8 @@ def main() -> None:
     args = parser.parse_args()
     available = scenarios(args.runs, args.seconds)
     chosen = [name for name in args.only.split(",") if name] or list(available)
+    # A partial run prints its table and keeps the committed results of the last full run.
+    keep = not args.only
     OUT.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
@@ -152,10 +154,12 @@ def main() -> None:
         # The 1-minute load average when the scenario ends: how busy the shared machine was.
         results["load_average"][name] = os.getloadavg()[0]
         print(f"   {time.perf_counter() - started:.0f} s", flush=True)
-        (OUT / "results.json").write_text(json.dumps(results, indent=2))
+        if keep:
+            (OUT / "results.json").write_text(json.dumps(results, indent=2))
     table = report.markdown(results)
-    (OUT / "results.md").write_text(table)
-    report.chart(results, OUT / "chart.png")
+    if keep:
+        (OUT / "results.md").write_text(table)
+        report.chart(results, OUT / "chart.png")
     print(table)
 
 
