@@ -3,11 +3,12 @@ the shipped defaults (a figure at other settings says which in its row).
 
 Writes ``bench/results.json``, ``bench/results.md`` (the table the notes quote) and
 ``bench/chart.png``; with ``--only`` it prints the table and writes nothing. Figures are
-medians of the runs; ratios compare against the raw-stack baselines measured in the same run (``http``: bare aiohttp and the naive front, alternating
-with the fronts round by round, ``bench.side_by_side``; then the fixed-rate run of
-``bench.half_rate`` on the same front). The ``*_mongodb`` scenario runs end to end on MongoDB:
-the server ``MONGODB_URL`` names, else a SecantusDB server started for them (labelled so: a
-figure measured there says nothing of mongod's speed).
+medians of the runs; ratios compare against the raw-stack baselines measured in the same run
+(``http``: bare aiohttp and the naive front, alternating with the fronts round by round,
+``bench.side_by_side``; then the fixed-rate run of ``bench.half_rate`` on the same front). The
+``*_mongodb`` scenario runs end to end on MongoDB: the server ``MONGODB_URL`` names, else a
+SecantusDB server started for them (labelled so: a figure measured there says nothing of
+mongod's speed).
 
     python -m bench [--runs 5] [--seconds 5] [--only front,bulk,...]
 """
