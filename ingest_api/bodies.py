@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,9 +29,7 @@ __all__ = [
     "JSON_TYPE",
     "NDJSON_TYPES",
     "BulkChunk",
-    "BulkLine",
     "NotJson",
-    "iter_bulk",
     "iter_bulk_chunks",
     "read_json",
 ]
@@ -39,16 +37,6 @@ __all__ = [
 JSON_TYPE = "application/json"
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
 _CHUNK = 64 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class BulkLine:
-    """One bulk item: its index (0-based line number, or position in a JSON array) and the
-    parsed value, or why it could not be parsed."""
-
-    index: int
-    value: Any = None
-    parse_error: str | None = None
 
 
 class Digest(Protocol):
@@ -290,17 +278,3 @@ async def iter_bulk_chunks(
     if pending:
         async with held:
             yield pending
-
-
-async def iter_bulk(
-    request: web.Request, *, max_items: int, max_bytes: int, digest: Digest | None = None
-) -> AsyncIterator[BulkLine]:
-    """The items of a bulk body in order, one at a time (``iter_bulk_chunks``)."""
-    async for chunk in iter_bulk_chunks(
-        request, max_items=max_items, max_bytes=max_bytes, digest=digest
-    ):
-        for index, value in chunk:
-            if isinstance(value, NotJson):
-                yield BulkLine(index, parse_error=value.message)
-            else:
-                yield BulkLine(index, value)

@@ -30,7 +30,7 @@ from ingest_api.errors import ERROR_CODE, ApiError, error_response, reason_code
 from workers.ground import metrics
 from workers.ground.logs import REQUEST_LOG, RequestLog, get_logger, log_info_fast
 
-__all__ = ["observe_requests", "request_middleware"]
+__all__ = ["request_middleware"]
 
 log = get_logger(__name__)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -152,9 +152,6 @@ def _answered(
         line.update(entry.fields)
     log_info_fast("request.completed", line)
 
-
-observe_requests = request_middleware()
-"""The middleware without a bound on bodies in flight."""
 
 _MAX_PATH = 512
 

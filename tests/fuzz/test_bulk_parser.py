@@ -1,4 +1,4 @@
-"""Hostile bulk bodies against the NDJSON / JSON-array parser of the front (``iter_bulk``),
+"""Hostile bulk bodies against the NDJSON / JSON-array parser of the front (``iter_bulk_chunks``),
 served over real HTTP: every body yields its numbered items (each parsed or with its own
 error) or a clean 4xx error answer, never an unexpected exception."""
 
@@ -16,8 +16,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest_api.bodies import iter_bulk
-from ingest_api.middlewares import observe_requests
+from ingest_api.bodies import NotJson, iter_bulk_chunks
+from ingest_api.middlewares import request_middleware
 from tests.fuzz.support import assert_standard_error, fuzz_settings
 
 MAX_BYTES = 2 * 1024 * 1024
@@ -31,10 +31,12 @@ lines included, or position in a JSON array) and JSON type name (None: not JSON)
 
 
 async def parse(request: web.Request) -> web.StreamResponse:
-    """The items ``iter_bulk`` yields, as ``[index, type of value or None]``."""
+    """The items ``iter_bulk_chunks`` yields, as ``[index, type of value or None]``."""
     try:
-        lines = [
-            line async for line in iter_bulk(request, max_items=MAX_ITEMS, max_bytes=MAX_BYTES)
+        items = [
+            item
+            async for chunk in iter_bulk_chunks(request, max_items=MAX_ITEMS, max_bytes=MAX_BYTES)
+            for item in chunk
         ]
     except web.HTTPException:
         raise
@@ -43,8 +45,8 @@ async def parse(request: web.Request) -> web.StreamResponse:
             raise
         return web.Response(status=500, text=traceback.format_exc())
     found = [
-        [line.index, type(line.value).__name__ if line.parse_error is None else None]
-        for line in lines
+        [index, None if isinstance(value, NotJson) else type(value).__name__]
+        for index, value in items
     ]
     return web.json_response(found)
 
@@ -53,7 +55,7 @@ async def parse(request: web.Request) -> web.StreamResponse:
 def parser_client() -> Iterator[tuple[asyncio.AbstractEventLoop, TestClient[Any, Any]]]:
     """A real HTTP server around the parser, with the front's limits and error middleware."""
     loop = asyncio.new_event_loop()
-    app = web.Application(client_max_size=MAX_BYTES, middlewares=[observe_requests])
+    app = web.Application(client_max_size=MAX_BYTES, middlewares=[request_middleware()])
     app.router.add_post("/parse", parse)
     client: TestClient[Any, Any] = TestClient(TestServer(app), loop=loop)
     loop.run_until_complete(client.start_server())
