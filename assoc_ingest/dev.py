@@ -18,6 +18,7 @@ import time
 from aiohttp import web
 
 from ingest_api.app import create_app
+from ingest_api.fast_lane import FastLaneSite
 from ingest_api.keys import new_api_key
 from ingest_api.main import listening_socket
 from schemas import entity_id
@@ -60,7 +61,7 @@ async def serve_dev(settings: Settings, stop: asyncio.Event | None = None) -> No
     )
     await runner.setup()
     try:
-        await web.SockSite(runner, sock).start()
+        await FastLaneSite(runner, sock, shutdown_timeout=settings.shutdown_timeout).start()
         print(f"assoc-ingest dev listening on http://{settings.host}:{settings.port}", flush=True)
         if banner:
             print(banner, flush=True)

@@ -8,15 +8,19 @@ memory, so keep runs short).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import signal
 from pathlib import Path
 
 from aiohttp import web
 
 from ingest_api.app import create_app
+from ingest_api.fast_lane import FastLaneSite
+from ingest_api.main import listening_socket
 from workers.backends import assemble_backends
 from workers.ground.logs import configure_logging
-from workers.ground.loop import new_event_loop
+from workers.ground.loop import run
 from workers.ground.settings import Settings
 
 
@@ -31,15 +35,23 @@ def main() -> None:
     configure_logging(settings.log_level, settings.log_format)
     backends = assemble_backends(settings, memory_queue_ok=True)
     app = create_app(settings, queue=backends.queue, store=backends.store)
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop=new_event_loop(),
-        handler_cancellation=False,
-        access_log=None,
-        print=None,
-    )
+    run(_serve(app, settings))
+
+
+async def _serve(app: web.Application, settings: Settings) -> None:
+    """Serve ``app`` as ``assoc-ingest api`` does (the fast lane in front of aiohttp) until
+    SIGTERM or SIGINT."""
+    runner = web.AppRunner(app, handler_cancellation=False, access_log=None)
+    await runner.setup()
+    try:
+        sock = listening_socket(settings.host, settings.port)
+        await FastLaneSite(runner, sock, shutdown_timeout=settings.shutdown_timeout).start()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import functools
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,7 +171,7 @@ class Authenticator:
 
     async def authenticate(self, request: web.Request) -> Principal:
         """The caller of ``request`` (see the module docstring for the rules)."""
-        principal = self.authenticate_now(request)
+        principal = self.authenticate_now(request.headers)
         if principal is None:
             headers = request.headers
             principal = await self._look_up_key(
@@ -179,14 +179,14 @@ class Authenticator:
             )
         return principal
 
-    def authenticate_now(self, request: web.Request) -> Principal | None:
-        """``authenticate`` without waiting, or None when the caller's API key must be looked up
-        in the store (it was not verified in the last ``api_key_cache_seconds``)."""
-        headers = request.headers
+    def authenticate_now(self, headers: Mapping[str, str]) -> Principal | None:
+        """``authenticate`` without waiting, from the request's ``headers`` (a case-insensitive
+        mapping, or one of lower-case names), or None when the caller's API key must be
+        looked up in the store (it was not verified in the last ``api_key_cache_seconds``)."""
         if self._settings.trust_gateway_headers:
-            return self._from_gateway(request)
+            return self._from_gateway(headers)
         has_key = "api-key" in headers or "api-secret" in headers
-        authorization = headers.get("Authorization")
+        authorization = headers.get("authorization")
         if has_key and authorization is not None:
             raise ApiError(
                 400,
@@ -287,11 +287,11 @@ class Authenticator:
         )
 
     # trusted gateway ------------------------------------------------------------------
-    def _from_gateway(self, request: web.Request) -> Principal:
-        user_id = request.headers.get("user-id", "").strip()
+    def _from_gateway(self, headers: Mapping[str, str]) -> Principal:
+        user_id = headers.get("user-id", "").strip()
         if not user_id:
             raise _unauthorized("The gateway did not send a user-id header.")
-        groups = _comma_list(request.headers.get("groups", ""))
+        groups = _comma_list(headers.get("groups", ""))
         # Roles from configuration only: a roles header (or any other) is never read.
         roles = self._gateway_roles.of(groups)
         return Principal(user_id=user_id, roles=roles, groups=groups, method="gateway")
@@ -308,7 +308,7 @@ def _keep(request: web.Request, principal: Principal) -> None:
 
 def _caller_now(request: web.Request) -> Principal | None:
     """``authenticate`` when it needs no wait (see ``Authenticator.authenticate_now``)."""
-    principal = request.app[AUTHENTICATOR].authenticate_now(request)
+    principal = request.app[AUTHENTICATOR].authenticate_now(request.headers)
     if principal is not None:
         _keep(request, principal)
     return principal

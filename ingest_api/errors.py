@@ -20,6 +20,7 @@ from workers.ground.errors import StoreUnavailable
 __all__ = [
     "ERROR_CODE",
     "ApiError",
+    "error_parts",
     "error_response",
     "json_response",
     "reason_code",
@@ -81,6 +82,17 @@ class ApiError(Exception):
         self.body_extra = dict(body_extra or {})
         self.headers = dict(headers or {})
 
+    def parts(self) -> tuple[bytes, dict[str, str]]:
+        """The body and headers (but Content-Type) of ``to_response``."""
+        return error_parts(
+            self.code,
+            self.message,
+            err_code=self.err_code,
+            extra=self.extra,
+            body_extra=self.body_extra,
+            headers=self.headers,
+        )
+
     def to_response(self) -> web.Response:
         return error_response(
             self.status,
@@ -136,6 +148,26 @@ def error_response(
     headers: Mapping[str, str] | None = None,
 ) -> web.Response:
     """The standard error answer (see the module docstring)."""
+    body, all_headers = error_parts(
+        code, message, err_code=err_code, extra=extra, body_extra=body_extra, headers=headers
+    )
+    response = web.Response(
+        body=body, status=status, headers=all_headers, content_type="application/json"
+    )
+    response[ERROR_CODE] = code
+    return response
+
+
+def error_parts(
+    code: str,
+    message: str,
+    *,
+    err_code: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+    body_extra: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    """The JSON body and the headers (but Content-Type) of the standard error answer."""
     error_id = str(uuid.uuid4())
     error: dict[str, Any] = {"code": code, "message": message, "errorID": error_id}
     if err_code is not None:
@@ -148,6 +180,4 @@ def error_response(
     all_headers = {"x-error": _header_safe(message), "x-error-id": error_id}
     if headers:
         all_headers.update(headers)
-    response = json_response(body, status=status, headers=all_headers)
-    response[ERROR_CODE] = code
-    return response
+    return orjson.dumps(body), all_headers

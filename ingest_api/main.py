@@ -26,6 +26,7 @@ from types import FrameType
 from aiohttp import web
 
 from ingest_api.app import create_app
+from ingest_api.fast_lane import FastLaneSite
 from workers.backends import assemble_backends
 from workers.ground.errors import ConfigurationError
 from workers.ground.logs import flush_logs, get_logger
@@ -40,11 +41,12 @@ _KILL_GRACE = 10.0
 """Seconds past the shutdown timeout after which a front process that did not stop is killed."""
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
+def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """A socket listening on ``host:port``, taken before any backend starts, so that a port in
-    use is an ``OSError`` (``EADDRINUSE``) at once rather than after the start-up."""
+    use is an ``OSError`` (``EADDRINUSE``) at once rather than after the start-up; with
+    ``reuse_port``, one of several processes' sockets on the port (``SO_REUSEPORT``)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family, backlog=1024)
+    return socket.create_server((host, port), family=family, backlog=1024, reuse_port=reuse_port)
 
 
 def run_api(settings: Settings, processes: int = 1) -> int:
@@ -99,17 +101,9 @@ async def _serve_until_signal(settings: Settings, *, sock: socket.socket | None 
         loop.add_signal_handler(sig, stop.set)
     await runner.setup()
     try:
-        site: web.BaseSite
-        if sock is not None:
-            site = web.SockSite(runner, sock, shutdown_timeout=settings.shutdown_timeout)
-        else:
-            site = web.TCPSite(
-                runner,
-                settings.host,
-                settings.port,
-                reuse_port=True,
-                shutdown_timeout=settings.shutdown_timeout,
-            )
+        if sock is None:
+            sock = listening_socket(settings.host, settings.port, reuse_port=True)
+        site = FastLaneSite(runner, sock, shutdown_timeout=settings.shutdown_timeout)
         await site.start()
         log.info("api.starting", host=settings.host, port=settings.port, pid=os.getpid())
         await stop.wait()

@@ -30,13 +30,18 @@ from ingest_api.errors import ERROR_CODE, ApiError, error_response, reason_code
 from workers.ground import metrics
 from workers.ground.logs import REQUEST_LOG, RequestLog, get_logger, log_info_fast
 
-__all__ = ["request_middleware"]
+__all__ = ["log_request", "request_id_for", "request_middleware"]
 
 log = get_logger(__name__)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 _request_ids = random.Random(os.urandom(32))
+
+
+def request_id_for(sent_id: str | None) -> str:
+    """The ID of a request: the client's ``x-request-id`` when it sent a sane one, else new."""
+    return sent_id if sent_id and _REQUEST_ID.fullmatch(sent_id) else new_request_id()
 
 
 def new_request_id() -> str:
@@ -88,9 +93,7 @@ def request_middleware(budget: BodyBudget | None = None, max_body: int = 0) -> M
     @web.middleware
     async def observe_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
-        sent_id = request.headers.get("x-request-id")
-        request_id = sent_id if sent_id and _REQUEST_ID.fullmatch(sent_id) else new_request_id()
-        entry = RequestLog(request_id)
+        entry = RequestLog(request_id_for(request.headers.get("x-request-id")))
         token = REQUEST_LOG.set(entry)
         try:
             # The view's answer, or the error answer of what it raised.
@@ -133,52 +136,38 @@ def _answered(
     status = response.status
     if not response.prepared:
         response.headers["x-request-id"] = entry.request_id
-    route = _route_of(request)
+    code = (response.get(ERROR_CODE) or reason_code(status)) if status >= 400 else None
+    log_request(entry, request.method, request.path, _route_of(request), status, elapsed, code)
+
+
+def log_request(
+    entry: RequestLog,
+    method: str,
+    path: str,
+    route: str,
+    status: int,
+    elapsed: float,
+    code: str | None = None,
+) -> None:
+    """Count and time an answered request and write its access line (the module docstring):
+    ``route`` is the canonical path of its route, ``code`` the error code of an error answer."""
     _REQUESTS.inc(_request_labels(route, status))
     _REQUEST_SECONDS.observe((route,), elapsed)
     line = {
         "request_id": entry.request_id,
         "user_id": entry.user_id,
         "job_id": entry.job_id,
-        "method": request.method,
-        "path": request.path[:_MAX_PATH],
+        "method": method,
+        "path": path[:_MAX_PATH],
         "route": route,
         "status": status,
         "duration_ms": round(elapsed * 1000, 3),
     }
-    if status >= 400:
-        line["code"] = response.get(ERROR_CODE) or reason_code(status)
+    if code is not None:
+        line["code"] = code
     if entry.fields:
         line.update(entry.fields)
     log_info_fast("request.completed", line)
 
 
 _MAX_PATH = 512
-
-
-async def _answer(
-    request: web.Request, handler: Handler, budget: BodyBudget | None, max_body: int
-) -> web.StreamResponse:
-    """The view's answer, or the error answer of what it raised."""
-    try:
-        size = None if budget is None else reserved_size(request, max_body)
-        if budget is None or size is None:
-            return await handler(request)
-        await budget.admit(size)
-        try:
-            return await handler(request)
-        finally:
-            budget.release(size)
-    except ApiError as exc:
-        return exc.to_response()
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return _from_http_exception(request, exc)
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("request.crashed", method=request.method, route=_route_of(request))
-        return error_response(
-            500, "internal_error", "An unexpected error occurred; it has been logged."
-        )

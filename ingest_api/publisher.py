@@ -137,6 +137,21 @@ class CoalescingPublisher:
         """Return once every item is in a confirmed message; raise ``BrokerUnavailable`` else."""
         if not encoded_items:
             return
+        lane, ticket = self._take(kind, encoded_items)
+        try:
+            await ticket.future
+        except asyncio.CancelledError:
+            self._withdraw(lane, ticket)
+            raise
+
+    def submit(self, kind: MessageKind, encoded_items: Sequence[bytes]) -> asyncio.Future[None]:
+        """``publish`` without a coroutine: the future of the confirm of ``encoded_items`` (at
+        least one), which ends as ``publish`` would return or raise. A refusal decided at once
+        (``TooLargeForOneMessage``, a full backlog) is raised here. The items cannot be
+        withdrawn: whoever submits waits for the outcome."""
+        return self._take(kind, encoded_items)[1].future
+
+    def _take(self, kind: MessageKind, encoded_items: Sequence[bytes]) -> tuple[_Lane, _Ticket]:
         self._check_fits_one_message(encoded_items)
         lane = self._lanes.get(kind)
         if lane is None:
@@ -151,11 +166,7 @@ class CoalescingPublisher:
         ticket = _Ticket(future=asyncio.get_running_loop().create_future())
         self._enqueue(lane, ticket, encoded_items)
         self._pump(kind, lane)
-        try:
-            await ticket.future
-        except asyncio.CancelledError:
-            self._withdraw(lane, ticket)
-            raise
+        return lane, ticket
 
     def _check_fits_one_message(self, items: Sequence[bytes]) -> None:
         if len(items) > self._max_items:

@@ -54,15 +54,20 @@ from schemas.rules import AssociationRules
 from workers.ground import metrics
 from workers.ground.errors import BrokerUnavailable, QueueFull
 from workers.ground.logs import get_logger, note, note_job
+from workers.ground.settings import Settings
 from workers.store.records import JobHeader
 
 __all__ = [
+    "acknowledged_body",
     "delete_association",
+    "encode_job_items",
     "post_association",
     "post_associations",
     "post_entities",
     "post_entity",
+    "publish_refusal",
     "queue_job",
+    "register_accepted",
 ]
 
 log = get_logger(__name__)
@@ -97,7 +102,7 @@ def job_total(items: Sequence[tuple[int, Checked]]) -> int:
     return total
 
 
-def _encode(
+def encode_job_items(
     job_id: str, items: Sequence[tuple[int, Checked]], principal: Principal, now: float
 ) -> list[bytes]:
     """The queue items of one job, encoded; association items through the template encoder
@@ -146,32 +151,31 @@ async def _publish(request: web.Request, kind: MessageKind, items: Sequence[byte
     # publish_timeout, and a request waits at most for the message in flight, then its own.
     try:
         await request.app[PUBLISHER].publish(kind, items)
-    except TooLargeForOneMessage as exc:
+    except (TooLargeForOneMessage, QueueFull, BrokerUnavailable) as exc:
+        raise publish_refusal(exc, request.app[SETTINGS]) from exc
+
+
+def publish_refusal(exc: Exception, settings: Settings) -> ApiError:
+    """The answer to items the publisher refused or could not get confirmed (``exc``): a 413
+    when they cannot travel in one message (``TooLargeForOneMessage``: then nothing is
+    queued), else a 503 with ``Retry-After`` (counted and logged as a refusal)."""
+    if isinstance(exc, TooLargeForOneMessage):
         # Wholly queued or wholly refused (SPEC §4): a request cannot be split over messages.
-        raise _too_large_for_one_message(exc.limit) from exc
-    except QueueFull as exc:
-        metrics.BACKPRESSURE_RESPONSES.inc()
+        return _too_large_for_one_message(exc.limit)
+    metrics.BACKPRESSURE_RESPONSES.inc()
+    retry_after = {"Retry-After": str(max(1, math.ceil(settings.publish_timeout)))}
+    if isinstance(exc, QueueFull):
         log.warning("job.refused", reason="queue_full", error=str(exc))
-        raise ApiError(
-            503,
-            "queue_full",
-            "The work queue is full; retry later.",
-            headers={"Retry-After": _retry_after(request)},
-        ) from exc
-    except BrokerUnavailable as exc:
-        metrics.BACKPRESSURE_RESPONSES.inc()
-        log.warning("job.refused", reason="broker_unavailable", error=str(exc))
-        raise ApiError(
-            503,
-            "broker_unavailable",
-            "The broker could not confirm the job in time; retry later.",
-            headers={"Retry-After": _retry_after(request)},
-        ) from exc
-
-
-def _retry_after(request: web.Request) -> str:
-    """Seconds a refused publish should wait before it is retried: the publish timeout."""
-    return str(max(1, math.ceil(request.app[SETTINGS].publish_timeout)))
+        return ApiError(
+            503, "queue_full", "The work queue is full; retry later.", headers=retry_after
+        )
+    log.warning("job.refused", reason="broker_unavailable", error=str(exc))
+    return ApiError(
+        503,
+        "broker_unavailable",
+        "The broker could not confirm the job in time; retry later.",
+        headers=retry_after,
+    )
 
 
 def _too_large_for_one_message(limit: str) -> ApiError:
@@ -197,12 +201,23 @@ def _meta(job_id: str, index: int, total: int, principal: Principal, now: float)
 def _accepted(
     request: web.Request, kind: MessageKind, job_id: str, total: int, now: float
 ) -> dict[str, str]:
+    """``register_accepted`` for the caller of ``request``."""
+    return register_accepted(request.app, request[PRINCIPAL], kind, job_id, total, now)
+
+
+def register_accepted(
+    app: web.Application,
+    principal: Principal,
+    kind: MessageKind,
+    job_id: str,
+    total: int,
+    now: float,
+) -> dict[str, str]:
     """Count, note (in the access line) and register an acknowledged job; return the Location
     header."""
-    principal = request[PRINCIPAL]
     metrics.ITEMS_ACKNOWLEDGED_TALLY.inc(_kind_label(kind), total)
     note(items=total)
-    request.app[JOB_REGISTRY].add(
+    app[JOB_REGISTRY].add(
         JobHeader(
             job_id=job_id,
             kind=kind.value,
@@ -271,14 +286,18 @@ async def _single(request: web.Request, kind: MessageKind) -> tuple[str, Checked
     note_job(job.job_id)
     items = [(0, checked)]
     if job.publish:
-        await _publish(request, kind, _encode(job.job_id, items, request[PRINCIPAL], now))
+        await _publish(request, kind, encode_job_items(job.job_id, items, request[PRINCIPAL], now))
     return job.job_id, checked, _answered(request, kind, job, job_total(items), now)
 
 
-def _acknowledged_response(job_id: str, headers: dict[str, str]) -> web.Response:
-    """The 202 of a single association: what ``json_response`` gives for
+def acknowledged_body(job_id: str) -> bytes:
+    """The body of the 202 of a single write: what ``json_response`` gives for
     ``{"message": "acknowledged", "jobID": job_id}``, built by hand."""
-    body = b'{"message":"acknowledged","jobID":%s}' % orjson.dumps(job_id)
+    return b'{"message":"acknowledged","jobID":%s}' % orjson.dumps(job_id)
+
+
+def _acknowledged_response(job_id: str, headers: dict[str, str]) -> web.Response:
+    body = acknowledged_body(job_id)
     return web.Response(body=body, status=202, headers=headers, content_type=JSON_TYPE)
 
 
@@ -426,7 +445,7 @@ async def _bulk(request: web.Request, kind: MessageKind) -> web.Response:
         encoded = (
             _encode_associations(job.job_id, associations, principal, now)
             if checker is not None
-            else _encode(job.job_id, entities, principal, now)
+            else encode_job_items(job.job_id, entities, principal, now)
         )
         await _publish(request, kind, encoded)
     total = len(associations) if checker is not None else job_total(entities)
