@@ -52,6 +52,7 @@ __all__ = [
     "GatewayRoles",
     "Principal",
     "authenticate",
+    "missing_role",
     "require_role",
 ]
 
@@ -169,11 +170,10 @@ class Authenticator:
             else:
                 raise ConfigurationError("jwt_public_key must be an RSA or EC public key")
 
-    async def authenticate(self, request: web.Request) -> Principal:
-        """The caller of ``request`` (see the module docstring for the rules)."""
-        principal = self.authenticate_now(request.headers)
+    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        """The caller who sent ``headers`` (see the module docstring for the rules)."""
+        principal = self.authenticate_now(headers)
         if principal is None:
-            headers = request.headers
             principal = await self._look_up_key(
                 headers.get("api-key", ""), headers.get("api-secret", "")
             )
@@ -319,9 +319,14 @@ async def authenticate(request: web.Request) -> Principal:
     as ``request[PRINCIPAL]`` and named as ``user_id`` in the request's access line."""
     principal = _caller_now(request)
     if principal is None:
-        principal = await request.app[AUTHENTICATOR].authenticate(request)
+        principal = await request.app[AUTHENTICATOR].authenticate(request.headers)
         _keep(request, principal)
     return principal
+
+
+def missing_role(role: str) -> ApiError:
+    """The 403 of a caller without ``role``."""
+    return ApiError(403, "forbidden", f"This operation needs the '{role}' role.")
 
 
 def require_role(role: str) -> Callable[[Handler], Handler]:
@@ -336,7 +341,7 @@ def require_role(role: str) -> Callable[[Handler], Handler]:
         async def guarded(request: web.Request) -> web.StreamResponse:
             principal = _caller_now(request) or await authenticate(request)
             if not principal.has_role(role):
-                raise ApiError(403, "forbidden", f"This operation needs the '{role}' role.")
+                raise missing_role(role)
             return await handler(request)
 
         return guarded

@@ -30,6 +30,7 @@ __all__ = [
     "NDJSON_TYPES",
     "BulkChunk",
     "NotJson",
+    "invalid_json",
     "iter_bulk_chunks",
     "read_json",
 ]
@@ -69,7 +70,7 @@ async def read_json(request: web.Request, max_bytes: int) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"The body is not valid JSON: {exc}.") from exc
+        raise invalid_json(exc) from exc
 
 
 def _lines(data: bytes, first: int = 0) -> Iterator[tuple[int, bytes]]:
@@ -92,7 +93,8 @@ def _skip_space(text: str, position: int) -> int:
     return position if match is None else match.end()
 
 
-def _invalid_json(detail: object) -> ApiError:
+def invalid_json(detail: object) -> ApiError:
+    """The 400 of a body that is not JSON (``detail``: where, or the parser's error)."""
     return ApiError(400, "invalid_json", f"The body is not valid JSON: {detail}.")
 
 
@@ -101,7 +103,7 @@ def _whole_array(body: bytes) -> Iterator[Any]:
     try:
         values = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise _invalid_json(exc) from exc
+        raise invalid_json(exc) from exc
     for position in range(len(values)):
         value, values[position] = values[position], None
         yield value
@@ -126,7 +128,7 @@ def _array_items(body: bytes) -> Iterator[Any]:
                 _, end = scanner.raw_decode(text, position)
                 value = orjson.loads(text[position:end])
             except (ValueError, orjson.JSONDecodeError) as exc:
-                raise _invalid_json(exc) from exc
+                raise invalid_json(exc) from exc
             yield value
             position = _skip_space(text, end)
             separator = text[position : position + 1]
@@ -134,10 +136,10 @@ def _array_items(body: bytes) -> Iterator[Any]:
             if separator == "]":
                 break
             if separator != ",":
-                raise _invalid_json(f"expected ',' or ']' at character {position - 1}")
+                raise invalid_json(f"expected ',' or ']' at character {position - 1}")
             position = _skip_space(text, position)
     if _skip_space(text, position) != len(text):
-        raise _invalid_json(f"unexpected data after the array at character {position}")
+        raise invalid_json(f"unexpected data after the array at character {position}")
 
 
 CHUNK_ITEMS = 256
@@ -189,7 +191,7 @@ def _whole_array_chunks(body: bytes, max_items: int, size: int) -> Iterator[Bulk
     try:
         values = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise _invalid_json(exc) from exc
+        raise invalid_json(exc) from exc
     if len(values) > max_items:
         raise _too_many(max_items)
     for start in range(0, len(values), size):

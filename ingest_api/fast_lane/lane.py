@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -96,13 +96,13 @@ class FastLane:
     def answer(
         self,
         connection: FastLaneProtocol,
-        headers: dict[str, str],
+        headers: Mapping[str, str],
         body: bytes,
         *,
         keep_alive: bool,
-    ) -> PendingAnswer | None:
-        """The answer to a request the lane took (``headers``: what ``takes`` gave), or None
-        when aiohttp must answer it."""
+    ) -> PendingAnswer:
+        """The answer to come for a request the lane took (``headers``: what ``takes``
+        gave)."""
         return self._route.answer(connection, headers, body, keep_alive=keep_alive)
 
     def start(self) -> None:

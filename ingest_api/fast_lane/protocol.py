@@ -1,15 +1,15 @@
 """One client connection of the fast lane (``ingest_api.fast_lane``).
 
 Requests are parsed with httptools (llhttp, strict). A request the lane takes (``FastLane.
-takes``: ``POST /association`` with a small ``Content-Length`` body and nothing unusual) is
-answered by the lane's route; every other request goes to aiohttp, which serves the whole API:
+takes``: ``POST /association`` with a small JSON ``Content-Length`` body and nothing unusual)
+is answered by the lane's route; every other request goes to aiohttp, which serves the whole
+API:
 
 - when the connection's first request is not one the lane takes, the connection is handed to
   aiohttp as it stands, the bytes read so far included, and the lane is out of it;
-- after that (a later request of another route, or one the route gives back: bad input,
-  credentials to look up, anything but a plain acknowledgement), the lane keeps parsing and
-  writes each request again, as the client sent it, to an aiohttp handler on the same
-  connection: from then on every request of the connection is served by aiohttp.
+- after that (a later request the lane does not take), the lane keeps parsing and writes each
+  request again, as the client sent it, to an aiohttp handler on the same connection: from
+  then on every request of the connection is served by aiohttp.
 
 Answers leave in the order of the requests: a pipelined request waits for those before it, and
 aiohttp is given its first request only once the lane's answers before it are written. At most
@@ -122,7 +122,9 @@ class FastLaneProtocol(asyncio.Protocol):
     def eof_received(self) -> bool:
         if self._aiohttp is not None and self._held is None:
             self._aiohttp.eof_received()
-        # Keep the transport open while answers are still to be written.
+            return False
+        # No more requests: the answers still to come are written, then the connection closes.
+        self._closing = True
         return bool(self._answers) or self._held is not None
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -202,11 +204,6 @@ class FastLaneProtocol(asyncio.Protocol):
         body = b"".join(self._body)
         keep_alive = self._parser.should_keep_alive()
         pending = self._lane.answer(self, taken, body, keep_alive=keep_alive)
-        if pending is None:  # the route gives it back: aiohttp answers it, and all after it
-            self._relay_from_now()
-            self._relay_head()
-            self._to_aiohttp(body)
-            return
         if not keep_alive:
             self._closing = True
         self._answers.append(pending)

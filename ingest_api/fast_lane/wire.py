@@ -8,9 +8,12 @@ from collections.abc import Iterable, Sequence
 from email.utils import formatdate
 from http import HTTPStatus
 
+from aiohttp.http import SERVER_SOFTWARE
+
 __all__ = ["LAST_CHUNK", "answer_bytes", "chunk", "has_token", "request_head"]
 
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+_SERVER = b"Server: %s\r\n" % SERVER_SOFTWARE.encode()  # as aiohttp's answers say
 
 LAST_CHUNK = b"0\r\n\r\n"
 """The end of a chunked body (without trailers)."""
@@ -46,6 +49,7 @@ def answer_bytes(
         b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown")),
         b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body),
         _date.line(),
+        _SERVER,
     ]
     head.extend(b"%s: %s\r\n" % (name.encode(), value.encode()) for name, value in headers)
     if not keep_alive:

@@ -67,6 +67,7 @@ __all__ = [
     "post_entity",
     "publish_refusal",
     "queue_job",
+    "refuse_item",
     "register_accepted",
 ]
 
@@ -264,7 +265,8 @@ async def queue_job(
     return _answered(request, kind, job, total, now)
 
 
-def _refuse(problem: ItemProblem) -> ApiError:
+def refuse_item(problem: ItemProblem) -> ApiError:
+    """The 400 of an invalid item, counted."""
     metrics.ITEMS_INVALID.labels(code=problem.code).inc()
     return problem.to_api_error()
 
@@ -277,7 +279,7 @@ async def _single(request: web.Request, kind: MessageKind) -> tuple[str, Checked
     value = await read_json(request, request.app[SETTINGS].max_body_bytes)
     checked = _checker(kind, request.app[RULES].rules)(value)
     if isinstance(checked, ItemProblem):
-        raise _refuse(checked)
+        raise refuse_item(checked)
     now = time.time()
     if key is None:  # what choose_job gives without a key, without awaiting it
         job = JobChoice(new_job_id(), publish=True, replayed=False)

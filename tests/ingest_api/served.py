@@ -4,6 +4,7 @@ schemathesis, a browser."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ingest_api.app import create_app
+from ingest_api.fast_lane import FastLaneSite
 from ingest_api.keys import new_api_key
 from tests.ingest_api.support import make_settings
 from workers.queue.base import Topology
@@ -46,9 +48,9 @@ class ServedApp:
         )
         runner = web.AppRunner(app, handler_cancellation=False, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
+        sock = socket.create_server(("127.0.0.1", 0))
+        await FastLaneSite(runner, sock).start()  # as the front is served
+        host, port = sock.getsockname()[:2]
         self.base_url = f"http://{host}:{port}"
         self._ready.set()
         await self._stop.wait()

@@ -16,12 +16,13 @@ from tests.ingest_api.support import BASE
 ROOT = Path(__file__).resolve().parents[2]
 
 # A front on the in-process queue and the embedded store, logging and served as
-# ``ingest_api.main`` does (no aiohttp access log); it prints the answers it got on stdout, its
-# logs go to stderr.
+# ``ingest_api.main`` does (the fast lane in front, no aiohttp access log); it prints the
+# answers it got on stdout, its logs go to stderr.
 PROGRAM = """
 import asyncio, json, socket, sys
 from aiohttp import ClientSession, web
 from ingest_api.app import create_app
+from ingest_api.fast_lane import FastLaneSite
 from tests.ingest_api.support import ASN, BASE, IP, bearer, make_settings
 from workers.backends import assemble_backends
 from workers.ground.logs import configure_logging
@@ -40,7 +41,7 @@ async def main():
     runner = web.AppRunner(app, handler_cancellation=False, access_log=None)
     await runner.setup()
     sock = socket.create_server(("127.0.0.1", 0))
-    await web.SockSite(runner, sock).start()
+    await FastLaneSite(runner, sock).start()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}{BASE}/association"
     answers = {}
     async with ClientSession() as client:
