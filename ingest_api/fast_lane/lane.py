@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from ingest_api.fast_lane.protocol import FastLaneProtocol, PendingAnswer
+from ingest_api.fast_lane.protocol import FastLaneProtocol
 from ingest_api.fast_lane.single import PATH, SingleAssociationRoute
 from ingest_api.state import SETTINGS
 
@@ -27,7 +27,7 @@ IDLE_TIMEOUT = 3630.0
 _SWEEP_EVERY = 30.0
 
 _PATH = PATH.encode()
-_GIVEN_BACK = frozenset(
+_FOR_AIOHTTP = frozenset(
     {b"transfer-encoding", b"expect", b"upgrade", b"content-encoding", b"idempotency-key"}
 )
 """Headers whose requests aiohttp answers: bodies framed or encoded otherwise than by a plain
@@ -44,7 +44,8 @@ class FastLane:
     def __init__(self, app: web.Application, server: web.Server) -> None:
         self.connections: set[FastLaneProtocol] = set()
         self._server = server
-        self._route = SingleAssociationRoute(app)
+        self.route = SingleAssociationRoute(app)
+        """Answers the requests the lane takes."""
         self._max_body = min(MAX_BODY, app[SETTINGS].max_body_bytes)
         self._sweeper: asyncio.Task[None] | None = None
         self._closed: asyncio.Event | None = None  # set once the lane's connections are closed
@@ -71,7 +72,7 @@ class FastLane:
         """The headers the route reads (lower-case names, the first of each) when the lane
         answers a request with this head: an HTTP/1.1 ``POST`` of exactly the route's path,
         with one JSON ``Content-Type`` and one ``Content-Length`` of at most its largest body,
-        and none of the headers aiohttp must see (``_GIVEN_BACK``); else None."""
+        and none of the headers aiohttp must see (``_FOR_AIOHTTP``); else None."""
         if method != b"POST" or target != _PATH or version != "1.1":
             return None
         length: int | None = None
@@ -87,23 +88,11 @@ class FastLane:
                 json = 2 if json else int(value == b"application/json")
             elif lower in _READ:
                 read.setdefault(lower.decode(), value.decode("utf-8", "surrogateescape"))
-            elif lower in _GIVEN_BACK:
+            elif lower in _FOR_AIOHTTP:
                 return None
         if json == 1 and length is not None and length <= self._max_body:
             return read
         return None
-
-    def answer(
-        self,
-        connection: FastLaneProtocol,
-        headers: Mapping[str, str],
-        body: bytes,
-        *,
-        keep_alive: bool,
-    ) -> PendingAnswer:
-        """The answer to come for a request the lane took (``headers``: what ``takes``
-        gave)."""
-        return self._route.answer(connection, headers, body, keep_alive=keep_alive)
 
     def start(self) -> None:
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())

@@ -7,12 +7,14 @@ API:
 
 - when the connection's first request is not one the lane takes, the connection is handed to
   aiohttp as it stands, the bytes read so far included, and the lane is out of it;
-- after that (a later request the lane does not take), the lane keeps parsing and writes each
-  request again, as the client sent it, to an aiohttp handler on the same connection: from
-  then on every request of the connection is served by aiohttp.
+- a later request the lane does not take is written again, as the client sent it but with
+  ``Connection: close``, to an aiohttp handler on the same connection: aiohttp answers it and
+  closes the connection, as HTTP/1.1 lets a server do after any answer (the client's next
+  request opens a new connection, on the lane again); requests pipelined behind it are never
+  read, so never acknowledged.
 
 Answers leave in the order of the requests: a pipelined request waits for those before it, and
-aiohttp is given its first request only once the lane's answers before it are written. At most
+aiohttp is given its request only once the lane's answers before it are written. At most
 ``MAX_PIPELINED`` answers wait per connection; reading pauses beyond that, and while the
 client does not read its answers (the transport's write buffer is full).
 """
@@ -91,6 +93,7 @@ class FastLaneProtocol(asyncio.Protocol):
         self._reading_paused = False
         self._writing_paused = False
         self._closing = False  # no more requests: the last answer closes the connection
+        self._skip = False  # the request being parsed came after the last one answered
         self.idle_since = self._loop.time()
 
     # ---- asyncio.Protocol -------------------------------------------------------------------
@@ -114,10 +117,12 @@ class FastLaneProtocol(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             if self._opening is not None or isinstance(exc.__context__, _HandOver):
                 self._hand_over()
+            elif self._aiohttp is not None or self._held is not None:
+                self.abort()  # a request aiohttp was being given turned out malformed
             elif not self._closing:
+                self._closing = True
                 self._relay_from_now()
                 self._to_aiohttp(_BAD_REQUEST_LINE)
-                self._closing = True
 
     def eof_received(self) -> bool:
         if self._aiohttp is not None and self._held is None:
@@ -149,6 +154,7 @@ class FastLaneProtocol(asyncio.Protocol):
     # ---- httptools callbacks ----------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self._skip = self._closing
         self._target = b""
         self._headers = []
         self._body = []
@@ -156,36 +162,52 @@ class FastLaneProtocol(asyncio.Protocol):
         self._chunked = False
 
     def on_url(self, url: bytes) -> None:
+        if self._skip:
+            return
         self._target += url
         if len(self._target) > MAX_LINE:
             raise _TooLarge
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._skip:
+            return
         if len(name) + len(value) > MAX_LINE or len(self._headers) >= MAX_HEADERS:
             raise _TooLarge
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if self._skip:
+            return
         parser = self._parser
-        if not self._relaying:
-            taken = self._lane.takes(
-                parser.get_method(), self._target, parser.get_http_version(), self._headers
-            )
-            if self._opening is not None:
-                if taken is None:
-                    raise _HandOver
-                self._opening = None
-            if taken is not None:
-                self._taken = taken
-                return
-            self._relay_from_now()
+        taken = self._lane.takes(
+            parser.get_method(), self._target, parser.get_http_version(), self._headers
+        )
+        if self._opening is not None:
+            if taken is None:
+                raise _HandOver
+            self._opening = None
+        if taken is not None:
+            self._taken = taken
+            return
+        # aiohttp answers this request, the connection's last (the module docstring).
+        self._closing = True
+        self._relay_from_now()
         self._chunked = any(
             name.lower() == b"transfer-encoding" and wire.has_token(value, b"chunked")
             for name, value in self._headers
         )
-        self._relay_head()
+        self._to_aiohttp(
+            wire.request_head(
+                parser.get_method(),
+                self._target,
+                parser.get_http_version(),
+                wire.closing(self._headers),
+            )
+        )
 
     def on_body(self, body: bytes) -> None:
+        if self._skip:
+            return
         if self._taken is not None:
             self._body.append(body)
         elif self._chunked:
@@ -194,16 +216,16 @@ class FastLaneProtocol(asyncio.Protocol):
             self._to_aiohttp(body)
 
     def on_message_complete(self) -> None:
+        if self._skip:
+            return  # a request after one that closes the connection: never answered
         taken = self._taken
         if taken is None:
             if self._chunked:
                 self._to_aiohttp(wire.LAST_CHUNK)
             return
-        if self._closing:
-            return  # a request after one that closes the connection: never answered
         body = b"".join(self._body)
         keep_alive = self._parser.should_keep_alive()
-        pending = self._lane.answer(self, taken, body, keep_alive=keep_alive)
+        pending = self._lane.route.answer(self, taken, body, keep_alive=keep_alive)
         if not keep_alive:
             self._closing = True
         self._answers.append(pending)
@@ -246,7 +268,7 @@ class FastLaneProtocol(asyncio.Protocol):
     def close_when_answered(self) -> None:
         """Read no more requests; close once the answers waiting are written (shutdown, or
         idle too long). A connection aiohttp serves is aiohttp's to close."""
-        if self._aiohttp is not None:
+        if self._aiohttp is not None or self._held is not None:
             return
         self._closing = True
         self._pause_reading()
@@ -270,10 +292,6 @@ class FastLaneProtocol(asyncio.Protocol):
 
     # ---- aiohttp ----------------------------------------------------------------------------
 
-    @property
-    def _relaying(self) -> bool:
-        return self._aiohttp is not None or self._held is not None
-
     def _hand_over(self) -> None:
         """Give the connection to aiohttp as it stands (its first request is not the lane's)."""
         transport, opening = self._transport, self._opening
@@ -289,21 +307,13 @@ class FastLaneProtocol(asyncio.Protocol):
         handler.data_received(bytes(opening))
 
     def _relay_from_now(self) -> None:
-        """From this request on, aiohttp answers every request of the connection."""
+        """Give aiohttp what follows, once the lane's answers before it are written."""
         if self._aiohttp is None and self._held is None:
             self._held = []
             if self._answers:
                 self._pause_reading()  # hold no more than the request that waits
             else:
                 self._release_held()
-
-    def _relay_head(self) -> None:
-        parser = self._parser
-        self._to_aiohttp(
-            wire.request_head(
-                parser.get_method(), self._target, parser.get_http_version(), self._headers
-            )
-        )
 
     def _to_aiohttp(self, data: bytes) -> None:
         if self._held is not None:

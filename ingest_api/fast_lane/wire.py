@@ -10,7 +10,7 @@ from http import HTTPStatus
 
 from aiohttp.http import SERVER_SOFTWARE
 
-__all__ = ["LAST_CHUNK", "answer_bytes", "chunk", "has_token", "request_head"]
+__all__ = ["LAST_CHUNK", "answer_bytes", "chunk", "closing", "has_token", "request_head"]
 
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 _SERVER = b"Server: %s\r\n" % SERVER_SOFTWARE.encode()  # as aiohttp's answers say
@@ -68,6 +68,14 @@ def request_head(
     lines.extend(b"%s: %s\r\n" % pair for pair in headers)
     lines.append(b"\r\n")
     return b"".join(lines)
+
+
+def closing(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` with ``Connection: close`` in place of any ``Connection`` or ``Keep-Alive``
+    header: the server answers this request, then closes the connection."""
+    kept = [(n, v) for n, v in headers if n.lower() not in (b"connection", b"keep-alive")]
+    kept.append((b"Connection", b"close"))
+    return kept
 
 
 def chunk(data: bytes) -> bytes:

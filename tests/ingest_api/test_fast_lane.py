@@ -1,6 +1,9 @@
 """The fast lane (``ingest_api.fast_lane``) over real localhost sockets: ``POST /association``
-is answered by the lane, every other request by aiohttp, on the same connections, and the
-answers leave in the order of the requests, whoever answers them."""
+is answered by the lane, every other request by aiohttp, and the answers leave in the order of
+the requests, whoever answers them. A connection whose first request is not the lane's is
+aiohttp's for good; on one that started with a lane request, aiohttp's answer is the last
+(``Connection: close``): the requests sent behind it are neither answered nor acknowledged,
+and the client sends them again on a new connection."""
 
 from __future__ import annotations
 
@@ -27,7 +30,16 @@ from tests.ingest_api.raw_http import (
     post_association,
     request,
 )
-from tests.ingest_api.support import ASN, BASE, IP, IP_2, bearer, consume, make_settings
+from tests.ingest_api.support import (
+    ASN,
+    BASE,
+    IP,
+    IP_2,
+    Inbox,
+    bearer,
+    consume,
+    make_settings,
+)
 from tests.workers.helpers import eventually
 from workers.ground.errors import BrokerUnavailable
 from workers.queue.base import JobQueue, Topology
@@ -319,6 +331,12 @@ def mixed_requests() -> list[tuple[bytes, int]]:
     ]
 
 
+MIXED_JOBS = (0, 2, 4, 7)
+"""The requests of ``mixed_requests`` that are acknowledged."""
+MIXED_NOT_FOR_THE_LANE = (1, 3, 6)
+"""The requests of ``mixed_requests`` that the lane does not take: aiohttp answers them."""
+
+
 def assert_mixed_answers(answers: list[Answer]) -> None:
     expected = mixed_requests()
     assert [a.header("x-request-id") for a in answers] == [f"m-{i}" for i in range(len(expected))]
@@ -326,42 +344,103 @@ def assert_mixed_answers(answers: list[Answer]) -> None:
     assert b"ingest_http_requests_total" in answers[1].body
     assert error_code_of(answers[3], 404) == "not_found"
     assert error_code_of(answers[5], 400) == "invalid_entity_id"
-    assert len({job_of(answers[i]) for i in (0, 2, 4, 7)}) == 4
+    assert len({job_of(answers[i]) for i in MIXED_JOBS}) == len(MIXED_JOBS)
 
 
-async def test_a_connection_mixing_routes_answers_pipelined_requests_in_order(
-    front: Front,
+def closes(answer: Answer) -> bool:
+    """Whether ``answer`` says the server closes the connection after it."""
+    return (answer.header("Connection") or "").lower() == "close"
+
+
+async def send_as_a_client_that_retries(
+    front: Front, requests: list[bytes], *, pipelined: bool
+) -> tuple[list[Answer], int]:
+    """Send ``requests`` as an HTTP/1.1 client does: all at once (``pipelined``) or each after
+    the answer before it, and once a connection closes after an answer, the requests it left
+    unanswered again on a new connection. The answers, in order, and how many connections
+    were opened."""
+    answers: list[Answer] = []
+    opened = 0
+    while len(answers) < len(requests):
+        connection = await front.connect()
+        opened += 1
+        left = requests[len(answers) :]
+        if pipelined:
+            await connection.send(*left)
+        for data in left:
+            if not pipelined:
+                await connection.send(data)
+            answer = await connection.answer()
+            answers.append(answer)
+            if closes(answer):
+                # and nothing more: the requests sent behind it are not answered
+                assert await connection.is_closed_by_server()
+                break
+    return answers, opened
+
+
+async def assert_queued_jobs_are_exactly(
+    front: Front, inbox: Inbox, job_ids: list[str], within: float = 10.0
 ) -> None:
-    connection = await front.connect()
-    await connection.send(*(data for data, _ in mixed_requests()))
-    assert_mixed_answers(await connection.answers(len(mixed_requests())))
+    """One more job, posted on a new connection (so queued after any before it), then the
+    queue has carried exactly ``job_ids`` and that one: nothing else was acknowledged."""
+    last = job_of(await (await front.connect()).exchange(post_association(PAIR, JWT)))
+    items = await inbox.items(len(job_ids) + 1, within)
+    assert sorted(item.job for item in items) == sorted([*job_ids, last])
+    assert inbox.is_empty()
 
 
-async def test_a_connection_mixing_routes_answers_requests_sent_one_by_one(
-    front: Front,
+@pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "one by one"])
+async def test_on_a_connection_started_by_a_lane_request_aiohttps_answer_is_the_last_one(
+    front: Front, queue: MemoryJobQueue, pipelined: bool
 ) -> None:
-    connection = await front.connect()
-    answers = [await connection.exchange(data) for data, _ in mixed_requests()]
+    # Each request the lane does not take is answered with `Connection: close`, then the
+    # connection closes: the client sends what it left unanswered on a new connection.
+    inbox = await consume(queue)
+    answers, opened = await send_as_a_client_that_retries(
+        front, [data for data, _ in mixed_requests()], pipelined=pipelined
+    )
     assert_mixed_answers(answers)
+    assert [i for i, a in enumerate(answers) if closes(a)] == list(MIXED_NOT_FOR_THE_LANE)
+    assert opened == len(MIXED_NOT_FOR_THE_LANE) + 1
+    # the requests sent behind a closing answer were acknowledged once, on the new connection
+    await assert_queued_jobs_are_exactly(front, inbox, [job_of(answers[i]) for i in MIXED_JOBS])
+
+
+async def test_a_connection_whose_first_request_is_a_get_answers_mixed_requests_and_stays_open(
+    front: Front,
+) -> None:
+    connection = await front.connect()
+    await connection.send(
+        get("/healthz", request_id="first"), *(data for data, _ in mixed_requests())
+    )
+    first, *answers = await connection.answers(1 + len(mixed_requests()))
+    assert (first.status, first.header("x-request-id")) == (200, "first")
+    assert_mixed_answers(answers)
+    assert not any(closes(a) for a in [first, *answers])
     job_id = job_of(answers[0])
     status = await connection.exchange(get(f"{BASE}/jobs/{job_id}", JWT))
     assert (status.status, status.json()["jobID"]) == (200, job_id)
+    assert not closes(status)
+    job_of(await connection.exchange(post_association(PAIR, JWT)))
 
 
-async def test_a_job_can_be_read_on_the_connection_that_posted_it_right_after_its_202(
-    front: Front,
+async def test_a_job_read_right_after_its_202_is_answered_and_the_request_behind_is_not(
+    front: Front, queue: MemoryJobQueue
 ) -> None:
+    inbox = await consume(queue)
     connection = await front.connect()
     job_id = job_of(await connection.exchange(post_association(PAIR, JWT)))
     await connection.send(
         get(f"{BASE}/jobs/{job_id}", JWT, request_id="read"),
-        post_association(PAIR, JWT, request_id="after"),
+        post_association(PAIR, JWT, request_id="behind"),
     )
-    status, after = await connection.answers(2)
+    status = await connection.answer()
     assert (status.status, status.header("x-request-id")) == (200, "read")
     assert status.json()["jobID"] == job_id
-    assert after.header("x-request-id") == "after"
-    assert job_of(after) != job_id
+    assert closes(status)
+    assert await connection.is_closed_by_server()
+    await assert_queued_jobs_are_exactly(front, inbox, [job_id])
 
 
 async def test_a_connection_whose_first_request_is_a_get_still_serves_posts(
@@ -383,39 +462,44 @@ async def test_a_connection_whose_first_request_is_a_get_still_serves_posts(
 
 
 # bodies framed otherwise ----------------------------------------------------------------------
-@pytest.mark.parametrize("after_a_lane_request", [False, True])
-async def test_a_chunked_post_is_acknowledged_and_the_connection_goes_on(
-    front: Front, queue: MemoryJobQueue, after_a_lane_request: bool
+async def test_a_chunked_first_post_is_acknowledged_and_the_connection_goes_on(
+    front: Front, queue: MemoryJobQueue
 ) -> None:
     inbox = await consume(queue)
     connection = await front.connect()
-    jobs = []
-    if after_a_lane_request:
-        jobs.append(job_of(await connection.exchange(post_association(PAIR, JWT))))
     chunked = await connection.exchange(chunked_post(OTHER_PAIR, "chunked"))
     assert chunked.header("x-request-id") == "chunked"
-    jobs.append(job_of(chunked))
+    jobs = [job_of(chunked)]
     await connection.send(chunked_post(PAIR, "c-1"), post_association(PAIR, JWT, request_id="c-2"))
     answers = await connection.answers(2)
     assert [a.header("x-request-id") for a in answers] == ["c-1", "c-2"]
+    assert not any(closes(a) for a in [chunked, *answers])
     jobs.extend(job_of(a) for a in answers)
     items = await inbox.items(len(jobs))
     assert sorted(item.job for item in items) == sorted(jobs)
-    chunked_item = next(item for item in items if item.job == chunked.json()["jobID"])
+    chunked_item = next(item for item in items if item.job == jobs[0])
     assert chunked_item.related_id == IP_2
 
 
-@pytest.mark.parametrize("after", ["nothing", "a lane request", "a lane request in flight"])
-async def test_an_expect_100_continue_post_is_acknowledged_and_the_connection_goes_on(
-    front: Front, after: str
+async def test_a_chunked_post_after_a_lane_request_is_acknowledged_then_the_connection_closes(
+    front: Front, queue: MemoryJobQueue
 ) -> None:
+    inbox = await consume(queue)
     connection = await front.connect()
-    if after == "a lane request":
-        job_of(await connection.exchange(post_association(PAIR, JWT)))
-    elif after == "a lane request in flight":
-        await connection.send(post_association(PAIR, JWT, request_id="ahead"))
-    body = orjson.dumps(PAIR)
-    head = request(
+    first = job_of(await connection.exchange(post_association(PAIR, JWT)))
+    await connection.send(
+        chunked_post(OTHER_PAIR, "chunked"), post_association(PAIR, JWT, request_id="behind")
+    )
+    chunked = await connection.answer()
+    assert chunked.header("x-request-id") == "chunked"
+    assert closes(chunked)
+    assert await connection.is_closed_by_server()
+    await assert_queued_jobs_are_exactly(front, inbox, [first, job_of(chunked)])
+
+
+def expecting_head(body: bytes) -> bytes:
+    """The head of a ``POST /association`` of ``body`` that waits for ``100 Continue``."""
+    return request(
         "POST",
         ASSOCIATION,
         [
@@ -426,17 +510,48 @@ async def test_an_expect_100_continue_post_is_acknowledged_and_the_connection_go
             *JWT.items(),
         ],
     )
-    await connection.send(head)
-    if after == "a lane request in flight":
-        ahead = await connection.answer()
-        assert ahead.header("x-request-id") == "ahead"
-        job_of(ahead)
+
+
+async def test_an_expect_100_continue_first_post_is_acknowledged_and_the_connection_goes_on(
+    front: Front,
+) -> None:
+    connection = await front.connect()
+    body = orjson.dumps(PAIR)
+    await connection.send(expecting_head(body))
     interim = await connection.answer()
     assert interim.status == 100
     answer = await connection.exchange(body)
     assert answer.header("x-request-id") == "expecting"
     job_of(answer)
+    assert not closes(answer)
     job_of(await connection.exchange(post_association(PAIR, JWT)))
+
+
+@pytest.mark.parametrize("lane_request", ["answered", "in flight"])
+async def test_an_expect_100_continue_post_after_a_lane_request_is_acknowledged_then_closes(
+    front: Front, queue: MemoryJobQueue, lane_request: str
+) -> None:
+    inbox = await consume(queue)
+    connection = await front.connect()
+    jobs = []
+    if lane_request == "answered":
+        jobs.append(job_of(await connection.exchange(post_association(PAIR, JWT))))
+    else:
+        await connection.send(post_association(PAIR, JWT, request_id="ahead"))
+    body = orjson.dumps(PAIR)
+    await connection.send(expecting_head(body))
+    if lane_request == "in flight":
+        ahead = await connection.answer()
+        assert ahead.header("x-request-id") == "ahead"
+        jobs.append(job_of(ahead))
+    interim = await connection.answer()
+    assert interim.status == 100
+    answer = await connection.exchange(body)
+    assert answer.header("x-request-id") == "expecting"
+    jobs.append(job_of(answer))
+    assert closes(answer)
+    assert await connection.is_closed_by_server()
+    await assert_queued_jobs_are_exactly(front, inbox, jobs)
 
 
 # closing --------------------------------------------------------------------------------------
@@ -558,11 +673,6 @@ async def test_a_key_without_the_reporter_role_is_refused_403(
             "invalid_json",
         ),
         (
-            post_association(PAIR, JWT, request_id="refused", content_type="text/plain"),
-            415,
-            "unsupported_media_type",
-        ),
-        (
             post_association(INVALID, JWT, request_id="refused"),
             400,
             "invalid_entity_id",
@@ -573,7 +683,7 @@ async def test_a_key_without_the_reporter_role_is_refused_403(
             "unauthorized",
         ),
     ],
-    ids=["bad json", "wrong content type", "invalid item", "no credentials"],
+    ids=["bad json", "invalid item", "no credentials"],
 )
 async def test_a_refused_request_gets_the_standard_error_and_the_connection_goes_on(
     front: Front, data: bytes, status: int, code: str
@@ -585,8 +695,28 @@ async def test_a_refused_request_gets_the_standard_error_and_the_connection_goes
     assert refused.header("x-request-id") == "refused"
     assert error_code_of(refused, status) == code
     assert refused.header("Content-Type") == "application/json"
+    assert not closes(refused)
     assert accepted.header("x-request-id") == "next"
     job_of(accepted)
+
+
+async def test_a_post_of_another_content_type_after_a_lane_request_is_a_415_then_closes(
+    front: Front, queue: MemoryJobQueue
+) -> None:
+    inbox = await consume(queue)
+    connection = await front.connect()
+    first = job_of(await connection.exchange(post_association(PAIR, JWT)))
+    await connection.send(
+        post_association(PAIR, JWT, request_id="refused", content_type="text/plain"),
+        post_association(PAIR, JWT, request_id="behind"),
+    )
+    refused = await connection.answer()
+    assert refused.header("x-request-id") == "refused"
+    assert error_code_of(refused, 415) == "unsupported_media_type"
+    assert refused.header("Content-Type") == "application/json"
+    assert closes(refused)
+    assert await connection.is_closed_by_server()
+    await assert_queued_jobs_are_exactly(front, inbox, [first])
 
 
 async def test_a_retry_with_the_same_idempotency_key_answers_the_first_job(
@@ -594,23 +724,35 @@ async def test_a_retry_with_the_same_idempotency_key_answers_the_first_job(
 ) -> None:
     inbox = await consume(queue)
     keyed = [*JWT.items(), (HEADER, "retry-1")]
+    # after a lane request, a keyed request is answered, then its connection closes
     connection = await front.connect()
-    job_of(await connection.exchange(post_association(PAIR, JWT)))
+    jobs = [job_of(await connection.exchange(post_association(PAIR, JWT)))]
     first = await connection.exchange(post_association(PAIR, keyed))
     job_id = job_of(first)
+    jobs.append(job_id)
     assert first.header(REPLAYED_HEADER) is None
+    assert closes(first)
+    assert await connection.is_closed_by_server()
     await inbox.items(2)
     # (until the job is registered, a retry publishes its items again, under the same job)
     await eventually(lambda: store_knows(store, job_id))
-    await connection.send(post_association(PAIR, keyed), post_association(PAIR, keyed))
-    for retry in await connection.answers(2):
+    # a connection whose first request is keyed stays open
+    keyed_first = await front.connect()
+    await keyed_first.send(post_association(PAIR, keyed), post_association(PAIR, keyed))
+    for retry in await keyed_first.answers(2):
         assert job_of(retry) == job_id
         assert retry.header(REPLAYED_HEADER) == "true"
-    retried = await (await front.connect()).exchange(post_association(PAIR, keyed))
-    assert (job_of(retried), retried.header(REPLAYED_HEADER)) == (job_id, "true")
-    other_body = await connection.exchange(post_association(OTHER_PAIR, keyed))
+        assert not closes(retry)
+    other_body = await keyed_first.exchange(post_association(OTHER_PAIR, keyed))
     assert error_code_of(other_body, 422) == "idempotency_key_reused"
-    assert inbox.is_empty()
+    # a retry pipelined behind a lane request
+    lane_first = await front.connect()
+    await lane_first.send(post_association(PAIR, JWT), post_association(PAIR, keyed))
+    plain, retried = await lane_first.answers(2)
+    assert (job_of(retried), retried.header(REPLAYED_HEADER)) == (job_id, "true")
+    assert closes(retried)
+    assert await lane_first.is_closed_by_server()
+    await assert_queued_jobs_are_exactly(front, inbox, [job_of(plain)])
 
 
 # the broker -----------------------------------------------------------------------------------
