@@ -243,16 +243,18 @@ class FastLaneProtocol(asyncio.Protocol):
         if transport is None:
             answers.clear()
             return
-        out = []
+        out: list[bytes] = []
         close = False
-        while answers and answers[0].data is not None:
-            done = answers.popleft()
-            out.append(done.data)
-            if done.close:
-                close = True
-                answers.clear()
+        while answers and not close:
+            data = answers[0].data
+            if data is None:
+                break
+            out.append(data)
+            close = answers.popleft().close
+        if close:
+            answers.clear()
         if out:
-            transport.write(b"".join(out) if len(out) > 1 else out[0])  # type: ignore[arg-type]
+            transport.write(b"".join(out) if len(out) > 1 else out[0])
             self.idle_since = self._loop.time()
         if close:
             transport.close()
