@@ -368,3 +368,39 @@ async def test_kinds_travel_in_separate_messages(job_queue: JobQueueFactory) -> 
         await delivery.ack()
 
     assert kinds == {"a": "association", "b": "association_delete", "c": "association"}
+
+
+async def test_a_submitted_caller_shares_messages_and_its_future_ends_on_their_confirm(
+    gated: GatedQueue,
+) -> None:
+    publisher = coalescing(gated)
+    first = publisher.submit(KIND, [item("a")])
+    await gated.sent(1)
+    second = publisher.submit(KIND, [item("b")])
+    third = asyncio.create_task(publisher.publish(KIND, [item("c")]))
+    await settle()
+
+    assert not first.done() and not second.done()
+    gated.confirm(0)
+    await settle()
+    assert first.done() and first.exception() is None and not second.done()
+    [_, second_body] = await gated.sent(2)
+    gated.confirm(1, BrokerUnavailable("nacked"))
+    await settle()
+
+    assert jobs_of(second_body) == [("b", 0), ("c", 0)]
+    assert isinstance(second.exception(), BrokerUnavailable)
+    with pytest.raises(BrokerUnavailable):
+        await third
+
+
+async def test_a_submitted_caller_beyond_max_items_is_refused_at_once_and_nothing_is_sent(
+    gated: GatedQueue,
+) -> None:
+    publisher = coalescing(gated, max_items=3)
+
+    with pytest.raises(TooLargeForOneMessage):
+        publisher.submit(KIND, [item("b", i, 4) for i in range(4)])
+
+    await settle()
+    assert gated.waiting == []
