@@ -44,8 +44,8 @@ class FastLane:
     def __init__(self, app: web.Application, server: web.Server) -> None:
         self.connections: set[FastLaneProtocol] = set()
         self._server = server
-        self.route = SingleAssociationRoute(app)
-        """Answers the requests the lane takes."""
+        self.answer = SingleAssociationRoute(app).answer
+        """The answer to come for a request the lane took (``headers``: what ``takes`` gave)."""
         self._max_body = min(MAX_BODY, app[SETTINGS].max_body_bytes)
         self._sweeper: asyncio.Task[None] | None = None
         self._closed: asyncio.Event | None = None  # set once the lane's connections are closed

@@ -23,18 +23,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING, cast
+from collections.abc import Mapping, Sequence
+from typing import Protocol, cast
 
 import httptools
+from aiohttp.web_protocol import RequestHandler
 
 from ingest_api.fast_lane import wire
 
-if TYPE_CHECKING:
-    from aiohttp.web_protocol import RequestHandler
-
-    from ingest_api.fast_lane.lane import FastLane
-
-__all__ = ["MAX_PIPELINED", "FastLaneProtocol", "PendingAnswer"]
+__all__ = ["MAX_PIPELINED", "FastLaneProtocol", "Lane", "PendingAnswer"]
 
 MAX_PIPELINED = 32
 MAX_LINE = 8190
@@ -64,6 +61,29 @@ class PendingAnswer:
         self._connection.write_ready()
 
 
+class Lane(Protocol):
+    """What a connection needs of its lane (``ingest_api.fast_lane.lane.FastLane``)."""
+
+    connections: set[FastLaneProtocol]
+
+    def forget(self, connection: FastLaneProtocol) -> None: ...
+
+    def takes(
+        self, method: bytes, target: bytes, version: str, headers: Sequence[tuple[bytes, bytes]]
+    ) -> dict[str, str] | None: ...
+
+    def answer(
+        self,
+        connection: FastLaneProtocol,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        keep_alive: bool,
+    ) -> PendingAnswer: ...
+
+    def aiohttp_handler(self) -> RequestHandler: ...
+
+
 class _TooLarge(Exception):
     """Raised inside the parser for a request line or header beyond aiohttp's limits."""
 
@@ -75,7 +95,7 @@ class _HandOver(Exception):
 class FastLaneProtocol(asyncio.Protocol):
     """See the module docstring."""
 
-    def __init__(self, lane: FastLane) -> None:
+    def __init__(self, lane: Lane) -> None:
         self._lane = lane
         self._loop = asyncio.get_running_loop()
         self._parser = httptools.HttpRequestParser(self)
@@ -225,7 +245,7 @@ class FastLaneProtocol(asyncio.Protocol):
             return
         body = b"".join(self._body)
         keep_alive = self._parser.should_keep_alive()
-        pending = self._lane.route.answer(self, taken, body, keep_alive=keep_alive)
+        pending = self._lane.answer(self, taken, body, keep_alive=keep_alive)
         if not keep_alive:
             self._closing = True
         self._answers.append(pending)
