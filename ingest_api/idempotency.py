@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -38,7 +39,10 @@ __all__ = [
     "KEY_PATTERN",
     "REPLAYED_HEADER",
     "JobChoice",
+    "body_digest",
+    "checked_key",
     "choose_job",
+    "choose_keyed_job",
     "idempotency_key",
     "request_digest",
     "whole_body_digest",
@@ -67,7 +71,12 @@ class JobChoice:
 def idempotency_key(request: web.Request) -> str | None:
     """The request's ``Idempotency-Key``, None without one; 400 ``invalid_idempotency_key``
     when it is not 1-255 visible ASCII characters or is sent more than once."""
-    values = request.headers.getall(HEADER, ())
+    return checked_key(request.headers.getall(HEADER, ()))
+
+
+def checked_key(values: Sequence[str]) -> str | None:
+    """The key of a request that sent the ``Idempotency-Key`` header ``values`` (see
+    ``idempotency_key``)."""
     if not values:
         return None
     if len(values) > 1 or not _KEY.match(values[0]):
@@ -82,13 +91,22 @@ def idempotency_key(request: web.Request) -> str | None:
 def request_digest(request: web.Request) -> hashlib._Hash:
     """A SHA-256 over the request's method and path, to be fed the body bytes as they are read
     (the digest compared when a key is used again)."""
-    return hashlib.sha256(f"{request.method} {request.path}\n".encode())
+    return _digest_of(request.method, request.path)
+
+
+def _digest_of(method: str, path: str) -> hashlib._Hash:
+    return hashlib.sha256(f"{method} {path}\n".encode())
 
 
 async def whole_body_digest(request: web.Request) -> str:
     """``request_digest`` of a request whose body was read whole (aiohttp keeps it)."""
-    digest = request_digest(request)
-    digest.update(await request.read())
+    return body_digest(request.method, request.path, await request.read())
+
+
+def body_digest(method: str, path: str, body: bytes) -> str:
+    """``whole_body_digest`` of a request with this method, path and body."""
+    digest = _digest_of(method, path)
+    digest.update(body)
     return digest.hexdigest()
 
 
@@ -96,16 +114,23 @@ async def choose_job(request: web.Request, key: str | None, digest: str, now: fl
     """The job of a checked write (see the module docstring): a new one when ``key`` is None."""
     if key is None:
         return JobChoice(new_job_id(), publish=True, replayed=False)
+    return await choose_keyed_job(request.app, request[PRINCIPAL].user_id, key, digest, now)
+
+
+async def choose_keyed_job(
+    app: web.Application, user_id: str, key: str, digest: str, now: float
+) -> JobChoice:
+    """``choose_job`` of a write with ``key`` by the caller ``user_id``."""
     wanted = KeyReservation(
-        user=request[PRINCIPAL].user_id,
+        user=user_id,
         key=key,
         digest=digest,
         job_id=new_job_id(),
         created_at=now,
     )
-    window = request.app[SETTINGS].idempotency_window
+    window = app[SETTINGS].idempotency_window
     with store_errors():
-        reserved = await request.app[STORE].reserve_idempotency_key(wanted, window)
+        reserved = await app[STORE].reserve_idempotency_key(wanted, window)
     held = reserved.reservation
     if held.digest != digest:
         metrics.IDEMPOTENCY_KEYS.labels("reused").inc()

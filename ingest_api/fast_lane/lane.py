@@ -27,15 +27,22 @@ IDLE_TIMEOUT = 3630.0
 _SWEEP_EVERY = 30.0
 
 _PATH = PATH.encode()
-_FOR_AIOHTTP = frozenset(
-    {b"transfer-encoding", b"expect", b"upgrade", b"content-encoding", b"idempotency-key"}
-)
+_FOR_AIOHTTP = frozenset({b"transfer-encoding", b"expect", b"upgrade", b"content-encoding"})
 """Headers whose requests aiohttp answers: bodies framed or encoded otherwise than by a plain
-Content-Length, and the writes an Idempotency-Key ties to an earlier job."""
+Content-Length."""
 _READ = frozenset(
-    {b"x-request-id", b"api-key", b"api-secret", b"authorization", b"user-id", b"groups"}
+    {
+        b"x-request-id",
+        b"api-key",
+        b"api-secret",
+        b"authorization",
+        b"user-id",
+        b"groups",
+        b"idempotency-key",
+    }
 )
-"""Headers the route reads: the request ID and the credentials (``ingest_api.auth``)."""
+"""Headers the route reads: the request ID, the credentials (``ingest_api.auth``) and the
+Idempotency-Key (sent more than once, aiohttp refuses it)."""
 
 
 class FastLane:
@@ -87,7 +94,10 @@ class FastLane:
             elif lower == b"content-type":
                 json = 2 if json else int(value == b"application/json")
             elif lower in _READ:
-                read.setdefault(lower.decode(), value.decode("utf-8", "surrogateescape"))
+                name_read = lower.decode()
+                if name_read == "idempotency-key" and name_read in read:
+                    return None
+                read.setdefault(name_read, value.decode("utf-8", "surrogateescape"))
             elif lower in _FOR_AIOHTTP:
                 return None
         if json == 1 and length is not None and length <= self._max_body:

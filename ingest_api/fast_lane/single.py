@@ -1,20 +1,22 @@
 """``POST /association`` on the fast lane: the same steps as the aiohttp view
 (``ingest_api.views.writes.post_association`` behind ``request_middleware``), shared with it,
 in the same order, with the same answers, without aiohttp's request machinery: the body
-budget, the caller (401, 403), the JSON body and the item (400), the publish and its confirm
-(202, or 413/503), and one access line.
+budget, the caller (401, 403), the Idempotency-Key (400), the JSON body and the item (400),
+the job (a new one, or the one the key stands for: 422, 503), the publish and its confirm
+(202, or 413/503), and one access line. A check added to the view is added here too.
 
 Most requests are answered without awaiting anything but the confirm; a caller whose API key
-must be looked up in the store, or a body that must wait for room in the budget, takes a task
-of its own for that wait.
+must be looked up in the store, a body that must wait for room in the budget, and a write with
+an Idempotency-Key (its job is chosen in the store) take a task of their own for that wait.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -22,10 +24,11 @@ from aiohttp import web
 from ingest_api.auth import Principal, missing_role
 from ingest_api.bodies import invalid_json
 from ingest_api.body_budget import BODY_BUDGET
-from ingest_api.checks import ItemProblem, check_association
+from ingest_api.checks import AssociationRequest, ItemProblem, check_association
 from ingest_api.errors import ApiError
 from ingest_api.fast_lane import wire
 from ingest_api.fast_lane.protocol import FastLaneProtocol, PendingAnswer
+from ingest_api.idempotency import JobChoice, body_digest, checked_key, choose_keyed_job
 from ingest_api.middlewares import log_request, request_id_for
 from ingest_api.paths import BASE
 from ingest_api.publisher import TooLargeForOneMessage
@@ -35,7 +38,7 @@ from ingest_api.views.writes import (
     encode_job_items,
     publish_refusal,
     refuse_item,
-    register_accepted,
+    register_answered,
 )
 from schemas import MessageKind, new_job_id
 from workers.ground.errors import BrokerUnavailable, QueueFull
@@ -107,9 +110,7 @@ class SingleAssociationRoute:
                 if principal is not None:
                     self._queue(request, principal)
                     return request.answer
-            task = asyncio.get_running_loop().create_task(self._answer_after_wait(request))
-            self._waiting.add(task)
-            task.add_done_callback(self._waiting.discard)
+            self._in_task(self._answer_after_wait(request))
             return request.answer
         finally:
             REQUEST_LOG.reset(token)
@@ -130,13 +131,19 @@ class SingleAssociationRoute:
             self._queue(request, principal)
 
     def _queue(self, request: _Request, principal: Principal) -> None:
-        """Check the caller's role, the body and the item; hand the item to the publisher."""
+        """Check the caller's role, the Idempotency-Key, the body and the item; choose the job
+        (in a task of its own with a key) and hand the item to the publisher."""
         note_user(principal.user_id)
         if not principal.has_role(_ROLE):
             self._refuse(request, missing_role(_ROLE))
             return
+        sent_key = request.headers.get("idempotency-key")
         try:
+            key = checked_key(() if sent_key is None else (sent_key,))
             value = orjson.loads(request.body)
+        except ApiError as exc:
+            self._refuse(request, exc)
+            return
         except orjson.JSONDecodeError as exc:
             self._refuse(request, invalid_json(exc))
             return
@@ -145,40 +152,86 @@ class SingleAssociationRoute:
             self._refuse(request, refuse_item(checked))
             return
         now = time.time()
-        job_id = new_job_id()
-        note_job(job_id)
-        items = encode_job_items(job_id, [(0, checked)], principal, now)
+        if key is None:
+            job = JobChoice(new_job_id(), publish=True, replayed=False)
+            self._publish(request, principal, checked, job, now)
+            return
+        self._in_task(self._choose(request, principal, checked, key, now))
+
+    def _in_task(self, wait: Coroutine[Any, Any, None]) -> None:
+        """Run ``wait`` in a task of its own, kept until it ends."""
+        task = asyncio.get_running_loop().create_task(wait)
+        self._waiting.add(task)
+        task.add_done_callback(self._waiting.discard)
+
+    async def _choose(
+        self,
+        request: _Request,
+        principal: Principal,
+        checked: AssociationRequest,
+        key: str,
+        now: float,
+    ) -> None:
+        """``_publish`` into the job the key stands for (``ingest_api.idempotency``)."""
+        REQUEST_LOG.set(request.log)  # this task's own context
+        digest = body_digest("POST", PATH, request.body)
+        try:
+            job = await choose_keyed_job(self._app, principal.user_id, key, digest, now)
+        except ApiError as exc:
+            self._refuse(request, exc)
+        except Exception as exc:
+            self._refuse(request, self._crashed(exc))
+        else:
+            self._publish(request, principal, checked, job, now)
+
+    def _publish(
+        self,
+        request: _Request,
+        principal: Principal,
+        checked: AssociationRequest,
+        job: JobChoice,
+        now: float,
+    ) -> None:
+        """Hand the item of ``job`` to the publisher when it must be sent; answer once it is
+        confirmed, or at once when the broker already took it."""
+        note_job(job.job_id)
+        if not job.publish:
+            self._accepted(request, principal, job, now)
+            return
+        items = encode_job_items(job.job_id, [(0, checked)], principal, now)
         try:
             confirm = self._publisher.submit(_KIND, items)
         except _PUBLISH_ERRORS as exc:
             self._refuse(request, publish_refusal(exc, self._settings))
             return
         confirm.add_done_callback(
-            lambda done: self._confirmed(request, principal, job_id, now, done.exception())
+            lambda done: self._confirmed(request, principal, job, now, done.exception())
         )
 
     def _confirmed(
         self,
         request: _Request,
         principal: Principal,
-        job_id: str,
+        job: JobChoice,
         now: float,
         error: BaseException | None,
     ) -> None:
         token = REQUEST_LOG.set(request.log)
         try:
-            if error is not None:
-                self._refuse(
-                    request,
-                    publish_refusal(error, self._settings)
-                    if isinstance(error, _PUBLISH_ERRORS)
-                    else self._crashed(error),
-                )
-                return
-            headers = register_accepted(self._app, principal, _KIND, job_id, 1, now)
-            self._send(request, 202, headers, acknowledged_body(job_id), None)
+            if error is None:
+                self._accepted(request, principal, job, now)
+            elif isinstance(error, _PUBLISH_ERRORS):
+                self._refuse(request, publish_refusal(error, self._settings))
+            else:
+                self._refuse(request, self._crashed(error))
         finally:
             REQUEST_LOG.reset(token)
+
+    def _accepted(
+        self, request: _Request, principal: Principal, job: JobChoice, now: float
+    ) -> None:
+        headers = register_answered(self._app, principal, _KIND, job, 1, now)
+        self._send(request, 202, headers, acknowledged_body(job.job_id), None)
 
     def _refuse(self, request: _Request, error: ApiError) -> None:
         body, headers = error.parts()

@@ -69,6 +69,7 @@ __all__ = [
     "queue_job",
     "refuse_item",
     "register_accepted",
+    "register_answered",
 ]
 
 log = get_logger(__name__)
@@ -199,13 +200,6 @@ def _meta(job_id: str, index: int, total: int, principal: Principal, now: float)
     }
 
 
-def _accepted(
-    request: web.Request, kind: MessageKind, job_id: str, total: int, now: float
-) -> dict[str, str]:
-    """``register_accepted`` for the caller of ``request``."""
-    return register_accepted(request.app, request[PRINCIPAL], kind, job_id, total, now)
-
-
 def register_accepted(
     app: web.Application,
     principal: Principal,
@@ -239,10 +233,22 @@ def _kind_label(kind: MessageKind) -> tuple[str]:
 def _answered(
     request: web.Request, kind: MessageKind, job: JobChoice, total: int, now: float
 ) -> dict[str, str]:
+    """``register_answered`` for the caller of ``request``."""
+    return register_answered(request.app, request[PRINCIPAL], kind, job, total, now)
+
+
+def register_answered(
+    app: web.Application,
+    principal: Principal,
+    kind: MessageKind,
+    job: JobChoice,
+    total: int,
+    now: float,
+) -> dict[str, str]:
     """The headers of the 202 for ``job``; a job sent now is registered as accepted (one not
     sent again, because its Idempotency-Key's first request got through, is known already)."""
     if job.publish:
-        headers = _accepted(request, kind, job.job_id, total, now)
+        headers = register_accepted(app, principal, kind, job.job_id, total, now)
     else:
         headers = {"Location": f"{BASE}/jobs/{job.job_id}"}
     if job.replayed:

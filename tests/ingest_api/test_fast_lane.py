@@ -724,35 +724,74 @@ async def test_a_retry_with_the_same_idempotency_key_answers_the_first_job(
 ) -> None:
     inbox = await consume(queue)
     keyed = [*JWT.items(), (HEADER, "retry-1")]
-    # after a lane request, a keyed request is answered, then its connection closes
     connection = await front.connect()
-    jobs = [job_of(await connection.exchange(post_association(PAIR, JWT)))]
+    plain = job_of(await connection.exchange(post_association(PAIR, JWT)))
     first = await connection.exchange(post_association(PAIR, keyed))
     job_id = job_of(first)
-    jobs.append(job_id)
     assert first.header(REPLAYED_HEADER) is None
-    assert closes(first)
-    assert await connection.is_closed_by_server()
+    assert not closes(first)
     await inbox.items(2)
     # (until the job is registered, a retry publishes its items again, under the same job)
     await eventually(lambda: store_knows(store, job_id))
-    # a connection whose first request is keyed stays open
-    keyed_first = await front.connect()
-    await keyed_first.send(post_association(PAIR, keyed), post_association(PAIR, keyed))
-    for retry in await keyed_first.answers(2):
+    await connection.send(post_association(PAIR, keyed), post_association(PAIR, keyed))
+    for retry in await connection.answers(2):
         assert job_of(retry) == job_id
         assert retry.header(REPLAYED_HEADER) == "true"
+        assert retry.header("Location") == f"{BASE}/jobs/{job_id}"
         assert not closes(retry)
-    other_body = await keyed_first.exchange(post_association(OTHER_PAIR, keyed))
-    assert error_code_of(other_body, 422) == "idempotency_key_reused"
-    # a retry pipelined behind a lane request
-    lane_first = await front.connect()
-    await lane_first.send(post_association(PAIR, JWT), post_association(PAIR, keyed))
-    plain, retried = await lane_first.answers(2)
-    assert (job_of(retried), retried.header(REPLAYED_HEADER)) == (job_id, "true")
-    assert closes(retried)
-    assert await lane_first.is_closed_by_server()
-    await assert_queued_jobs_are_exactly(front, inbox, [job_of(plain)])
+    reused = await connection.exchange(post_association(OTHER_PAIR, keyed))
+    assert error_code_of(reused, 422) == "idempotency_key_reused"
+    assert not closes(reused)
+    after = await connection.exchange(post_association(OTHER_PAIR, JWT))
+    await assert_queued_jobs_are_exactly(front, inbox, [job_of(after)])
+    assert plain != job_id
+
+
+async def test_a_keyed_answer_is_the_same_on_the_lane_as_from_aiohttp(
+    front: Front, store: SqliteStore
+) -> None:
+    # An HTTP/1.0 first request goes to aiohttp as it stands; the lane answers the same retry
+    # in HTTP/1.1.
+    keyed = [*JWT.items(), (HEADER, "same-answer")]
+    first = job_of(await (await front.connect()).exchange(post_association(PAIR, keyed)))
+    await eventually(lambda: store_knows(store, first))
+    by_aiohttp = await (await front.connect()).exchange(
+        post_association(PAIR, keyed, version="1.0")
+    )
+    by_lane = await (await front.connect()).exchange(post_association(PAIR, keyed))
+
+    assert by_aiohttp.header("Server") == by_lane.header("Server")
+    for answer in (by_aiohttp, by_lane):
+        assert job_of(answer) == first
+        assert answer.header(REPLAYED_HEADER) == "true"
+        assert answer.header("Location") == f"{BASE}/jobs/{first}"
+
+
+async def test_an_invalid_idempotency_key_is_refused_400_and_the_connection_goes_on(
+    front: Front, queue: MemoryJobQueue
+) -> None:
+    inbox = await consume(queue)
+    connection = await front.connect()
+    job_of(await connection.exchange(post_association(PAIR, JWT)))
+    invalid = await connection.exchange(post_association(PAIR, [*JWT.items(), (HEADER, "a b")]))
+    assert error_code_of(invalid, 400) == "invalid_idempotency_key"
+    assert not closes(invalid)
+    after = job_of(await connection.exchange(post_association(PAIR, JWT)))
+    await inbox.items(1)
+    await assert_queued_jobs_are_exactly(front, inbox, [after])
+
+
+async def test_an_idempotency_key_sent_twice_is_refused_400_by_aiohttp_then_closes(
+    front: Front,
+) -> None:
+    connection = await front.connect()
+    job_of(await connection.exchange(post_association(PAIR, JWT)))
+    twice = await connection.exchange(
+        post_association(PAIR, [*JWT.items(), (HEADER, "k-1"), (HEADER, "k-1")])
+    )
+    assert error_code_of(twice, 400) == "invalid_idempotency_key"
+    assert closes(twice)
+    assert await connection.is_closed_by_server()
 
 
 # the broker -----------------------------------------------------------------------------------
