@@ -8,13 +8,12 @@ memory, so keep runs short).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import signal
 from pathlib import Path
 
 from aiohttp import web
 
+from assoc_ingest.dev import wait_for_stop
 from ingest_api.app import create_app
 from ingest_api.fast_lane import FastLaneSite
 from ingest_api.main import listening_socket
@@ -46,10 +45,7 @@ async def _serve(app: web.Application, settings: Settings) -> None:
     try:
         sock = listening_socket(settings.host, settings.port)
         await FastLaneSite(runner, sock, shutdown_timeout=settings.shutdown_timeout).start()
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await wait_for_stop(None)
     finally:
         await runner.cleanup()
 

@@ -60,11 +60,8 @@ class FastLane:
     def forget(self, connection: FastLaneProtocol) -> None:
         """``connection`` is closed, or aiohttp's alone."""
         self.connections.discard(connection)
-        if self._closed is not None and not self._own_connections():
+        if self._closed is not None and not self.connections:
             self._closed.set()
-
-    def _own_connections(self) -> list[FastLaneProtocol]:
-        return [c for c in self.connections if not c.handed_to_aiohttp]
 
     def protocol(self) -> FastLaneProtocol:
         return FastLaneProtocol(self)
@@ -118,10 +115,10 @@ class FastLane:
         self._closed = asyncio.Event()
         for connection in list(self.connections):
             connection.close_when_answered()
-        if self._own_connections():
+        if self.connections:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closed.wait(), timeout)
-        for connection in self._own_connections():
+        for connection in list(self.connections):
             connection.abort()
 
     async def _sweep(self) -> None:

@@ -48,16 +48,14 @@ class PendingAnswer:
     """The answer to one request the lane took, in its connection's order: ``data`` once it
     is known (then the connection writes it, after the answers before it)."""
 
-    __slots__ = ("_connection", "close", "data")
+    __slots__ = ("_connection", "data")
 
     def __init__(self, connection: FastLaneProtocol) -> None:
         self._connection = connection
         self.data: bytes | None = None
-        self.close = False
 
-    def answer(self, data: bytes, *, close: bool = False) -> None:
+    def answer(self, data: bytes) -> None:
         self.data = data
-        self.close = close
         self._connection.write_ready()
 
 
@@ -134,8 +132,8 @@ class FastLaneProtocol(asyncio.Protocol):
             # After an upgrade's head the bytes are no longer HTTP: aiohttp has the request.
             self._passthrough = True
             self._to_aiohttp(data[upgrade.args[0] :])
-        except httptools.HttpParserError as exc:
-            if self._opening is not None or isinstance(exc.__context__, _HandOver):
+        except httptools.HttpParserError:
+            if self._opening is not None:  # the first request is aiohttp's, or malformed
                 self._hand_over()
             elif self._aiohttp is not None or self._held is not None:
                 self.abort()  # a request aiohttp was being given turned out malformed
@@ -264,25 +262,20 @@ class FastLaneProtocol(asyncio.Protocol):
             answers.clear()
             return
         out: list[bytes] = []
-        close = False
-        while answers and not close:
+        while answers:
             data = answers[0].data
             if data is None:
                 break
+            answers.popleft()
             out.append(data)
-            close = answers.popleft().close
-        if close:
-            answers.clear()
         if out:
             transport.write(b"".join(out) if len(out) > 1 else out[0])
             self.idle_since = self._loop.time()
-        if close:
-            transport.close()
-            return
         if not answers:
             if self._held is not None:
                 self._release_held()
             elif self._closing and self._aiohttp is None:
+                # the last request is answered (Connection: close, end of input, shutdown)
                 transport.close()
                 return
         self._maybe_resume_reading()
@@ -307,10 +300,6 @@ class FastLaneProtocol(asyncio.Protocol):
     def answering(self) -> bool:
         """Whether answers of the lane wait to be written on this connection."""
         return bool(self._answers)
-
-    @property
-    def handed_to_aiohttp(self) -> bool:
-        return self._aiohttp is not None
 
     # ---- aiohttp ----------------------------------------------------------------------------
 

@@ -117,7 +117,6 @@ class SingleAssociationRoute:
 
     async def _answer_after_wait(self, request: _Request) -> None:
         """``answer`` once the body budget has room and the caller is known."""
-        REQUEST_LOG.set(request.log)  # this task's own context
         try:
             if not request.reserved:
                 await self._budget.admit(len(request.body))
@@ -173,7 +172,6 @@ class SingleAssociationRoute:
         now: float,
     ) -> None:
         """``_publish`` into the job the key stands for (``ingest_api.idempotency``)."""
-        REQUEST_LOG.set(request.log)  # this task's own context
         digest = body_digest("POST", PATH, request.body)
         try:
             job = await choose_keyed_job(self._app, principal.user_id, key, digest, now)
@@ -253,7 +251,7 @@ class SingleAssociationRoute:
         data = wire.answer_bytes(status, headers.items(), body, keep_alive=request.keep_alive)
         elapsed = time.perf_counter() - request.started
         log_request(request.log, "POST", PATH, PATH, status, elapsed, code)
-        request.answer.answer(data, close=not request.keep_alive)
+        request.answer.answer(data)
 
     @staticmethod
     def _crashed(error: BaseException) -> ApiError:
