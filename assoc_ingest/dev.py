@@ -23,6 +23,7 @@ from ingest_api.keys import new_api_key
 from ingest_api.main import listening_socket
 from schemas import entity_id
 from workers.backends import assemble_backends
+from workers.ground.heap import settle_heap
 from workers.ground.logs import get_logger
 from workers.ground.loop import run
 from workers.ground.settings import Settings
@@ -37,6 +38,7 @@ EXAMPLE_IP = "8.8.8.8"
 
 def run_dev(settings: Settings) -> None:
     """Serve until SIGINT or SIGTERM, then shut the front, the workers and the backends down."""
+    settle_heap()
     run(serve_dev(settings))
 
 

@@ -18,6 +18,7 @@ from ingest_api.app import create_app
 from ingest_api.fast_lane import FastLaneSite
 from ingest_api.main import listening_socket
 from workers.backends import assemble_backends
+from workers.ground.heap import settle_heap
 from workers.ground.logs import configure_logging
 from workers.ground.loop import run
 from workers.ground.settings import Settings
@@ -34,6 +35,7 @@ def main() -> None:
     configure_logging(settings.log_level, settings.log_format)
     backends = assemble_backends(settings, memory_queue_ok=True)
     app = create_app(settings, queue=backends.queue, store=backends.store)
+    settle_heap()  # as every process of the pipeline does
     run(_serve(app, settings))
 
 

@@ -29,6 +29,7 @@ from ingest_api.app import create_app
 from ingest_api.fast_lane import FastLaneSite
 from workers.backends import assemble_backends
 from workers.ground.errors import ConfigurationError
+from workers.ground.heap import settle_heap
 from workers.ground.logs import flush_logs, get_logger
 from workers.ground.loop import run
 from workers.ground.settings import Settings
@@ -63,6 +64,7 @@ def run_api(settings: Settings, processes: int = 1) -> int:
         raise ConfigurationError(f"--processes must be at least 1, not {processes}")
     if processes == 1:
         sock = listening_socket(settings.host, settings.port)
+        settle_heap()
         run(_serve_until_signal(settings, sock=sock))
         return 0
     _check_can_listen(settings.host, settings.port)
@@ -132,6 +134,7 @@ def _supervise(settings: Settings, processes: int) -> int:
                 signal.signal(sig, handler)
             status = 0
             try:
+                settle_heap()
                 run(_serve_until_signal(settings))
             except BaseException as exc:  # reported, then this process ends
                 log.error("api.process_failed", error=repr(exc))

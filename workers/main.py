@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import gc
 import signal
 from collections.abc import Awaitable, Callable
 
@@ -19,6 +18,7 @@ from prometheus_client import start_http_server
 
 from workers.backends import assemble_backends
 from workers.ground.errors import ConfigurationError, TransientError
+from workers.ground.heap import settle_heap
 from workers.ground.logs import get_logger
 from workers.ground.loop import run
 from workers.ground.settings import Settings
@@ -27,10 +27,6 @@ from workers.worker import Worker
 log = get_logger(__name__)
 
 MAX_CONNECT_BACKOFF = 10.0
-GC_YOUNG_THRESHOLD = 10_000
-"""Allocations between two collections of the youngest generation (Python's default: 700).
-The worker allocates and drops several containers per item it handles, so the default
-collects every few items, and each collection of an older generation walks every live object."""
 METRICS_PORTS_TRIED = 16
 """Ports from ``metrics_port`` on that a worker tries, so that several workers on one machine
 each find one (9100, 9101, ...)."""
@@ -93,17 +89,6 @@ async def serve_worker(settings: Settings, stop: asyncio.Event | None = None) ->
             await backends.close()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-
-
-def settle_heap() -> None:
-    """Before a worker process starts: the objects made so far (modules, models, schemas) live
-    as long as the process, so the garbage collector stops walking them (``gc.freeze``), and
-    the young generation is collected every ``GC_YOUNG_THRESHOLD`` allocations instead of
-    every 700."""
-    gc.collect()
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 async def _retry_until(start: Callable[[], Awaitable[None]], stop: asyncio.Event) -> bool:
