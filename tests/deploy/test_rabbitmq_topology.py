@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.deploy.files import DEPLOY, compose, k8s_object, load_json
+from workers.ground.settings import Settings
 from workers.queue.base import Topology
 from workers.queue.rabbit.topology import (
     dead_queue_arguments,
@@ -113,3 +114,14 @@ def test_keda_scales_workers_on_the_length_of_the_work_queue() -> None:
         "assoc-ingest-secrets",
         "AMQP_URL",
     )
+
+
+def test_the_shipped_broker_takes_the_largest_message_the_front_publishes() -> None:
+    conf = (DEPLOY / "rabbitmq/rabbitmq.conf").read_text(encoding="utf-8")
+    sizes = [
+        int(line.split("=", 1)[1])
+        for line in conf.splitlines()
+        if line.split("=", 1)[0].strip() == "max_message_size"
+    ]
+    assert sizes, "rabbitmq.conf must set max_message_size (RabbitMQ 4.x: 16 MiB by default)"
+    assert sizes[-1] >= Settings.model_fields["publish_max_bytes"].default
