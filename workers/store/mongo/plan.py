@@ -3,15 +3,10 @@
 ``apply_batch`` reads every record a batch touches (one query per collection, inside the
 batch's transaction), hands them to ``EntityChanges`` and ``AssociationChanges``, applies the
 items in batch order, and writes back what changed with one bulk write per collection. The
-rules are those of the embedded store (``workers.store.sqlite.batch``), item by item:
+rules are those of the embedded store, item by item:
 
-- an association item on a pair with no record creates it (``stored``); on a record without its
-  type name adds the name (``stored``); on one with the name counts a submission
-  (``duplicate``); every item that reaches a record counts one submission and sets
-  ``lastSeen``;
-- a delete removes one type name (or every name when none is given) and the record with its
-  last name (``deleted``), or finds nothing to remove (``not_found``); an association written
-  after its record was deleted in the same batch starts again from one submission;
+- associations: ``workers.store.edges`` (both stores apply them); every record a batch
+  changes gets ``lastSeen``;
 - an entity item merges attributes (later keys win), keeps the latest reputation given, and
   appends tags (compared case-insensitively: ``schemas.fold_tags``) and ``visibleBy`` values
   not there yet, in the order first seen;
@@ -30,94 +25,40 @@ from typing import Any
 from pymongo import DeleteOne, InsertOne, UpdateOne
 
 from schemas import fold_tags
+from workers.store.edges import BatchEdges
 from workers.store.mongo import docs as d
-from workers.store.records import EdgeDelete, EdgeWrite, EntityRecord, Outcome, SourceEntry
+from workers.store.records import EntityRecord, SourceEntry
 from workers.store.sources import merge_sources
 
 Write = InsertOne[d.Doc] | UpdateOne | DeleteOne
 
 
-class _Edge:
-    __slots__ = (
-        "alive",
-        "created",
-        "dirty",
-        "file_action",
-        "names",
-        "sources",
-        "stored",
-        "submissions",
-    )
-
-    def __init__(self, doc: d.Doc | None) -> None:
-        self.stored = doc is not None
-        self.names: list[str] = list(doc.get("associationTypes") or ()) if doc else []
-        self.submissions: int = int(doc.get("submissions", 0)) if doc else 0
-        self.file_action = bool(doc.get("fileAction")) if doc else False
-        self.sources: tuple[SourceEntry, ...] = d.sources_of(doc) if doc else ()
-        self.created: EdgeWrite | None = None  # the write that creates a new record
-        self.alive = doc is not None
-        self.dirty = False
-
-
-class AssociationChanges:
-    """The associations of one batch: the stored ones read once, items applied in order."""
+class AssociationChanges(BatchEdges[str]):
+    """The associations of one batch: the stored ones read once, items applied in order (the
+    rules are ``BatchEdges``')."""
 
     def __init__(self, stored: Iterable[d.Doc]) -> None:
-        self.edges: dict[str, _Edge] = {doc["_id"]: _Edge(doc) for doc in stored}
-        self.created: list[str] = []  # IDs of new records in the order they were created
-
-    def upsert(self, edge: EdgeWrite) -> Outcome:
-        state = self.edges.get(edge.association_id)
-        if state is None:
-            state = self.edges[edge.association_id] = _Edge(None)
-            self.created.append(edge.association_id)
-        state.dirty = True
-        if not state.alive:  # new, or deleted earlier in this batch: written from scratch
-            state.alive = True
-            state.names = [edge.association_type]
-            state.submissions = 1
-            state.file_action = edge.file_action
-            state.sources = merge_sources((), edge.sources)
-            if not state.stored:
-                state.created = edge
-            return Outcome.STORED
-        state.submissions += 1
-        state.file_action = state.file_action or edge.file_action
-        if edge.sources:
-            state.sources = merge_sources(state.sources, edge.sources)
-        if edge.association_type in state.names:
-            return Outcome.DUPLICATE
-        state.names.append(edge.association_type)
-        return Outcome.STORED
-
-    def delete(self, delete: EdgeDelete) -> Outcome:
-        state = self.edges.get(delete.association_id)
-        if state is None or not state.alive:
-            return Outcome.NOT_FOUND
-        if delete.association_type is None:
-            state.names = []
-        else:
-            kept = [name for name in state.names if name != delete.association_type]
-            if len(kept) == len(state.names):
-                return Outcome.NOT_FOUND
-            state.names = kept
-        state.dirty = True
-        state.alive = bool(state.names)
-        return Outcome.DELETED
+        super().__init__()
+        for doc in stored:
+            self.load(
+                doc["_id"],
+                list(doc.get("associationTypes") or ()),
+                int(doc.get("submissions", 0)),
+                bool(doc.get("fileAction")),
+                d.sources_of(doc),
+                doc["_id"],
+            )
 
     def writes(self, now: float) -> list[Write]:
         """The bulk write of what changed; new records get their creation order (``seq``)
         from ``now`` and the order they were created in within the batch."""
         order = {aid: position for position, aid in enumerate(self.created)}
         writes: list[Write] = []
-        for aid, state in self.edges.items():
-            if not state.dirty:
-                continue
+        for aid, state in self.changed():
             if not state.alive:
-                if state.stored:
+                if state.stored is not None:
                     writes.append(DeleteOne({"_id": aid}))
-            elif state.stored:
+            elif state.stored is not None:
                 writes.append(
                     UpdateOne(
                         {"_id": aid},
@@ -133,7 +74,7 @@ class AssociationChanges:
                     )
                 )
             else:
-                edge = state.created
+                edge = state.first
                 assert edge is not None
                 writes.append(
                     InsertOne(

@@ -15,19 +15,16 @@ from typing import Any
 
 import orjson
 
+from workers.store.edges import BatchEdges
 from workers.store.logic import fresh_items, item_keys
 from workers.store.records import (
     AfterEffects,
     BatchResult,
-    EdgeDelete,
-    EdgeWrite,
     ItemKey,
     Outcome,
-    SourceEntry,
     WaitingItem,
     WriteBatch,
 )
-from workers.store.sources import merge_sources
 from workers.store.sqlite.entities import EntityRows
 from workers.store.sqlite.jobs import register_jobs
 from workers.store.sqlite.schema import dump_sources, dumps, key64, load_sources
@@ -46,37 +43,16 @@ def _names_json(names: list[str]) -> str:
     return dumps(names)
 
 
-class _Edge:
-    __slots__ = ("alive", "dirty", "file_action", "names", "new", "seq", "sources", "submissions")
-
-    def __init__(
-        self,
-        names: list[str],
-        submissions: int,
-        file_action: bool,
-        seq: int | None,
-        new: EdgeWrite | None = None,
-        sources: tuple[SourceEntry, ...] = (),
-    ) -> None:
-        self.names = names
-        self.submissions = submissions
-        self.file_action = file_action
-        self.seq = seq  # the stored row; None when the batch inserts it
-        self.new = new  # the write that creates the row, when it is new
-        self.sources = sources
-        self.alive = True
-        self.dirty = False
-
-
-class _Associations:
-    """The associations a batch touches, read once and written back once.
+class _Associations(BatchEdges[int]):
+    """The associations a batch touches, read once and written back once (the rules are
+    ``BatchEdges``').
 
     Rows are found through the 64-bit ``id_key`` index and confirmed by the full ID (see
-    ``schema``); updates and deletes then address the row by its ``seq``.
+    ``schema``); updates and deletes then address the row by its ``seq`` (``stored``).
     """
 
     def __init__(self, conn: sqlite3.Connection, ids: Iterable[str]) -> None:
-        self.edges: dict[str, _Edge] = {}
+        super().__init__()
         self._keys = {aid: key64(aid) for aid in ids}
         if self._keys:
             rows = conn.execute(
@@ -86,66 +62,22 @@ class _Associations:
             )
             for seq, aid, names, submissions, file_action, sources in rows:
                 if aid in self._keys:
-                    self.edges[aid] = _Edge(
+                    self.load(
+                        aid,
                         orjson.loads(names),
                         submissions,
                         bool(file_action),
+                        load_sources(sources),
                         seq,
-                        sources=load_sources(sources),
                     )
-
-    def upsert(self, edge: EdgeWrite) -> Outcome:
-        state = self.edges.get(edge.association_id)
-        if state is None:
-            state = _Edge([edge.association_type], 1, edge.file_action, None, edge)
-            state.sources = merge_sources((), edge.sources)
-            state.dirty = True
-            self.edges[edge.association_id] = state
-            return Outcome.STORED
-        if not state.alive:  # deleted earlier in this batch: written again from scratch
-            state.alive = True
-            state.names = [edge.association_type]
-            state.submissions = 1
-            state.file_action = edge.file_action
-            state.sources = merge_sources((), edge.sources)
-            if state.seq is None:
-                state.new = edge
-            return Outcome.STORED
-        state.submissions += 1
-        state.file_action = state.file_action or edge.file_action
-        if edge.sources:
-            state.sources = merge_sources(state.sources, edge.sources)
-        state.dirty = True
-        if edge.association_type in state.names:
-            return Outcome.DUPLICATE
-        state.names.append(edge.association_type)
-        return Outcome.STORED
-
-    def delete(self, delete: EdgeDelete) -> Outcome:
-        state = self.edges.get(delete.association_id)
-        if state is None or not state.alive:
-            return Outcome.NOT_FOUND
-        if delete.association_type is None:
-            state.names = []
-        else:
-            kept = [name for name in state.names if name != delete.association_type]
-            if len(kept) == len(state.names):
-                return Outcome.NOT_FOUND
-            state.names = kept
-        state.dirty = True
-        if not state.names:
-            state.alive = False
-        return Outcome.DELETED
 
     def flush(self, conn: sqlite3.Connection, now: float) -> None:
         inserts: list[tuple[Any, ...]] = []
         updates: list[tuple[Any, ...]] = []
         removed: list[tuple[int]] = []
         ends: dict[str, int] = {}  # index keys of the association ends, one per entity ID
-        for state in self.edges.values():
-            if not state.dirty:
-                continue
-            seq = state.seq
+        for _, state in self.changed():
+            seq = state.stored
             if not state.alive:
                 if seq is not None:
                     removed.append((seq,))
@@ -161,7 +93,7 @@ class _Associations:
                     )
                 )
             else:
-                edge = state.new
+                edge = state.first
                 assert edge is not None
                 entity_key = ends.get(edge.entity_id)
                 if entity_key is None:
