@@ -64,7 +64,6 @@ def run_api(settings: Settings, processes: int = 1) -> int:
         raise ConfigurationError(f"--processes must be at least 1, not {processes}")
     if processes == 1:
         sock = listening_socket(settings.host, settings.port)
-        settle_heap()
         run(_serve_until_signal(settings, sock=sock))
         return 0
     _check_can_listen(settings.host, settings.port)
@@ -107,6 +106,7 @@ async def _serve_until_signal(settings: Settings, *, sock: socket.socket | None 
             sock = listening_socket(settings.host, settings.port, reuse_port=True)
         site = FastLaneSite(runner, sock, shutdown_timeout=settings.shutdown_timeout)
         await site.start()
+        settle_heap()  # the application, its rules and its connections are made
         log.info("api.starting", host=settings.host, port=settings.port, pid=os.getpid())
         await stop.wait()
     finally:
@@ -134,7 +134,6 @@ def _supervise(settings: Settings, processes: int) -> int:
                 signal.signal(sig, handler)
             status = 0
             try:
-                settle_heap()
                 run(_serve_until_signal(settings))
             except BaseException as exc:  # reported, then this process ends
                 log.error("api.process_failed", error=repr(exc))
