@@ -68,8 +68,7 @@ class BatchEdges(Generic[Stored]):
     """The associations of one batch: the stored ones loaded once, items applied in order."""
 
     def __init__(self) -> None:
-        self.edges: dict[str, EdgeState[Stored]] = {}
-        self.created: list[str] = []  # IDs of new records in the order they were created
+        self.edges: dict[str, EdgeState[Stored]] = {}  # loaded ones first, then new ones
 
     def load(
         self,
@@ -87,7 +86,6 @@ class BatchEdges(Generic[Stored]):
         state = self.edges.get(edge.association_id)
         if state is None:
             state = self.edges[edge.association_id] = EdgeState[Stored]([], 0, False, (), None)
-            self.created.append(edge.association_id)
         state.dirty = True
         if not state.alive:  # new, or deleted earlier in this batch: written from scratch
             state.alive = True
@@ -121,6 +119,10 @@ class BatchEdges(Generic[Stored]):
         state.dirty = True
         state.alive = bool(state.names)
         return Outcome.DELETED
+
+    def created(self) -> Iterator[str]:
+        """The IDs of the records the batch creates, in the order it first wrote them."""
+        return (aid for aid, state in self.edges.items() if state.stored is None)
 
     def changed(self) -> Iterator[tuple[str, EdgeState[Stored]]]:
         """The records the batch changed, by association ID: a record no longer ``alive`` is

@@ -9,10 +9,10 @@ from workers.store.records import EdgeDelete, EdgeWrite, Outcome, SourceEntry
 PAIR = "assoc-1"
 
 
-def write(index: int, name: str, source: str = "feed-a") -> EdgeWrite:
+def write(index: int, name: str, source: str = "feed-a", pair: str = PAIR) -> EdgeWrite:
     return EdgeWrite(
         key=("job-1", index),
-        association_id=PAIR,
+        association_id=pair,
         entity_id="ip-1",
         related_id="domain-1",
         entity_type="ip",
@@ -69,3 +69,11 @@ def test_nothing_stored_and_nothing_written_is_not_found() -> None:
     edges = BatchEdges[str]()
     assert edges.delete(delete(0, None)) is Outcome.NOT_FOUND
     assert list(edges.changed()) == []
+
+
+def test_created_names_the_new_records_in_the_order_the_batch_first_wrote_them() -> None:
+    edges = BatchEdges[str]()
+    edges.load("stored-1", ["Resolved To"], 1, False, (), stored="stored-1")
+    for index, aid in enumerate(("new-b", "new-a", "stored-1", "new-b")):
+        edges.upsert(write(index, "Hosted On", pair=aid))
+    assert list(edges.created()) == ["new-b", "new-a"]

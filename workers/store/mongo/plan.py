@@ -52,7 +52,7 @@ class AssociationChanges(BatchEdges[str]):
     def writes(self, now: float) -> list[Write]:
         """The bulk write of what changed; new records get their creation order (``seq``)
         from ``now`` and the order they were created in within the batch."""
-        order = {aid: position for position, aid in enumerate(self.created)}
+        order = {aid: position for position, aid in enumerate(self.created())}
         writes: list[Write] = []
         for aid, state in self.changed():
             if not state.alive:
