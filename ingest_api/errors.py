@@ -22,6 +22,7 @@ __all__ = [
     "ApiError",
     "error_parts",
     "error_response",
+    "internal_error",
     "json_response",
     "reason_code",
     "store_errors",
@@ -103,6 +104,11 @@ class ApiError(Exception):
             body_extra=self.body_extra,
             headers=self.headers,
         )
+
+
+def internal_error() -> ApiError:
+    """The 500 of an unexpected error (the caller logs it as ``request.crashed``)."""
+    return ApiError(500, "internal_error", "An unexpected error occurred; it has been logged.")
 
 
 @contextlib.contextmanager

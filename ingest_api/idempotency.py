@@ -44,6 +44,7 @@ __all__ = [
     "choose_job",
     "choose_keyed_job",
     "idempotency_key",
+    "new_job",
     "request_digest",
     "whole_body_digest",
 ]
@@ -66,6 +67,11 @@ class JobChoice:
     """False when the broker already took this job's message: answer without sending it."""
     replayed: bool
     """The key was used before: the answer is the first request's job."""
+
+
+def new_job() -> JobChoice:
+    """A new job, sent now: what ``choose_job`` gives a write without a key."""
+    return JobChoice(new_job_id(), publish=True, replayed=False)
 
 
 def idempotency_key(request: web.Request) -> str | None:
@@ -113,7 +119,7 @@ def body_digest(method: str, path: str, body: bytes) -> str:
 async def choose_job(request: web.Request, key: str | None, digest: str, now: float) -> JobChoice:
     """The job of a checked write (see the module docstring): a new one when ``key`` is None."""
     if key is None:
-        return JobChoice(new_job_id(), publish=True, replayed=False)
+        return new_job()
     return await choose_keyed_job(request.app, request[PRINCIPAL].user_id, key, digest, now)
 
 

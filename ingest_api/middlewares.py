@@ -26,7 +26,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from ingest_api.body_budget import BodyBudget, reserved_size
-from ingest_api.errors import ERROR_CODE, ApiError, error_response, reason_code
+from ingest_api.errors import ERROR_CODE, ApiError, error_response, internal_error, reason_code
 from workers.ground import metrics
 from workers.ground.logs import REQUEST_LOG, RequestLog, get_logger, log_info_fast
 
@@ -118,9 +118,7 @@ def request_middleware(budget: BodyBudget | None = None, max_body: int = 0) -> M
                 raise
             except Exception:
                 log.exception("request.crashed", method=request.method, route=_route_of(request))
-                response = error_response(
-                    500, "internal_error", "An unexpected error occurred; it has been logged."
-                )
+                response = internal_error().to_response()
             _answered(request, response, entry, time.perf_counter() - started)
             return response
         finally:

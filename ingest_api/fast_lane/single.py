@@ -25,23 +25,28 @@ from ingest_api.auth import Principal, missing_role
 from ingest_api.bodies import invalid_json
 from ingest_api.body_budget import BODY_BUDGET
 from ingest_api.checks import AssociationRequest, ItemProblem, check_association
-from ingest_api.errors import ApiError
+from ingest_api.errors import ApiError, internal_error
 from ingest_api.fast_lane import wire
 from ingest_api.fast_lane.protocol import FastLaneProtocol, PendingAnswer
-from ingest_api.idempotency import JobChoice, body_digest, checked_key, choose_keyed_job
+from ingest_api.idempotency import (
+    JobChoice,
+    body_digest,
+    checked_key,
+    choose_keyed_job,
+    new_job,
+)
 from ingest_api.middlewares import log_request, request_id_for
 from ingest_api.paths import BASE
-from ingest_api.publisher import TooLargeForOneMessage
 from ingest_api.state import AUTHENTICATOR, PUBLISHER, RULES, SETTINGS
 from ingest_api.views.writes import (
+    PUBLISH_ERRORS,
     acknowledged_body,
     encode_job_items,
     publish_refusal,
     refuse_item,
     register_answered,
 )
-from schemas import MessageKind, new_job_id
-from workers.ground.errors import BrokerUnavailable, QueueFull
+from schemas import MessageKind
 from workers.ground.logs import REQUEST_LOG, RequestLog, get_logger, note_job, note_user
 
 __all__ = ["PATH", "SingleAssociationRoute"]
@@ -51,7 +56,6 @@ log = get_logger(__name__)
 PATH = f"{BASE}/association"
 _KIND = MessageKind.ASSOCIATION
 _ROLE = "reporter"
-_PUBLISH_ERRORS = (TooLargeForOneMessage, QueueFull, BrokerUnavailable)
 
 
 @dataclass(slots=True)
@@ -152,7 +156,7 @@ class SingleAssociationRoute:
             return
         now = time.time()
         if key is None:
-            job = JobChoice(new_job_id(), publish=True, replayed=False)
+            job = new_job()
             self._publish(request, principal, checked, job, now)
             return
         self._in_task(self._choose(request, principal, checked, key, now))
@@ -199,7 +203,7 @@ class SingleAssociationRoute:
         items = encode_job_items(job.job_id, [(0, checked)], principal, now)
         try:
             confirm = self._publisher.submit(_KIND, items)
-        except _PUBLISH_ERRORS as exc:
+        except PUBLISH_ERRORS as exc:
             self._refuse(request, publish_refusal(exc, self._settings))
             return
         confirm.add_done_callback(
@@ -218,7 +222,7 @@ class SingleAssociationRoute:
         try:
             if error is None:
                 self._accepted(request, principal, job, now)
-            elif isinstance(error, _PUBLISH_ERRORS):
+            elif isinstance(error, PUBLISH_ERRORS):
                 self._refuse(request, publish_refusal(error, self._settings))
             else:
                 self._refuse(request, self._crashed(error))
@@ -256,4 +260,4 @@ class SingleAssociationRoute:
     @staticmethod
     def _crashed(error: BaseException) -> ApiError:
         log.error("request.crashed", method="POST", route=PATH, exc_info=error)
-        return ApiError(500, "internal_error", "An unexpected error occurred; it has been logged.")
+        return internal_error()

@@ -42,13 +42,14 @@ from ingest_api.idempotency import (
     JobChoice,
     choose_job,
     idempotency_key,
+    new_job,
     request_digest,
     whole_body_digest,
 )
 from ingest_api.paths import BASE
 from ingest_api.publisher import TooLargeForOneMessage
 from ingest_api.state import BULK_TURN, JOB_REGISTRY, PRINCIPAL, PUBLISHER, RULES, SETTINGS
-from schemas import EntityItem, MessageKind, encode_item, new_job_id
+from schemas import EntityItem, MessageKind, encode_item
 from schemas.messages import AssociationItemEncoder
 from schemas.rules import AssociationRules
 from workers.ground import metrics
@@ -58,6 +59,7 @@ from workers.ground.settings import Settings
 from workers.store.records import JobHeader
 
 __all__ = [
+    "PUBLISH_ERRORS",
     "acknowledged_body",
     "delete_association",
     "encode_job_items",
@@ -146,6 +148,11 @@ def _checker(kind: MessageKind, rules: AssociationRules) -> Callable[[Any], Chec
 # ---- publishing -------------------------------------------------------------------------------
 
 
+PUBLISH_ERRORS = (TooLargeForOneMessage, QueueFull, BrokerUnavailable)
+"""What the publisher raises for items it refused or could not get confirmed
+(``publish_refusal`` answers each)."""
+
+
 async def _publish(request: web.Request, kind: MessageKind, items: Sequence[bytes]) -> None:
     """Hand ``items`` to the publisher; 503 with ``Retry-After`` unless all are confirmed, 413
     when they cannot travel in one message (then nothing is queued)."""
@@ -153,7 +160,7 @@ async def _publish(request: web.Request, kind: MessageKind, items: Sequence[byte
     # publish_timeout, and a request waits at most for the message in flight, then its own.
     try:
         await request.app[PUBLISHER].publish(kind, items)
-    except (TooLargeForOneMessage, QueueFull, BrokerUnavailable) as exc:
+    except PUBLISH_ERRORS as exc:
         raise publish_refusal(exc, request.app[SETTINGS]) from exc
 
 
@@ -288,7 +295,7 @@ async def _single(request: web.Request, kind: MessageKind) -> tuple[str, Checked
         raise refuse_item(checked)
     now = time.time()
     if key is None:  # what choose_job gives without a key, without awaiting it
-        job = JobChoice(new_job_id(), publish=True, replayed=False)
+        job = new_job()
     else:
         job = await choose_job(request, key, await whole_body_digest(request), now)
     note_job(job.job_id)
